@@ -1,0 +1,1 @@
+"""Helpers shared by the jobsched services: logging, shutdown and gRPC health."""

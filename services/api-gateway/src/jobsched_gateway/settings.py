@@ -1,0 +1,43 @@
+"""The gateway's settings, from the environment and `.env`."""
+
+import ipaddress
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    SCHEDULER_ADDR: str = "127.0.0.1:50051"
+    GATEWAY_HOST: str = "127.0.0.1"
+    GATEWAY_PORT: int = Field(default=8080, ge=0, le=65535)
+    # Bearer token for every /api call; required when listening beyond loopback.
+    API_TOKEN: str = ""
+    # Comma-separated origins allowed to call the API from a browser.
+    CORS_ORIGINS: str = ""
+    WEB_DIR: str = "web"
+    REQUEST_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
+    LOG_LEVEL: str = "INFO"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        if self.GATEWAY_HOST == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.GATEWAY_HOST).is_loopback
+        except ValueError:
+            return False
+
+    def check_safe(self) -> None:
+        """Refuses to serve shell execution to a network without a token."""
+        if not self.listens_on_loopback and len(self.API_TOKEN) < 16:
+            raise SystemExit(
+                f"refusing to listen on {self.GATEWAY_HOST} without API_TOKEN "
+                "(at least 16 characters); set API_TOKEN or GATEWAY_HOST=127.0.0.1"
+            )

@@ -1,0 +1,225 @@
+"""The runner's side of the link: one stream to the scheduler, reconnected with
+backoff, over which it takes assignments and reports starts, output and results.
+
+Results survive a lost stream: a finished report is kept until the scheduler
+acknowledges it, and resent after every reconnect."""
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from jobsched.v1 import runner_pb2 as pb
+from jobsched.v1 import runner_pb2_grpc
+
+from .execute import Execution, Outcome
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, int]  # (job id, attempt): the attempt is the fencing token
+OUTPUT_FLUSH_SECONDS = 0.25
+ACK_WAIT_SECONDS = 5.0
+
+
+def _ref(key: Key) -> pb.AttemptRef:
+    return pb.AttemptRef(job_id=key[0], attempt=key[1])
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+class RunnerAgent:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.running: dict[Key, Execution] = {}
+        self.unacked: dict[Key, pb.Finished] = {}
+        self.draining = False
+        self.connected = asyncio.Event()
+        self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat_interval = 3.0
+        self._output_limit = 1024 * 1024
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        link = asyncio.create_task(self._keep_connected())
+        await stop.wait()
+        await self._drain()
+        link.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await link
+
+    async def _drain(self) -> None:
+        """Takes no new work, lets running jobs finish within the grace, stops the rest,
+        and waits a little for their results to be acknowledged."""
+        self.draining = True
+        self._send(pb.RunnerMessage(draining=pb.Draining()))
+        log.info("Draining: %d job(s) running", len(self.running))
+        await self._wait_until(lambda: not self.running, self.settings.RUNNER_DRAIN_SECONDS)
+        for execution in self.running.values():
+            execution.stop("runner shut down")
+        await self._wait_until(lambda: not self.running, self.settings.KILL_GRACE_SECONDS + 5)
+        await self._wait_until(lambda: not self.unacked, ACK_WAIT_SECONDS)
+        if self.unacked:
+            log.warning("Stopping with %d unacknowledged result(s)", len(self.unacked))
+
+    async def _wait_until(self, condition: Callable[[], bool], timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _keep_connected(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._session()
+                delay = 0.1
+            except grpc.aio.AioRpcError as exc:
+                log.warning("Scheduler link down (%s: %s)", exc.code().name, exc.details())
+            finally:
+                self._outbox = None
+                self.connected.clear()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    # --- one stream --------------------------------------------------------------------
+
+    async def _session(self) -> None:
+        async with grpc.aio.insecure_channel(self.settings.SCHEDULER_ADDR) as channel:
+            stub = runner_pb2_grpc.RunnerServiceStub(channel)
+            outbox: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
+            outbox.put_nowait(
+                pb.RunnerMessage(
+                    register=pb.Register(
+                        runner_id=self.settings.RUNNER_ID,
+                        capacity=self.settings.RUNNER_CAPACITY,
+                        running=[_ref(k) for k in self.running],
+                    )
+                )
+            )
+            if self.draining:
+                outbox.put_nowait(pb.RunnerMessage(draining=pb.Draining()))
+            for finished in self.unacked.values():
+                outbox.put_nowait(pb.RunnerMessage(finished=finished))
+            call = stub.Connect(_drain_queue(outbox))
+            self._outbox = outbox
+            helpers = [
+                asyncio.create_task(self._heartbeats()),
+                asyncio.create_task(self._flush_output()),
+            ]
+            try:
+                async for message in call:
+                    self._handle(message)
+            finally:
+                for task in helpers:
+                    task.cancel()
+                outbox.put_nowait(None)
+
+    def _handle(self, message: pb.SchedulerMessage) -> None:
+        kind = message.WhichOneof("body")
+        if kind == "registered":
+            reg = message.registered
+            self._heartbeat_interval = max(reg.heartbeat_interval_ms / 1000, 0.05)
+            self._output_limit = reg.output_limit_bytes or self._output_limit
+            self.connected.set()
+            log.info(
+                "Connected to scheduler at %s as %s (capacity %d)",
+                self.settings.SCHEDULER_ADDR,
+                self.settings.RUNNER_ID,
+                self.settings.RUNNER_CAPACITY,
+            )
+        elif kind == "assignments":
+            for item in message.assignments.items:
+                self._start(item)
+        elif kind == "kill":
+            for ref in message.kill.refs:
+                execution = self.running.get((ref.job_id, ref.attempt))
+                if execution is not None:
+                    execution.stop(message.kill.reason or "cancelled")
+        elif kind == "acked":
+            for ref in message.acked.refs:
+                self.unacked.pop((ref.job_id, ref.attempt), None)
+
+    def _send(self, message: pb.RunnerMessage) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            running = [_ref(k) for k in self.running]
+            self._send(pb.RunnerMessage(heartbeat=pb.Heartbeat(running=running)))
+
+    async def _flush_output(self) -> None:
+        while True:
+            await asyncio.sleep(OUTPUT_FLUSH_SECONDS)
+            for key, execution in list(self.running.items()):
+                text = execution.output.take()
+                if text:
+                    chunk = pb.OutputChunk(ref=_ref(key), data=text.encode())
+                    self._send(pb.RunnerMessage(output=chunk))
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def _start(self, item: pb.Assignment) -> None:
+        key = (item.ref.job_id, item.ref.attempt)
+        if key in self.running or key in self.unacked:
+            return  # a duplicate delivery: an attempt starts at most once
+        execution = Execution(
+            item.command,
+            item.timeout_seconds or None,
+            self.settings.KILL_GRACE_SECONDS,
+            self._output_limit,
+        )
+        self.running[key] = execution
+        task = asyncio.create_task(self._run(key, execution))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: Key, execution: Execution) -> None:
+        log.info("Executing job %d (attempt %d)", *key)
+
+        def started(at: datetime) -> None:
+            self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
+
+        try:
+            outcome = await execution.run(started)
+        except Exception as exc:  # a runner bug must not leave the job running forever
+            log.exception("Job %d attempt %d crashed the runner's executor", *key)
+            outcome = Outcome(1, f"runner error: {exc}", execution.started_at, _now())
+        finished = pb.Finished(
+            ref=_ref(key),
+            started_at=_ts(outcome.started_at),
+            finished_at=_ts(outcome.finished_at),
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            output_tail=execution.output.take().encode(),
+            output_truncated=execution.output.truncated,
+        )
+        self.unacked[key] = finished
+        del self.running[key]
+        self._send(pb.RunnerMessage(finished=finished))
+        if outcome.exit_code == 0 and not outcome.reason:
+            log.info("Job %d completed successfully", key[0])
+        else:
+            log.info("Job %d failed: %s", key[0], outcome.reason or f"exit code {outcome.exit_code}")
+
+
+async def _drain_queue(
+    queue: asyncio.Queue[pb.RunnerMessage | None],
+) -> AsyncIterator[pb.RunnerMessage]:
+    while (message := await queue.get()) is not None:
+        yield message
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

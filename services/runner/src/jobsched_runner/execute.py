@@ -1,0 +1,125 @@
+"""Runs one command in its own process group, capturing capped output."""
+
+import asyncio
+import codecs
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+READ_SIZE = 64 * 1024
+SHELL = "/bin/sh"
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    reason: str
+    started_at: datetime
+    finished_at: datetime
+
+
+@dataclass
+class CapturedOutput:
+    """Output kept up to a byte limit; what is past it is read and dropped, so that the
+    command never blocks on a full pipe."""
+
+    limit: int
+    pending: list[str] = field(default_factory=list)
+    kept: int = 0
+    truncated: bool = False
+    _decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
+    )
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        room = self.limit - self.kept
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+        self.kept += len(data)
+        text = self._decoder.decode(data, final)
+        if text:
+            self.pending.append(text)
+
+    def take(self) -> str:
+        text, self.pending = "".join(self.pending), []
+        return text
+
+
+class Execution:
+    """One attempt's process. `stop(reason)` ends it early (cancel, timeout, drain)."""
+
+    def __init__(self, command: str, timeout: float | None, kill_grace: float, output_limit: int):
+        self.command = command
+        self.timeout = timeout
+        self.kill_grace = kill_grace
+        self.output = CapturedOutput(output_limit)
+        self._stop_reason: str | None = None
+        self._stop_requested = asyncio.Event()
+        self.started_at = datetime.now(UTC)
+
+    def stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_requested.set()
+
+    async def run(self, on_started: Callable[[datetime], None]) -> Outcome:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                SHELL,
+                "-c",
+                self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+        except OSError as exc:
+            now = datetime.now(UTC)
+            return Outcome(127, f"could not start: {exc}", self.started_at, now)
+        self.started_at = datetime.now(UTC)
+        on_started(self.started_at)
+        reader = asyncio.create_task(self._read(proc))
+        waiter = asyncio.create_task(proc.wait())
+        stopper = asyncio.create_task(self._stop_requested.wait())
+        done, _ = await asyncio.wait(
+            {waiter, stopper}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            self.stop("timed out")
+            await self._terminate(proc, waiter)
+        stopper.cancel()
+        # The command is done: whatever it left behind in its group goes too, and the
+        # pipe closes even if a grandchild held it open.
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader, 5)
+        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+        return Outcome(
+            exit_code=code if code >= 0 else 128 - code,
+            reason=self._stop_reason or ("" if code >= 0 else f"killed by signal {-code}"),
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+        )
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.kill_grace)
+        except TimeoutError:
+            _signal_group(proc.pid, signal.SIGKILL)
+            await waiter
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while data := await proc.stdout.read(READ_SIZE):
+            self.output.feed(data)
+        self.output.feed(b"", final=True)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

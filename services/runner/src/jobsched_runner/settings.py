@@ -1,0 +1,26 @@
+"""The runner's settings, from the environment and `.env`."""
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    SCHEDULER_ADDR: str = "127.0.0.1:50051"
+    RUNNER_ID: str = Field(default_factory=_default_id, min_length=1, max_length=200)
+    RUNNER_CAPACITY: int = Field(default=8, ge=1, le=10_000)
+    # host:port of a gRPC health server for probes; empty for none.
+    RUNNER_HEALTH_BIND: str = ""
+    # How long a draining runner lets its jobs finish before it stops them.
+    RUNNER_DRAIN_SECONDS: float = Field(default=30.0, ge=0)
+    # SIGTERM to a job's process group, then SIGKILL after this many seconds.
+    KILL_GRACE_SECONDS: float = Field(default=5.0, ge=0)
+    LOG_LEVEL: str = "INFO"

@@ -1,0 +1,214 @@
+"""The JobService: the public gRPC API used by the gateway and any gRPC client."""
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+import psycopg
+import psycopg_pool
+from google.protobuf.timestamp_pb2 import Timestamp
+from jobsched.v1 import jobs_pb2 as pb
+from jobsched.v1 import jobs_pb2_grpc
+
+from .dispatch import Dispatcher
+from .events import EventHub
+from .store import DuplicateName, PgStore, Row
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 255
+MAX_COMMAND = 64 * 1024
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_CONCURRENT = 10_000
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT = 7 * 24 * 3600
+
+STATUS_TO_PB = {
+    "queued": pb.JOB_STATUS_QUEUED,
+    "running": pb.JOB_STATUS_RUNNING,
+    "completed": pb.JOB_STATUS_COMPLETED,
+    "failed": pb.JOB_STATUS_FAILED,
+    "cancelled": pb.JOB_STATUS_CANCELLED,
+}
+PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Ctx = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Req, Ctx], Awaitable[Resp]]
+
+
+class InvalidArgument(Exception):
+    pass
+
+
+def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Maps our exceptions to gRPC status codes, so that no RPC fails as UNKNOWN."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
+        try:
+            return await handler(self, request, context)
+        except InvalidArgument as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            log.warning("Database unavailable: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def validate_job(name: str, command: str, max_attempts: int, timeout_seconds: int) -> None:
+    if not name.strip():
+        raise InvalidArgument("name must not be empty")
+    if len(name) > MAX_NAME:
+        raise InvalidArgument(f"name must be at most {MAX_NAME} characters")
+    if not command.strip():
+        raise InvalidArgument("command must not be empty")
+    if len(command.encode()) > MAX_COMMAND:
+        raise InvalidArgument(f"command must be at most {MAX_COMMAND} bytes")
+    if "\x00" in name or "\x00" in command:
+        raise InvalidArgument("name and command must not contain NUL characters")
+    if not 0 <= max_attempts <= MAX_ATTEMPTS:
+        raise InvalidArgument(f"max_attempts must be between 1 and {MAX_ATTEMPTS}")
+    if not 0 <= timeout_seconds <= MAX_TIMEOUT:
+        raise InvalidArgument(f"timeout_seconds must be between 1 and {MAX_TIMEOUT}")
+
+
+def _ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def job_to_pb(row: Row) -> pb.Job:
+    return pb.Job(
+        id=row["id"],
+        name=row["name"],
+        command=row["command"],
+        status=STATUS_TO_PB.get(row["status"] or "queued", pb.JOB_STATUS_UNSPECIFIED),
+        last_run=_ts(row["last_run"]),
+        created_at=_ts(row["created_at"]),
+        updated_at=_ts(row["updated_at"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        timeout_seconds=row["timeout_seconds"] or 0,
+        runner_id=row["runner_id"] or "",
+        started_at=_ts(row["started_at"]),
+        finished_at=_ts(row["finished_at"]),
+        exit_code=row["exit_code"],
+        reason=row["reason"] or "",
+    )
+
+
+class JobApi(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, store: PgStore, dispatcher: Dispatcher, events: EventHub):
+        self.store = store
+        self.dispatcher = dispatcher
+        self.events = events
+
+    @rpc
+    async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
+        validate_job(request.name, request.command, request.max_attempts, request.timeout_seconds)
+        try:
+            row = await self.store.create_job(
+                request.name,
+                request.command,
+                request.max_attempts or 1,
+                request.timeout_seconds or None,
+            )
+        except DuplicateName:
+            await context.abort(
+                grpc.StatusCode.ALREADY_EXISTS, f"job name '{request.name}' already exists"
+            )
+        log.info("Created new job: %s", request.name)
+        self.dispatcher.wake()
+        return job_to_pb(row)
+
+    @rpc
+    async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.Job:
+        row = await self.store.get_job(request.id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+        return job_to_pb(row)
+
+    @rpc
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:
+        if not 0 <= request.limit <= MAX_LIMIT:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}")
+        if request.before_id < 0:
+            raise InvalidArgument("before_id must not be negative")
+        limit = request.limit or DEFAULT_LIMIT
+        status = PB_TO_STATUS.get(request.status)
+        rows = await self.store.list_jobs(status, limit, request.before_id)
+        next_before = rows[-1]["id"] if len(rows) == limit else 0
+        return pb.ListJobsResponse(jobs=[job_to_pb(r) for r in rows], next_before_id=next_before)
+
+    @rpc
+    async def GetJobOutput(self, request: pb.GetJobOutputRequest, context: Ctx) -> pb.JobOutput:
+        row = await self.store.get_output(request.id)
+        if row is None:
+            if await self.store.get_job(request.id) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+            return pb.JobOutput(job_id=request.id)
+        return pb.JobOutput(
+            job_id=row["job_id"],
+            attempt=row["attempt"],
+            output=row["output"],
+            truncated=row["output_truncated"],
+        )
+
+    @rpc
+    async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:
+        return pb.Config(max_concurrent_jobs=await self.store.get_max_concurrent())
+
+    @rpc
+    async def UpdateConfig(self, request: pb.UpdateConfigRequest, context: Ctx) -> pb.Config:
+        if not 1 <= request.max_concurrent_jobs <= MAX_CONCURRENT:
+            raise InvalidArgument(f"max_concurrent_jobs must be between 1 and {MAX_CONCURRENT}")
+        value = await self.store.set_max_concurrent(request.max_concurrent_jobs)
+        log.info("Updated max_concurrent_jobs to %d", value)
+        self.dispatcher.wake()
+        return pb.Config(max_concurrent_jobs=value)
+
+    @rpc
+    async def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.Stats:
+        counts = await self.store.count_by_status()
+        return pb.Stats(
+            queued=counts["queued"],
+            running=counts["running"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            cancelled=counts["cancelled"],
+            total=sum(counts.values()),
+            max_concurrent_jobs=await self.store.get_max_concurrent(),
+            runners_connected=len(self.dispatcher.runners),
+        )
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: Ctx
+    ) -> AsyncIterator[pb.JobEvent]:
+        watcher = self.events.subscribe()
+        try:
+            while not watcher.dropped:
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), 1.0)
+                except TimeoutError:
+                    continue
+                yield pb.JobEvent(
+                    job_id=event.job_id,
+                    status=STATUS_TO_PB.get(event.status, pb.JOB_STATUS_UNSPECIFIED),
+                    attempt=event.attempt,
+                    at=_ts(event.at),
+                )
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "watcher fell behind")
+        finally:
+            self.events.unsubscribe(watcher)

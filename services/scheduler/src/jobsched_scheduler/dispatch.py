@@ -1,0 +1,115 @@
+"""The slot calculation: when woken, hand free slots to connected runners.
+
+Knows nothing of gRPC: a runner is a capacity, a set of attempts it runs and a
+callback that delivers assignments. Every claim goes through the store's one
+serialised transaction, so several schedulers never exceed the limit together."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .model import AttemptKey, Claimed, ClaimResult
+
+log = logging.getLogger(__name__)
+
+
+class ClaimStore(Protocol):
+    async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult: ...
+
+
+@dataclass
+class ConnectedRunner:
+    runner_id: str
+    capacity: int
+    deliver: Callable[[list[Claimed]], None]
+    active: set[AttemptKey] = field(default_factory=set)
+    draining: bool = False
+
+    @property
+    def free(self) -> int:
+        return 0 if self.draining else max(0, self.capacity - len(self.active))
+
+
+class Dispatcher:
+    def __init__(self, store: ClaimStore, check_interval: float):
+        self.store = store
+        self.check_interval = check_interval
+        self.runners: dict[str, ConnectedRunner] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def attach(self, runner: ConnectedRunner) -> None:
+        self.runners[runner.runner_id] = runner
+        self.wake()
+
+    def detach(self, runner: ConnectedRunner) -> None:
+        if self.runners.get(runner.runner_id) is runner:
+            del self.runners[runner.runner_id]
+
+    def release(self, runner: ConnectedRunner, keys: list[AttemptKey]) -> None:
+        """The runner's processes for these attempts have ended: its slots are free."""
+        runner.active.difference_update(keys)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            timer = False
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.check_interval)
+            except TimeoutError:
+                timer = True
+            self._wake.clear()
+            try:
+                await self.dispatch_once(timer)
+            except Exception as exc:  # the database may be away; the next cycle retries
+                log.warning("Dispatch cycle failed: %s", exc)
+                await _pause(stop, 1.0)
+
+    async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
+        free = {r.runner_id: r.free for r in self.runners.values() if r.free > 0}
+        if not free:
+            if timer:
+                log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
+            return None
+        result = await self.store.claim(free)
+        self._log_cycle(result, timer)
+        for runner_id, claimed in result.by_runner.items():
+            runner = self.runners.get(runner_id)
+            if runner is None:
+                # Gone since the claim: the leases expire and the jobs end as "runner lost".
+                continue
+            runner.active.update(c.key for c in claimed)
+            runner.deliver(claimed)
+        return result
+
+    def _log_cycle(self, result: ClaimResult, timer: bool) -> None:
+        level = logging.INFO if timer or result.claimed else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        log.log(
+            level,
+            "Max concurrent: %d, Running: %d, Available slots: %d",
+            result.limit,
+            result.running,
+            result.available,
+        )
+        if result.queued:
+            log.log(level, "Found %d queued job(s)", result.queued)
+        if 0 < result.available < result.queued:
+            log.log(
+                level,
+                "Limiting execution to %d job(s) due to concurrent limit",
+                min(result.available, result.queued),
+            )
+        if result.claimed:
+            log.log(level, "Assigned %d job(s) to runners", result.claimed)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,113 @@
+"""Listens on the `jobsched_events` channel that the database triggers fill.
+
+Every insert and status change, by any scheduler or by hand with SQL, arrives here:
+it wakes dispatch when a slot or a job may be waiting, and feeds event watchers."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+
+from .model import TERMINAL
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "jobsched_events"
+WATCHER_BUFFER = 10_000
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    job_id: int
+    status: str
+    attempt: int
+    at: datetime
+
+
+def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
+    """Returns the job events in a notification and whether the config changed."""
+    data = json.loads(payload)
+    if data == "config":
+        return [], True
+    now = datetime.now(UTC)
+    return [JobEvent(int(i), str(s), int(a), now) for i, s, a in data], False
+
+
+def wakes_dispatch(events: list[JobEvent]) -> bool:
+    """A queued job may be waiting, or a finished one freed a slot."""
+    return any(e.status == "queued" or e.status in TERMINAL for e in events)
+
+
+@dataclass
+class Watcher:
+    queue: asyncio.Queue[JobEvent] = field(
+        default_factory=lambda: asyncio.Queue(WATCHER_BUFFER)
+    )
+    # Set when the watcher fell too far behind and was cut off.
+    dropped: bool = False
+
+
+class EventHub:
+    def __init__(self, database_url: str, on_wake: Callable[[], None]):
+        self.database_url = database_url
+        self.on_wake = on_wake
+        self._watchers: set[Watcher] = set()
+
+    def subscribe(self) -> Watcher:
+        watcher = Watcher()
+        self._watchers.add(watcher)
+        return watcher
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+
+    def publish(self, events: list[JobEvent]) -> None:
+        for watcher in list(self._watchers):
+            try:
+                for event in events:
+                    watcher.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A watcher that cannot keep up is cut off rather than slowing us.
+                watcher.dropped = True
+                self._watchers.discard(watcher)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listens until stopped, reconnecting when the database goes away."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await self._listen(stop)
+                delay = 0.2
+            except (psycopg.Error, OSError) as exc:
+                log.warning("Event listener lost the database (%s); retrying in %.1fs", exc, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 5.0)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True
+        ) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            # Notifications sent while we were away are lost: look at the table once.
+            self.on_wake()
+            while not stop.is_set():
+                async for note in conn.notifies(timeout=1.0):
+                    self._handle(note.payload)
+
+    def _handle(self, payload: str) -> None:
+        try:
+            events, config_changed = parse_payload(payload)
+        except (ValueError, TypeError) as exc:
+            log.warning("Ignoring malformed notification %r: %s", payload[:200], exc)
+            return
+        if config_changed or wakes_dispatch(events):
+            self.on_wake()
+        if events:
+            self.publish(events)

@@ -1,0 +1,130 @@
+"""`jobsched-scheduler`: serve the gRPC API and dispatch; `jobsched-scheduler migrate`:
+apply the migrations and exit."""
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import Any
+
+import grpc
+from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
+from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
+from jobsched_common.lifecycle import shutdown_event
+from jobsched_common.logs import setup_logging
+from psycopg_pool import AsyncConnectionPool
+
+from .api import JobApi
+from .dispatch import Dispatcher
+from .events import EventHub
+from .leases import sweep_leases
+from .migrations import migrate
+from .runner_link import RunnerLinks
+from .settings import Settings
+from .store import PgStore
+
+log = logging.getLogger("jobsched.scheduler")
+
+SERVICE_NAMES = [
+    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name,
+]
+SHUTDOWN_GRACE = 5.0
+
+
+async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionPool[Any] | None:
+    """Waits for the database as long as it takes, unless asked to stop."""
+    delay = 0.5
+    while not stop.is_set():
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.database_url,
+            min_size=2,
+            max_size=settings.DB_POOL_SIZE,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+            return pool
+        except Exception as exc:
+            await pool.close()
+            log.warning("Database not reachable (%s); retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    return None
+
+
+async def run_migrations(settings: Settings) -> None:
+    stop = shutdown_event()
+    pool = await open_pool(settings, stop)
+    if pool is None:
+        return
+    async with pool, pool.connection() as conn:
+        applied = await migrate(conn)
+    log.info("Database is up to date (%d migration(s) applied)", len(applied))
+
+
+async def serve(settings: Settings) -> None:
+    stop = shutdown_event()
+    log.info("Starting Job Scheduler...")
+    log.info("Check interval: %g seconds", settings.CHECK_INTERVAL)
+    pool = await open_pool(settings, stop)
+    if pool is None:
+        return
+    async with pool:
+        log.info("Connected to database successfully")
+        async with pool.connection() as conn:
+            await migrate(conn)
+        await _serve_with(pool, settings, stop)
+
+
+async def _serve_with(
+    pool: AsyncConnectionPool[Any], settings: Settings, stop: asyncio.Event
+) -> None:
+    store = PgStore(pool, settings.LEASE_TTL_SECONDS, settings.OUTPUT_LIMIT_BYTES)
+    dispatcher = Dispatcher(store, settings.CHECK_INTERVAL)
+    events = EventHub(settings.database_url, dispatcher.wake)
+    links = RunnerLinks(
+        store,
+        dispatcher,
+        settings.heartbeat_interval,
+        settings.LEASE_TTL_SECONDS,
+        settings.OUTPUT_LIMIT_BYTES,
+    )
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
+    runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
+    health = add_health_and_reflection(server, SERVICE_NAMES)
+    server.add_insecure_port(settings.SCHEDULER_BIND)
+    await server.start()
+    await set_serving(health, SERVICE_NAMES)
+    log.info("Serving gRPC on %s", settings.SCHEDULER_BIND)
+
+    workers = [
+        asyncio.create_task(dispatcher.run(stop)),
+        asyncio.create_task(events.run(stop)),
+        asyncio.create_task(links.reports.run(stop)),
+        asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
+    ]
+    log.info("Scheduler is running, checking for queued jobs...")
+    await stop.wait()
+    log.info("Received shutdown signal, stopping scheduler...")
+    await set_not_serving(health)
+    await server.stop(SHUTDOWN_GRACE)
+    await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
+    for task in workers:
+        task.cancel()
+    log.info("Scheduler stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging("scheduler", settings.LOG_LEVEL)
+    command = sys.argv[1:] or ["serve"]
+    if command == ["migrate"]:
+        asyncio.run(run_migrations(settings))
+    elif command == ["serve"]:
+        asyncio.run(serve(settings))
+    else:
+        sys.exit("usage: jobsched-scheduler [serve|migrate]")

@@ -1,0 +1,73 @@
+"""Plain values that move between the runner link, dispatch and the store."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+STATUSES = ("queued", "running", *sorted(TERMINAL))
+
+
+@dataclass(frozen=True)
+class AttemptKey:
+    """One attempt of one job: the fencing token every runner report carries."""
+
+    job_id: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    key: AttemptKey
+    command: str
+    timeout_seconds: int | None
+
+
+@dataclass
+class ClaimResult:
+    limit: int
+    running: int
+    queued: int
+    by_runner: dict[str, list[Claimed]] = field(default_factory=dict)
+
+    @property
+    def available(self) -> int:
+        return max(0, self.limit - self.running)
+
+    @property
+    def claimed(self) -> int:
+        return sum(len(jobs) for jobs in self.by_runner.values())
+
+
+@dataclass
+class AttemptReport:
+    """What a runner told us about one attempt since the last flush."""
+
+    key: AttemptKey
+    started_at: datetime | None = None
+    output: list[str] = field(default_factory=list)
+    truncated: bool = False
+    finished: "Finish | None" = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    exit_code: int
+    reason: str
+    started_at: datetime | None
+    finished_at: datetime
+
+
+def plan_claims(slots: int, free_by_runner: dict[str, int]) -> dict[str, int]:
+    """Spreads the free slots over runners one at a time, so that load stays even."""
+    remaining = {runner: free for runner, free in free_by_runner.items() if free > 0}
+    plan: dict[str, int] = {}
+    while slots > 0 and remaining:
+        for runner in sorted(remaining, key=lambda r: (-remaining[r], r)):
+            if slots == 0:
+                break
+            plan[runner] = plan.get(runner, 0) + 1
+            slots -= 1
+            remaining[runner] -= 1
+            if remaining[runner] == 0:
+                del remaining[runner]
+    return plan

@@ -1,0 +1,32 @@
+"""Named SQL queries, loaded once from the `.sql` files beside this module."""
+
+import re
+from functools import cache
+from importlib.resources import files
+
+_HEADER = re.compile(r"^-- name: (\w+)\n(?:--[^\n]*\n)*", re.MULTILINE)
+
+
+def parse(text: str) -> dict[str, str]:
+    """Splits a file of `-- name: x` sections into {name: sql}."""
+    parts = _HEADER.split(text)
+    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@cache
+def queries() -> dict[str, str]:
+    return parse(files(__package__).joinpath("sql/queries.sql").read_text())
+
+
+def q(name: str) -> bytes:
+    return queries()[name].encode()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, sql) for every numbered migration, in order."""
+    folder = files(__package__).joinpath("sql/migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.name, entry.read_text()))
+    return sorted(found)

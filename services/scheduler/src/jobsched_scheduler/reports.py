@@ -1,0 +1,81 @@
+"""Batches runner reports into few writes: while one flush is in flight, the next
+batch gathers, so that a busy system writes many reports per transaction and an idle
+one writes each report at once."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from .model import AttemptKey, AttemptReport, Finish
+
+log = logging.getLogger(__name__)
+
+FinishedCallback = Callable[[list[AttemptKey]], None]
+
+
+class ReportStore(Protocol):
+    async def apply_reports(self, reports: list[AttemptReport]) -> list[AttemptKey]: ...
+
+
+class ReportWriter:
+    def __init__(self, store: ReportStore, on_stored: FinishedCallback):
+        self.store = store
+        self.on_stored = on_stored
+        self._pending: dict[AttemptKey, AttemptReport] = {}
+        self._ready = asyncio.Event()
+
+    def _report(self, key: AttemptKey) -> AttemptReport:
+        report = self._pending.get(key)
+        if report is None:
+            report = self._pending[key] = AttemptReport(key)
+        self._ready.set()
+        return report
+
+    def started(self, key: AttemptKey, at: datetime) -> None:
+        self._report(key).started_at = at
+
+    def output(self, key: AttemptKey, text: str, truncated: bool = False) -> None:
+        report = self._report(key)
+        if text:
+            report.output.append(text)
+        report.truncated |= truncated
+
+    def finished(self, key: AttemptKey, finish: Finish) -> None:
+        self._report(key).finished = finish
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flushes until stopped, then once more for what arrived last."""
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(self._ready.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            await self.flush()
+        await self.flush()
+
+    async def flush(self) -> None:
+        self._ready.clear()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        try:
+            stored = await self.store.apply_reports(list(batch.values()))
+        except Exception as exc:
+            # Keep the reports (merged with any newer ones) and retry: nothing is lost.
+            log.warning("Storing %d runner report(s) failed, will retry: %s", len(batch), exc)
+            for key, report in batch.items():
+                newer = self._pending.get(key)
+                if newer is not None:
+                    report.output.extend(newer.output)
+                    report.truncated |= newer.truncated
+                    report.finished = newer.finished or report.finished
+                    report.started_at = report.started_at or newer.started_at
+            self._pending = {**self._pending, **batch}
+            await asyncio.sleep(0.5)
+            self._ready.set()
+            return
+        if stored:
+            self.on_stored(stored)

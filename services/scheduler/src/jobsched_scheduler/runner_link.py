@@ -1,0 +1,195 @@
+"""The RunnerService: one bidirectional stream per connected runner."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from jobsched.v1 import runner_pb2 as pb
+from jobsched.v1 import runner_pb2_grpc
+
+from .dispatch import ConnectedRunner, Dispatcher
+from .model import AttemptKey, Claimed, Finish
+from .reports import ReportWriter
+from .store import PgStore
+
+log = logging.getLogger(__name__)
+
+
+def _key(ref: pb.AttemptRef) -> AttemptKey:
+    return AttemptKey(ref.job_id, ref.attempt)
+
+
+def _ref(key: AttemptKey) -> pb.AttemptRef:
+    return pb.AttemptRef(job_id=key.job_id, attempt=key.attempt)
+
+
+def _time(ts: Timestamp) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if ts.seconds or ts.nanos else None
+
+
+def _text(data: bytes) -> str:
+    # Postgres text holds no NUL; runners send UTF-8, but we store what we are sent safely.
+    return data.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
+    def __init__(
+        self,
+        store: PgStore,
+        dispatcher: Dispatcher,
+        heartbeat_interval: float,
+        lease_ttl: float,
+        output_limit: int,
+    ):
+        self.store = store
+        self.dispatcher = dispatcher
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_ttl = lease_ttl
+        self.output_limit = output_limit
+        self.reports = ReportWriter(store, self._on_stored)
+        # Which stream to acknowledge each stored finish on.
+        self._finish_from: dict[AttemptKey, asyncio.Queue[pb.SchedulerMessage]] = {}
+
+    def _on_stored(self, keys: list[AttemptKey]) -> None:
+        acks: dict[asyncio.Queue[pb.SchedulerMessage], list[pb.AttemptRef]] = {}
+        for key in keys:
+            outbox = self._finish_from.pop(key, None)
+            if outbox is not None:
+                acks.setdefault(outbox, []).append(_ref(key))
+        for outbox, refs in acks.items():
+            outbox.put_nowait(pb.SchedulerMessage(acked=pb.Acked(refs=refs)))
+        self.dispatcher.wake()
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[pb.RunnerMessage],
+        context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
+    ) -> AsyncIterator[pb.SchedulerMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("register"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be register")
+        reg = first.register
+        if not reg.runner_id or reg.capacity < 1:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "register needs a runner_id and capacity >= 1"
+            )
+        outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
+        runner = ConnectedRunner(reg.runner_id, reg.capacity, lambda c: _deliver(outbox, c))
+        await self._reattach(runner, [_key(r) for r in reg.running], outbox)
+        outbox.put_nowait(
+            pb.SchedulerMessage(
+                registered=pb.Registered(
+                    heartbeat_interval_ms=int(self.heartbeat_interval * 1000),
+                    lease_ttl_ms=int(self.lease_ttl * 1000),
+                    output_limit_bytes=self.output_limit,
+                )
+            )
+        )
+        self.dispatcher.attach(runner)
+        log.info("Runner %s connected (capacity %d)", runner.runner_id, runner.capacity)
+        reader = asyncio.create_task(self._read(runner, request_iterator, outbox))
+        try:
+            while True:
+                getter = asyncio.ensure_future(outbox.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                yield getter.result()
+        finally:
+            reader.cancel()
+            self.dispatcher.detach(runner)
+            log.info("Runner %s disconnected", runner.runner_id)
+
+    async def _reattach(
+        self,
+        runner: ConnectedRunner,
+        keys: list[AttemptKey],
+        outbox: asyncio.Queue[pb.SchedulerMessage],
+    ) -> None:
+        """A reconnecting runner keeps the attempts that are still current; the rest
+        were given away meanwhile and must stop."""
+        if not keys:
+            return
+        current = await self.store.renew_leases(runner.runner_id, keys)
+        runner.active.update(current)
+        stale = [_ref(k) for k in keys if k not in current]
+        if stale:
+            outbox.put_nowait(
+                pb.SchedulerMessage(kill=pb.Kill(refs=stale, reason="attempt superseded"))
+            )
+        log.info("Runner %s re-attached %d running job(s)", runner.runner_id, len(current))
+
+    async def _read(
+        self,
+        runner: ConnectedRunner,
+        messages: AsyncIterator[pb.RunnerMessage],
+        outbox: asyncio.Queue[pb.SchedulerMessage],
+    ) -> None:
+        async for msg in messages:
+            kind = msg.WhichOneof("body")
+            if kind == "started":
+                self.reports.started(_key(msg.started.ref), _time(msg.started.at) or _now())
+            elif kind == "output":
+                self.reports.output(_key(msg.output.ref), _text(msg.output.data))
+            elif kind == "finished":
+                self._finished(runner, msg.finished, outbox)
+            elif kind == "heartbeat":
+                await self._heartbeat(runner, [_key(r) for r in msg.heartbeat.running], outbox)
+            elif kind == "draining":
+                runner.draining = True
+                log.info("Runner %s is draining", runner.runner_id)
+
+    def _finished(
+        self,
+        runner: ConnectedRunner,
+        done: pb.Finished,
+        outbox: asyncio.Queue[pb.SchedulerMessage],
+    ) -> None:
+        key = _key(done.ref)
+        self._finish_from[key] = outbox
+        self.reports.output(key, _text(done.output_tail), done.output_truncated)
+        self.reports.finished(
+            key,
+            Finish(
+                exit_code=done.exit_code,
+                reason=done.reason,
+                started_at=_time(done.started_at),
+                finished_at=_time(done.finished_at) or _now(),
+            ),
+        )
+        self.dispatcher.release(runner, [key])
+
+    async def _heartbeat(
+        self,
+        runner: ConnectedRunner,
+        keys: list[AttemptKey],
+        outbox: asyncio.Queue[pb.SchedulerMessage],
+    ) -> None:
+        try:
+            current = await self.store.renew_leases(runner.runner_id, keys)
+        except Exception as exc:  # database away: the runner keeps going, leases may lapse
+            log.warning("Renewing leases of runner %s failed: %s", runner.runner_id, exc)
+            return
+        stale = [k for k in keys if k not in current]
+        if stale:
+            outbox.put_nowait(
+                pb.SchedulerMessage(
+                    kill=pb.Kill(refs=[_ref(k) for k in stale], reason="attempt superseded")
+                )
+            )
+
+
+def _deliver(outbox: asyncio.Queue[pb.SchedulerMessage], claimed: list[Claimed]) -> None:
+    items = [
+        pb.Assignment(ref=_ref(c.key), command=c.command, timeout_seconds=c.timeout_seconds or 0)
+        for c in claimed
+    ]
+    outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,44 @@
+"""The scheduler's settings, from the environment and `.env`."""
+
+from urllib.parse import quote
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    DATABASE_URL: str | None = None
+    DB_HOST: str = "localhost"
+    DB_PORT: int = 5432
+    DB_NAME: str = "jobscheduler"
+    DB_USER: str = "postgres"
+    DB_PASSWORD: str = ""
+
+    SCHEDULER_BIND: str = "127.0.0.1:50051"
+    # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
+    CHECK_INTERVAL: float = Field(default=10.0, gt=0)
+    LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
+    OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    DB_POOL_SIZE: int = Field(default=10, ge=2)
+    LOG_LEVEL: str = "INFO"
+
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        user = quote(self.DB_USER, safe="")
+        password = quote(self.DB_PASSWORD, safe="")
+        auth = f"{user}:{password}" if password else user
+        return f"postgresql://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.DB_NAME}"
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Runners renew leases three times per TTL, so one lost heartbeat is harmless."""
+        return self.LEASE_TTL_SECONDS / 3
+
+    @property
+    def sweep_interval(self) -> float:
+        """A lost runner's jobs are freed within TTL + sweep interval."""
+        return min(self.LEASE_TTL_SECONDS / 2, self.CHECK_INTERVAL)

@@ -1,0 +1,146 @@
+-- name: create_job
+-- Inserts a queued job; a duplicate name raises a unique violation.
+INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
+VALUES (%(name)s, %(command)s, %(max_attempts)s, %(timeout_seconds)s)
+RETURNING *;
+
+-- name: get_job
+-- One job by id.
+SELECT * FROM jobs WHERE id = %(id)s;
+
+-- name: list_jobs
+-- A page of jobs, newest first, below a keyset cursor.
+SELECT * FROM jobs WHERE id < %(before_id)s ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: list_jobs_by_status
+-- A page of jobs in one status, newest first, below a keyset cursor.
+SELECT * FROM jobs
+WHERE status = %(status)s AND id < %(before_id)s
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: get_output
+-- The output of a job's latest attempt.
+SELECT job_id, attempt, output, output_truncated FROM job_attempts
+WHERE job_id = %(id)s ORDER BY attempt DESC LIMIT 1;
+
+-- name: get_max_concurrent
+-- The concurrency limit, read fresh on every dispatch cycle.
+SELECT value::integer AS value FROM scheduler_config WHERE key = 'max_concurrent_jobs';
+
+-- name: set_max_concurrent
+-- Sets the concurrency limit; the trigger wakes every scheduler.
+INSERT INTO scheduler_config (key, value) VALUES ('max_concurrent_jobs', %(value)s::text)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+RETURNING value::integer AS value;
+
+-- name: count_by_status
+-- Job counts per status.
+SELECT status, count(*) AS n FROM jobs GROUP BY status;
+
+-- name: lock_dispatch
+-- Serialises claims across every scheduler process, until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
+
+-- name: count_running
+-- Slots taken: every attempt claimed and not yet reported finished.
+SELECT count(*) AS n FROM jobs WHERE status = 'running';
+
+-- name: count_queued
+-- Jobs waiting for a slot (for the log line).
+SELECT count(*) AS n FROM jobs WHERE status = 'queued';
+
+-- name: claim
+-- Claims up to n queued jobs, oldest first, for one runner, and opens their attempts.
+WITH picked AS (
+    SELECT id FROM jobs WHERE status = 'queued'
+    ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs j
+    SET status = 'running', attempt = j.attempt + 1, runner_id = %(runner_id)s,
+        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+        last_run = now(), updated_at = now(),
+        started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.attempt, j.command, j.timeout_seconds
+), opened AS (
+    INSERT INTO job_attempts (job_id, attempt, runner_id)
+    SELECT id, attempt, %(runner_id)s FROM claimed
+)
+SELECT id, attempt, command, timeout_seconds FROM claimed ORDER BY id;
+
+-- name: record_started
+-- Start times of current attempts, as the runners report them.
+WITH s AS (
+    SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
+                         %(started_ats)s::timestamptz[]) AS s(job_id, attempt, started_at)
+), current AS (
+    UPDATE jobs j SET started_at = s.started_at
+    FROM s WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.status = 'running'
+    RETURNING j.id, j.attempt, s.started_at
+)
+UPDATE job_attempts a SET started_at = current.started_at
+FROM current WHERE a.job_id = current.id AND a.attempt = current.attempt;
+
+-- name: append_output
+-- Appends output to current attempts, keeping at most output_limit characters.
+WITH o AS (
+    SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
+                         %(outputs)s::text[], %(truncated)s::boolean[])
+        AS o(job_id, attempt, output, truncated)
+)
+UPDATE job_attempts a
+SET output = left(a.output || o.output, %(output_limit)s),
+    output_truncated = a.output_truncated OR o.truncated
+    OR length(a.output) + length(o.output) > %(output_limit)s
+FROM o JOIN jobs j ON j.id = o.job_id AND j.attempt = o.attempt AND j.status = 'running'
+WHERE a.job_id = o.job_id AND a.attempt = o.attempt;
+
+-- name: finish
+-- Ends current attempts as completed or failed; reports of stale attempts change nothing.
+WITH f AS (
+    SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
+                         %(exit_codes)s::integer[], %(reasons)s::text[],
+                         %(started_ats)s::timestamptz[], %(finished_ats)s::timestamptz[],
+                         %(outputs)s::text[], %(truncated)s::boolean[])
+        AS f(job_id, attempt, exit_code, reason, started_at, finished_at, output, truncated)
+), done AS (
+    UPDATE jobs j
+    SET status = CASE WHEN f.exit_code = 0 AND f.reason = '' THEN 'completed' ELSE 'failed' END,
+        exit_code = f.exit_code,
+        reason = CASE WHEN f.reason <> '' THEN f.reason
+                      WHEN f.exit_code <> 0 THEN 'exit code ' || f.exit_code END,
+        started_at = coalesce(j.started_at, f.started_at), finished_at = f.finished_at,
+        updated_at = now(), lease_expires_at = NULL
+    FROM f WHERE j.id = f.job_id AND j.attempt = f.attempt AND j.status = 'running'
+    RETURNING j.id, j.attempt, j.status, j.reason, j.exit_code, j.started_at, j.finished_at
+)
+UPDATE job_attempts a
+SET exit_code = done.exit_code, reason = done.reason,
+    started_at = done.started_at, finished_at = done.finished_at,
+    output = left(a.output || f.output, %(output_limit)s),
+    output_truncated = a.output_truncated OR f.truncated
+    OR length(a.output) + length(f.output) > %(output_limit)s
+FROM done JOIN f ON f.job_id = done.id AND f.attempt = done.attempt
+WHERE a.job_id = done.id AND a.attempt = done.attempt
+RETURNING a.job_id, a.attempt, done.status;
+
+-- name: renew_leases
+-- Extends the leases of current attempts that a runner still runs; returns those renewed.
+UPDATE jobs j
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), runner_id = %(runner_id)s
+FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS r(job_id, attempt)
+WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.status = 'running'
+RETURNING j.id, j.attempt;
+
+-- name: expire_leases
+-- Fails attempts whose runner stopped renewing their lease.
+WITH lost AS (
+    UPDATE jobs
+    SET status = 'failed', reason = 'runner lost', finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    WHERE status = 'running' AND lease_expires_at < now()
+    RETURNING id, attempt
+)
+UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
+FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
+RETURNING a.job_id, a.attempt;

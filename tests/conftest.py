@@ -1,0 +1,125 @@
+"""Shared fixtures: a real PostgreSQL with a migrated template database, a fresh
+database per test, and the whole system started as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from jobsched_scheduler.migrations import migrate
+
+from tests.postgres import admin, postgres_server, with_database
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from local_system import LocalSystem, wait_for  # noqa: E402
+
+TEMPLATE = "jobsched_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        with admin(url) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        asyncio.run(_migrate(with_database(url, TEMPLATE)))
+        yield url
+
+
+async def _migrate(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await migrate(conn)
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = f"jobsched_test_{os.getpid()}_{next(_counter)}"
+    with admin(pg_server) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    try:
+        yield with_database(pg_server, name)
+    finally:
+        with admin(pg_server) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveSystem(LocalSystem):
+    """A LocalSystem with helpers for tests."""
+
+    token: str = ""
+
+    def api(self, method: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        with httpx.Client(base_url=self.gateway_url, timeout=10, headers=headers) as client:
+            return client.request(method, path, json=json, **kwargs)
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            cur = conn.execute(query.encode(), params)
+            return cur.fetchall() if cur.description else []
+
+    def wait_for_job(self, job_id: int, statuses: set[str], timeout: float = 20) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def reached() -> bool:
+            seen.update(self.api("GET", f"/api/jobs/{job_id}").json())
+            return seen.get("status") in statuses
+
+        wait_for(reached, timeout, f"job {job_id} in {statuses} (last seen {seen})")
+        return seen
+
+
+def start_live_system(
+    database_url: str, tmp_path: Path, runners: int = 2, **env: str
+) -> LiveSystem:
+    system = LiveSystem(
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "API_TOKEN"))},
+            "DATABASE_URL": database_url,
+            "CHECK_INTERVAL": "10",
+            **env,
+        },
+        runners=runners,
+        gateway_port=free_port(),
+        scheduler_port=free_port(),
+        log_dir=tmp_path / "logs",
+    )
+    system.token = env.get("API_TOKEN", "")
+    system.start()
+    return system
+
+
+@pytest.fixture
+def live_system(database_url: str, tmp_path: Path) -> Iterator[LiveSystem]:
+    system = start_live_system(database_url, tmp_path)
+    try:
+        yield system
+    finally:
+        system.stop_all()
+        _print_logs(tmp_path / "logs")
+
+
+def _print_logs(log_dir: Path) -> None:
+    """Shown by pytest only when the test failed."""
+    for log in sorted(log_dir.glob("*.log")):
+        print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-4000:]}")

@@ -1,0 +1,200 @@
+"""The PostgreSQL adapter against a real server: claims, fencing, leases, schema."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from jobsched_scheduler.migrations import migrate
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
+from jobsched_scheduler.store import DuplicateName, PgStore
+from psycopg_pool import AsyncConnectionPool
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _store(url: str, lease: float = 10.0) -> AsyncIterator[PgStore]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(url, min_size=1, max_size=8, open=False)
+    await pool.open(wait=True)
+    try:
+        yield PgStore(pool, lease_seconds=lease, output_limit=1000)
+    finally:
+        await pool.close()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def finish_report(key: AttemptKey, code: int = 0, output: str = "", reason: str = "") -> AttemptReport:
+    now = datetime.now(UTC)
+    return AttemptReport(
+        key, output=[output], finished=Finish(code, reason, started_at=now, finished_at=now)
+    )
+
+
+def test_claims_never_exceed_the_limit_under_concurrent_schedulers(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            await store.set_max_concurrent(3)
+            for i in range(20):
+                await store.create_job(f"job-{i}", "true", 1, None)
+            # Eight "schedulers" claim at once, each with plenty of runner capacity.
+            results = await asyncio.gather(*(store.claim({f"r{i}": 10}) for i in range(8)))
+            assert sum(r.claimed for r in results) == 3
+            counts = await store.count_by_status()
+            assert counts["running"] == 3 and counts["queued"] == 17
+
+    run(scenario())
+
+
+def test_lowering_the_limit_starts_nothing_until_under_it(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            await store.set_max_concurrent(4)
+            for i in range(6):
+                await store.create_job(f"job-{i}", "true", 1, None)
+            first = await store.claim({"r": 10})
+            assert first.claimed == 4
+            await store.set_max_concurrent(2)
+            keys = [c.key for c in first.by_runner["r"]]
+            await store.apply_reports([finish_report(keys[0])])
+            blocked = await store.claim({"r": 10})
+            assert blocked.claimed == 0 and blocked.running == 3
+            await store.apply_reports([finish_report(k) for k in keys[1:3]])
+            resumed = await store.claim({"r": 10})
+            assert resumed.claimed == 1  # running 1 of limit 2
+
+    run(scenario())
+
+
+def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url, lease=0.05):
+            job = await store.create_job("fenced", "true", 1, None)
+            claimed = await store.claim({"r": 1})
+            key = claimed.by_runner["r"][0].key
+            assert key == AttemptKey(job["id"], 1)
+            await asyncio.sleep(0.1)
+            assert await store.expire_leases() == [key]
+            lost = await store.get_job(job["id"])
+            assert lost is not None and lost["status"] == "failed"
+            assert lost["reason"] == "runner lost"
+            # The runner comes back late with a result: it is acknowledged, not applied.
+            acked = await store.apply_reports([finish_report(key, output="late")])
+            assert acked == [key]
+            after = await store.get_job(job["id"])
+            assert after is not None and after["status"] == "failed" and after["exit_code"] is None
+            assert await store.renew_leases("r", [key]) == set()
+            output = await store.get_output(job["id"])
+            assert output is not None and output["output"] == ""
+
+    run(scenario())
+
+
+def test_finish_stores_exit_code_reason_and_capped_output(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            ok = await store.create_job("ok", "true", 1, None)
+            bad = await store.create_job("bad", "false", 1, None)
+            claimed = await store.claim({"r": 5})
+            keys = {c.key.job_id: c.key for c in claimed.by_runner["r"]}
+            await store.apply_reports(
+                [
+                    AttemptReport(keys[ok["id"]], output=["x" * 600]),
+                    AttemptReport(keys[bad["id"]], started_at=datetime.now(UTC)),
+                ]
+            )
+            await store.apply_reports(
+                [finish_report(keys[ok["id"]], 0, "y" * 600), finish_report(keys[bad["id"]], 3)]
+            )
+            done = await store.get_job(ok["id"])
+            failed = await store.get_job(bad["id"])
+            assert done is not None and done["status"] == "completed" and done["exit_code"] == 0
+            assert failed is not None and failed["status"] == "failed"
+            assert failed["reason"] == "exit code 3" and failed["exit_code"] == 3
+            output = await store.get_output(ok["id"])
+            assert output is not None
+            assert output["output"] == "x" * 600 + "y" * 400 and output["output_truncated"]
+
+    run(scenario())
+
+
+def test_duplicate_names_are_refused(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            await store.create_job("same", "true", 1, None)
+            with pytest.raises(DuplicateName):
+                await store.create_job("same", "true", 1, None)
+
+    run(scenario())
+
+
+def test_keyset_pages_cover_every_job_once(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            for i in range(7):
+                await store.create_job(f"job-{i}", "true", 1, None)
+            seen: list[int] = []
+            before = 0
+            while page := await store.list_jobs(None, 3, before):
+                seen += [r["id"] for r in page]
+                before = page[-1]["id"]
+            assert seen == sorted(seen, reverse=True) and len(set(seen)) == 7
+
+    run(scenario())
+
+
+def test_a_row_inserted_by_hand_is_announced(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN jobsched_events")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO jobs (name, command) VALUES ('by-hand', 'true')")
+        notes = list(listener.notifies(timeout=5, stop_after=1))
+    assert notes and '"queued"' in notes[0].payload
+
+
+def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str) -> None:
+    from tests.postgres import admin, with_database
+
+    name = "jobsched_adopt"
+    with admin(pg_server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(pg_server, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The original daemon's schema, with a job it left queued.
+            conn.execute(
+                """
+                CREATE TABLE jobs (id SERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL UNIQUE,
+                    command TEXT NOT NULL, status VARCHAR(50) DEFAULT 'queued',
+                    last_run TIMESTAMP, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+                    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+                CREATE TABLE scheduler_config (id SERIAL PRIMARY KEY,
+                    key VARCHAR(255) NOT NULL UNIQUE, value TEXT NOT NULL,
+                    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+                INSERT INTO scheduler_config (key, value) VALUES ('max_concurrent_jobs', '5');
+                INSERT INTO jobs (name, command) VALUES ('old', 'echo old');
+                """
+            )
+
+        async def twice() -> tuple[list[str], list[str]]:
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                return await migrate(conn), await migrate(conn)
+
+        first, second = run(twice())
+        assert first == ["001_initial.sql"] and second == []
+
+        async def check() -> None:
+            async for store in _store(url):
+                assert await store.get_max_concurrent() == 5
+                claimed = await store.claim({"r": 1})
+                assert claimed.claimed == 1
+
+        run(check())
+    finally:
+        with admin(pg_server) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

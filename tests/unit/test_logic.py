@@ -1,0 +1,85 @@
+"""Pure logic: slot planning, notification parsing, SQL loading, output capture, settings."""
+
+import pytest
+from jobsched_gateway.settings import Settings as GatewaySettings
+from jobsched_runner.execute import CapturedOutput
+from jobsched_scheduler.events import parse_payload, wakes_dispatch
+from jobsched_scheduler.model import ClaimResult, plan_claims
+from jobsched_scheduler.queries import migrations, parse, queries
+from jobsched_scheduler.settings import Settings as SchedulerSettings
+
+
+def test_plan_spreads_slots_evenly_and_never_exceeds_them() -> None:
+    assert plan_claims(4, {"a": 8, "b": 8}) == {"a": 2, "b": 2}
+    assert plan_claims(3, {"a": 1, "b": 8}) == {"b": 2, "a": 1}
+    assert plan_claims(0, {"a": 8}) == {}
+    assert plan_claims(5, {"a": 0}) == {}
+    assert sum(plan_claims(100, {"a": 3, "b": 4}).values()) == 7
+
+
+def test_claim_result_available_is_never_negative() -> None:
+    # The limit was lowered below what runs: nothing starts until the count is under it.
+    assert ClaimResult(limit=2, running=5, queued=3).available == 0
+    assert ClaimResult(limit=4, running=1, queued=3).available == 3
+
+
+def test_notification_payloads() -> None:
+    events, config = parse_payload('[[1, "queued", 0], [2, "completed", 1]]')
+    assert not config
+    assert [(e.job_id, e.status, e.attempt) for e in events] == [(1, "queued", 0), (2, "completed", 1)]
+    assert wakes_dispatch(events)
+    running, _ = parse_payload('[[3, "running", 1]]')
+    assert not wakes_dispatch(running)
+    assert parse_payload('"config"') == ([], True)
+
+
+def test_every_named_query_is_loaded() -> None:
+    names = set(queries())
+    assert {"claim", "finish", "renew_leases", "expire_leases", "list_jobs"} <= names
+    assert parse("-- name: a\n-- what a does\nSELECT 1;\n\n-- name: b\nSELECT 2;") == {
+        "a": "SELECT 1;",
+        "b": "SELECT 2;",
+    }
+    versions = [v for v, _, _ in migrations()]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+
+
+def test_output_is_capped_and_decoded_across_chunk_boundaries() -> None:
+    out = CapturedOutput(limit=10)
+    snowman = "☃".encode()  # three bytes, split over two reads
+    out.feed(b"ab" + snowman[:1])
+    out.feed(snowman[1:] + b"cdefghijkl")
+    out.feed(b"", final=True)
+    assert out.take() == "ab☃cdefg"
+    assert out.truncated
+    assert out.kept == 10
+
+
+def test_database_url_from_the_original_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for key, value in {
+        "DB_HOST": "db",
+        "DB_PORT": "6543",
+        "DB_NAME": "jobs",
+        "DB_USER": "u",
+        "DB_PASSWORD": "p@ss",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert SchedulerSettings().database_url == "postgresql://u:p%40ss@db:6543/jobs"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/x")
+    assert SchedulerSettings().database_url == "postgresql://elsewhere/x"
+
+
+def test_check_interval_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECK_INTERVAL", "3")
+    assert SchedulerSettings().CHECK_INTERVAL == 3
+
+
+def test_gateway_refuses_a_network_without_a_token() -> None:
+    with pytest.raises(SystemExit, match="API_TOKEN"):
+        GatewaySettings(GATEWAY_HOST="0.0.0.0", API_TOKEN="").check_safe()
+    with pytest.raises(SystemExit):
+        GatewaySettings(GATEWAY_HOST="0.0.0.0", API_TOKEN="short").check_safe()
+    GatewaySettings(GATEWAY_HOST="0.0.0.0", API_TOKEN="x" * 32).check_safe()
+    GatewaySettings(GATEWAY_HOST="127.0.0.1", API_TOKEN="").check_safe()
+    GatewaySettings(GATEWAY_HOST="::1", API_TOKEN="").check_safe()
