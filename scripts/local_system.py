@@ -82,13 +82,15 @@ class LocalSystem:
         }
 
     def spawn(self, name: str, program: str, *args: str, **extra: str) -> None:
-        out: Any = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the child
-        self.procs[name] = subprocess.Popen(
-            [str(BIN / program), *args], env=self._env(extra), stdout=out, stderr=out
-        )
+        command = [str(BIN / program), *args]
+        if self.log_dir is None:
+            self.procs[name] = subprocess.Popen(command, env=self._env(extra))
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as out:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                command, env=self._env(extra), stdout=out, stderr=out
+            )
 
     def migrate(self) -> None:
         subprocess.run([str(BIN / "jobsched-scheduler"), "migrate"], env=self._env({}), check=True)

@@ -55,18 +55,24 @@ class Dispatcher:
         runner.active.difference_update(keys)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            timer = False
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.check_interval)
-            except TimeoutError:
-                timer = True
-            self._wake.clear()
-            try:
-                await self.dispatch_once(timer)
-            except Exception as exc:  # the database may be away; the next cycle retries
-                log.warning("Dispatch cycle failed: %s", exc)
-                await _pause(stop, 1.0)
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                waker = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait(
+                    {waker, stopper}, timeout=self.check_interval, return_when="FIRST_COMPLETED"
+                )
+                waker.cancel()
+                if stopper in done:
+                    return
+                self._wake.clear()
+                try:
+                    await self.dispatch_once(timer=not done)
+                except Exception as exc:  # the database may be away; the next cycle retries
+                    log.warning("Dispatch cycle failed: %s", exc)
+                    await _pause(stop, 1.0)
+        finally:
+            stopper.cancel()
 
     async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
         free = {r.runner_id: r.free for r in self.runners.values() if r.free > 0}

@@ -42,7 +42,7 @@ def wakes_dispatch(events: list[JobEvent]) -> bool:
     return any(e.status == "queued" or e.status in TERMINAL for e in events)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: each watcher is its own subscription
 class Watcher:
     queue: asyncio.Queue[JobEvent] = field(
         default_factory=lambda: asyncio.Queue(WATCHER_BUFFER)

@@ -1,0 +1,231 @@
+"""The whole system as real processes on loopback, driven over REST, gRPC and SQL."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from jobsched.v1 import jobs_pb2 as pb
+from jobsched.v1 import jobs_pb2_grpc
+
+from tests.checker import History, logged_command
+from tests.conftest import LiveSystem, free_port, start_live_system, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def create(system: LiveSystem, name: str, command: str) -> int:
+    reply = system.api("POST", "/api/jobs/create", {"name": name, "command": command})
+    assert reply.status_code == 201, reply.text
+    job_id: int = reply.json()["id"]
+    return job_id
+
+
+def test_the_original_example_limit_two_five_jobs(live_system: LiveSystem, tmp_path: Path) -> None:
+    log = tmp_path / "history.log"
+    assert live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 2}).status_code == 200
+    ids = [
+        create(live_system, f"test_job_{i}", logged_command(log, f"job{i}", "sleep 0.4"))
+        for i in range(1, 6)
+    ]
+    for job_id in ids:
+        job = live_system.wait_for_job(job_id, {"completed", "failed"}, timeout=30)
+        assert job["status"] == "completed", job
+        assert job["exit_code"] == 0 and job["last_run"] and job["runner_id"]
+    history = History.read(log)
+    assert history.peak_concurrency() == 2
+    assert history.duplicate_starts() == []
+    assert history.never_started([f"job{i}" for i in range(1, 6)]) == []
+    stats = live_system.api("GET", "/api/stats").json()
+    assert stats["completed"] == 5 and stats["queued"] == 0 and stats["running"] == 0
+
+
+def test_raising_the_limit_takes_effect_without_a_restart(
+    live_system: LiveSystem, tmp_path: Path
+) -> None:
+    log = tmp_path / "history.log"
+    live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 1})
+    ids = [create(live_system, f"wide-{i}", logged_command(log, f"w{i}", "sleep 3")) for i in range(4)]
+    wait_for(lambda: len(History.read(log).starts) == 1, 10, "the first job to start")
+    assert live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 4}).json() == {
+        "max_concurrent_jobs": 4
+    }
+    # Well before the first job's 3 s are up, the other three run beside it.
+    wait_for(lambda: History.read(log).peak_concurrency() == 4, 2.5, "all four running at once")
+    for job_id in ids:
+        assert live_system.wait_for_job(job_id, {"completed"}, timeout=15)["status"] == "completed"
+
+
+def test_a_job_inserted_with_sql_runs(live_system: LiveSystem) -> None:
+    live_system.sql("INSERT INTO jobs (name, command) VALUES ('by_hand', 'echo inserted by hand')")
+    (job_id,) = live_system.sql("SELECT id FROM jobs WHERE name = 'by_hand'")[0]
+    job = live_system.wait_for_job(job_id, {"completed", "failed"}, timeout=5)
+    assert job["status"] == "completed"
+    output = live_system.api("GET", f"/api/jobs/{job_id}/output").json()
+    assert output["output"] == "inserted by hand\n"
+
+
+def test_a_failing_job_keeps_its_exit_code_and_output(live_system: LiveSystem) -> None:
+    job_id = create(live_system, "fails", "echo to-stdout; echo to-stderr >&2; exit 3")
+    job = live_system.wait_for_job(job_id, {"completed", "failed"})
+    assert job["status"] == "failed" and job["exit_code"] == 3 and job["reason"] == "exit code 3"
+    assert job["started_at"] and job["finished_at"]
+    output = live_system.api("GET", f"/api/jobs/{job_id}/output").json()
+    assert output == {"job_id": job_id, "attempt": 1, "output": "to-stdout\nto-stderr\n",
+                      "truncated": False}
+
+
+def test_a_timeout_kills_the_whole_process_group(live_system: LiveSystem, tmp_path: Path) -> None:
+    marker = tmp_path / "grandchild-survived"
+    reply = live_system.api(
+        "POST",
+        "/api/jobs/create",
+        {"name": "slow", "command": f"(sleep 3; touch {marker}) & sleep 60", "timeout_seconds": 1},
+    )
+    job = live_system.wait_for_job(reply.json()["id"], {"completed", "failed"}, timeout=15)
+    assert job["status"] == "failed" and job["reason"] == "timed out"
+    # The backgrounded grandchild was in the group and died with it.
+    with pytest.raises(TimeoutError):
+        wait_for(marker.exists, 3.5, "grandchild marker")
+
+
+def test_bad_input_gets_a_clear_4xx(live_system: LiveSystem) -> None:
+    cases = [
+        ("POST", "/api/jobs/create", {"name": "x"}, 422),
+        ("POST", "/api/jobs/create", {"name": "", "command": "true"}, 422),
+        ("POST", "/api/jobs/create", {"name": "   ", "command": "true"}, 422),
+        ("POST", "/api/jobs/create", {"name": "n" * 256, "command": "true"}, 422),
+        ("POST", "/api/jobs/create", {"name": "x", "command": "c" * 70_000}, 422),
+        ("POST", "/api/jobs/create", {"name": "x", "command": "true", "max_attempts": 0}, 422),
+        ("POST", "/api/jobs/create", {"name": "nul\u0000", "command": "true"}, 422),
+        ("POST", "/api/jobs/create", [1, 2], 422),
+        ("PUT", "/api/config", {"max_concurrent_jobs": 0}, 422),
+        ("PUT", "/api/config", {"max_concurrent_jobs": 10_001}, 422),
+        ("PUT", "/api/config", {"max_concurrent_jobs": "many"}, 422),
+        ("GET", "/api/jobs?limit=0", None, 422),
+        ("GET", "/api/jobs?limit=1001", None, 422),
+        ("GET", "/api/jobs?status=exploded", None, 422),
+        ("GET", "/api/jobs/999999", None, 404),
+        ("GET", "/api/jobs/0", None, 422),
+        ("GET", "/api/jobs/abc", None, 422),
+        ("GET", "/api/jobs/999999/output", None, 404),
+    ]
+    for method, path, body, expected in cases:
+        reply = live_system.api(method, path, body)
+        assert reply.status_code == expected, (method, path, body, reply.text)
+        assert reply.json()["detail"], reply.text
+    bad_json = live_system.api(
+        "POST", "/api/jobs/create", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert bad_json.status_code == 422
+    huge = live_system.api("POST", "/api/jobs/create", content=b"x" * 300_000)
+    assert huge.status_code == 413
+    assert create(live_system, "unique", "true")
+    duplicate = live_system.api("POST", "/api/jobs/create", {"name": "unique", "command": "true"})
+    assert duplicate.status_code == 409
+    assert duplicate.json()["detail"] == "job name 'unique' already exists"
+
+
+def test_listing_pages_with_a_link_header_and_filters(live_system: LiveSystem) -> None:
+    ids = [create(live_system, f"page-{i}", "true") for i in range(5)]
+    for job_id in ids:
+        live_system.wait_for_job(job_id, {"completed"})
+    first = live_system.api("GET", "/api/jobs?limit=2")
+    assert [j["id"] for j in first.json()] == ids[::-1][:2]
+    seen = [j["id"] for j in first.json()]
+    link = first.headers["link"]
+    while link:
+        url = link.split(";")[0].strip("<>")
+        page = live_system.api("GET", url)
+        seen += [j["id"] for j in page.json()]
+        link = page.headers.get("link", "")
+    assert seen == ids[::-1]
+    assert len(live_system.api("GET", "/api/jobs?status=completed").json()) == 5
+    assert live_system.api("GET", "/api/jobs?status=queued").json() == []
+
+
+def test_grpc_api_health_reflection_and_events(live_system: LiveSystem) -> None:
+    with grpc.insecure_channel(live_system.scheduler_addr) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        names = {s.name for r in replies for s in r.list_services_response.service}
+        assert {"jobsched.v1.JobService", "jobsched.v1.RunnerService"} <= names
+
+        jobs = jobs_pb2_grpc.JobServiceStub(channel)
+        events = jobs.WatchEvents(pb.WatchEventsRequest(), timeout=20)
+        job = jobs.CreateJob(pb.CreateJobRequest(name="via-grpc", command="true"), timeout=5)
+        statuses = []
+        for event in events:
+            if event.job_id == job.id:
+                statuses.append(event.status)
+            if event.status == pb.JOB_STATUS_COMPLETED:
+                break
+        events.cancel()
+        assert statuses == [pb.JOB_STATUS_QUEUED, pb.JOB_STATUS_RUNNING, pb.JOB_STATUS_COMPLETED]
+        fetched = jobs.GetJob(pb.GetJobRequest(id=job.id), timeout=5)
+        assert fetched.status == pb.JOB_STATUS_COMPLETED and fetched.exit_code == 0
+        with pytest.raises(grpc.RpcError) as missing:
+            jobs.GetJob(pb.GetJobRequest(id=10**9), timeout=5)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as invalid:
+            jobs.CreateJob(pb.CreateJobRequest(name="", command="true"), timeout=5)
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_gateway_answers_503_while_the_scheduler_is_away(live_system: LiveSystem) -> None:
+    live_system.stop("scheduler")
+    for path in ["/api/jobs", "/api/stats", "/api/config"]:
+        reply = live_system.api("GET", path)
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["detail"].startswith("scheduler unavailable")
+    live_system.start_scheduler()
+    wait_for(lambda: live_system.api("GET", "/api/stats").status_code == 200, 20, "scheduler back")
+    job_id = create(live_system, "after-restart", "true")
+    assert live_system.wait_for_job(job_id, {"completed"})["status"] == "completed"
+
+
+def test_a_runner_finishes_its_job_on_sigterm(live_system: LiveSystem) -> None:
+    live_system.stop("runner-2")
+    job_id = create(live_system, "drained", "sleep 1; echo finished")
+    live_system.wait_for_job(job_id, {"running"})
+    assert live_system.stop("runner-1") == 0  # SIGTERM: drains, then exits cleanly
+    live_system.start_runner(1)
+    job = live_system.wait_for_job(job_id, {"completed", "failed"})
+    assert job["status"] == "completed"
+    output = live_system.api("GET", f"/api/jobs/{job_id}/output").json()["output"]
+    assert output == "finished\n"
+
+
+def test_a_token_guards_the_api(database_url: str, tmp_path: Path) -> None:
+    token = "t" * 32
+    system = start_live_system(database_url, tmp_path, runners=1, API_TOKEN=token)
+    try:
+        system.token = ""
+        assert system.api("GET", "/api/jobs").status_code == 401
+        assert system.api("GET", "/healthz").status_code == 200
+        system.token = "wrong" * 8
+        assert system.api("GET", "/api/stats").status_code == 401
+        system.token = token
+        assert system.api("GET", "/api/stats").status_code == 200
+    finally:
+        system.stop_all()
+
+
+def test_the_gateway_will_not_listen_beyond_loopback_without_a_token() -> None:
+    gateway = Path(sys.executable).parent / "jobsched-gateway"
+    result = subprocess.run(
+        [str(gateway)],
+        env={"GATEWAY_HOST": "0.0.0.0", "GATEWAY_PORT": str(free_port()), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "API_TOKEN" in result.stderr
