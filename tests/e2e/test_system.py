@@ -10,9 +10,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
+from local_system import wait_for
 
 from tests.checker import History, logged_command
-from tests.conftest import LiveSystem, free_port, start_live_system, wait_for
+from tests.conftest import LiveSystem, free_port, start_live_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -48,7 +49,9 @@ def test_raising_the_limit_takes_effect_without_a_restart(
 ) -> None:
     log = tmp_path / "history.log"
     live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 1})
-    ids = [create(live_system, f"wide-{i}", logged_command(log, f"w{i}", "sleep 3")) for i in range(4)]
+    ids = [
+        create(live_system, f"wide-{i}", logged_command(log, f"w{i}", "sleep 3")) for i in range(4)
+    ]
     wait_for(lambda: len(History.read(log).starts) == 1, 10, "the first job to start")
     assert live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 4}).json() == {
         "max_concurrent_jobs": 4
@@ -74,8 +77,12 @@ def test_a_failing_job_keeps_its_exit_code_and_output(live_system: LiveSystem) -
     assert job["status"] == "failed" and job["exit_code"] == 3 and job["reason"] == "exit code 3"
     assert job["started_at"] and job["finished_at"]
     output = live_system.api("GET", f"/api/jobs/{job_id}/output").json()
-    assert output == {"job_id": job_id, "attempt": 1, "output": "to-stdout\nto-stderr\n",
-                      "truncated": False}
+    assert output == {
+        "job_id": job_id,
+        "attempt": 1,
+        "output": "to-stdout\nto-stderr\n",
+        "truncated": False,
+    }
 
 
 def test_a_timeout_kills_the_whole_process_group(live_system: LiveSystem, tmp_path: Path) -> None:
@@ -118,7 +125,10 @@ def test_bad_input_gets_a_clear_4xx(live_system: LiveSystem) -> None:
         assert reply.status_code == expected, (method, path, body, reply.text)
         assert reply.json()["detail"], reply.text
     bad_json = live_system.api(
-        "POST", "/api/jobs/create", content=b"{not json", headers={"content-type": "application/json"}
+        "POST",
+        "/api/jobs/create",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert bad_json.status_code == 422
     huge = live_system.api("POST", "/api/jobs/create", content=b"x" * 300_000)
@@ -149,7 +159,9 @@ def test_listing_pages_with_a_link_header_and_filters(live_system: LiveSystem) -
 
 def test_grpc_api_health_reflection_and_events(live_system: LiveSystem) -> None:
     with grpc.insecure_channel(live_system.scheduler_addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         replies = reflection.ServerReflectionInfo(

@@ -28,7 +28,9 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def finish_report(key: AttemptKey, code: int = 0, output: str = "", reason: str = "") -> AttemptReport:
+def finish_report(
+    key: AttemptKey, code: int = 0, output: str = "", reason: str = ""
+) -> AttemptReport:
     now = datetime.now(UTC)
     return AttemptReport(
         key, output=[output], finished=Finish(code, reason, started_at=now, finished_at=now)

@@ -26,7 +26,10 @@ def test_claim_result_available_is_never_negative() -> None:
 def test_notification_payloads() -> None:
     events, config = parse_payload('[[1, "queued", 0], [2, "completed", 1]]')
     assert not config
-    assert [(e.job_id, e.status, e.attempt) for e in events] == [(1, "queued", 0), (2, "completed", 1)]
+    assert [(e.job_id, e.status, e.attempt) for e in events] == [
+        (1, "queued", 0),
+        (2, "completed", 1),
+    ]
     assert wakes_dispatch(events)
     running, _ = parse_payload('[[3, "running", 1]]')
     assert not wakes_dispatch(running)

@@ -8,7 +8,7 @@ from jobsched.v1 import jobs_pb2 as pb
 from pydantic import BaseModel, Field
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
-STATUS_FROM_PB: dict[int, Status] = {
+STATUS_FROM_PB: dict[pb.JobStatus.ValueType, Status] = {
     pb.JOB_STATUS_QUEUED: "queued",
     pb.JOB_STATUS_RUNNING: "running",
     pb.JOB_STATUS_COMPLETED: "completed",

@@ -211,7 +211,9 @@ class RunnerAgent:
         if outcome.exit_code == 0 and not outcome.reason:
             log.info("Job %d completed successfully", key[0])
         else:
-            log.info("Job %d failed: %s", key[0], outcome.reason or f"exit code {outcome.exit_code}")
+            log.info(
+                "Job %d failed: %s", key[0], outcome.reason or f"exit code {outcome.exit_code}"
+            )
 
 
 async def _drain_queue(

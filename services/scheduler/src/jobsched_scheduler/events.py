@@ -44,9 +44,7 @@ def wakes_dispatch(events: list[JobEvent]) -> bool:
 
 @dataclass(eq=False)  # identity: each watcher is its own subscription
 class Watcher:
-    queue: asyncio.Queue[JobEvent] = field(
-        default_factory=lambda: asyncio.Queue(WATCHER_BUFFER)
-    )
+    queue: asyncio.Queue[JobEvent] = field(default_factory=lambda: asyncio.Queue(WATCHER_BUFFER))
     # Set when the watcher fell too far behind and was cut off.
     dropped: bool = False
 

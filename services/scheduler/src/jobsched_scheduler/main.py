@@ -111,6 +111,7 @@ async def _serve_with(
     await stop.wait()
     log.info("Received shutdown signal, stopping scheduler...")
     await set_not_serving(health)
+    links.closing.set()
     await server.stop(SHUTDOWN_GRACE)
     await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
     for task in workers:

@@ -50,6 +50,8 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         self.lease_ttl = lease_ttl
         self.output_limit = output_limit
         self.reports = ReportWriter(store, self._on_stored)
+        # Set on shutdown: streams end, and runners reconnect to another scheduler.
+        self.closing = asyncio.Event()
         # Which stream to acknowledge each stored finish on.
         self._finish_from: dict[AttemptKey, asyncio.Queue[pb.SchedulerMessage]] = {}
 
@@ -91,16 +93,18 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         self.dispatcher.attach(runner)
         log.info("Runner %s connected (capacity %d)", runner.runner_id, runner.capacity)
         reader = asyncio.create_task(self._read(runner, request_iterator, outbox))
+        closing = asyncio.ensure_future(self.closing.wait())
         try:
             while True:
                 getter = asyncio.ensure_future(outbox.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, reader, closing}, return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
                     getter.cancel()
                     break
                 yield getter.result()
         finally:
             reader.cancel()
+            closing.cancel()
             self.dispatcher.detach(runner)
             log.info("Runner %s disconnected", runner.runner_id)
 

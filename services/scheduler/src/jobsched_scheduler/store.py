@@ -29,13 +29,15 @@ class PgStore:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q(query), params)
-            return await cur.fetchone()
+            row: Row | None = await cur.fetchone()
+            return row
 
     async def _all(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(q(query), params)
-            return await cur.fetchall()
+            rows: list[Row] = await cur.fetchall()
+            return rows
 
     # --- public API -------------------------------------------------------------
 

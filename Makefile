@@ -1,0 +1,46 @@
+# make run: the whole system on this machine; make test: every check and test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway
+
+.PHONY: install run test check lint typecheck protos browser bench clean
+
+$(STAMP): requirements-dev.txt protos/pyproject.toml libs/common/pyproject.toml \
+          services/scheduler/pyproject.toml services/runner/pyproject.toml \
+          services/api-gateway/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt $(PACKAGES)
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) scripts/local_system.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+browser:
+	bash scripts/ensure_chromium.sh
+
+test: install browser check
+	$(PY) -m pytest
+
+protos: install
+	PYTHON=$(PY) protos/generate.sh
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/artifacts
