@@ -241,3 +241,22 @@ def test_the_gateway_will_not_listen_beyond_loopback_without_a_token() -> None:
     )
     assert result.returncode != 0
     assert "API_TOKEN" in result.stderr
+
+
+def test_cancel_a_queued_and_a_running_job(live_system: LiveSystem, tmp_path: Path) -> None:
+    marker = tmp_path / "survived"
+    live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 1})
+    running = create(live_system, "long", f"(sleep 2; touch {marker}) & sleep 60")
+    queued = create(live_system, "waiting", "echo never")
+    live_system.wait_for_job(running, {"running"})
+    reply = live_system.api("POST", f"/api/jobs/{queued}/cancel")
+    assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
+    assert live_system.api("POST", f"/api/jobs/{running}/cancel").status_code == 200
+    job = live_system.wait_for_job(running, {"cancelled", "failed", "completed"}, timeout=10)
+    assert job["status"] == "cancelled" and job["reason"] == "cancelled"
+    with pytest.raises(TimeoutError):
+        wait_for(marker.exists, 2.5, "the cancelled job's grandchild")
+    assert live_system.api("GET", f"/api/jobs/{queued}").json()["status"] == "cancelled"
+    again = live_system.api("POST", f"/api/jobs/{running}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert live_system.api("POST", "/api/jobs/999999/cancel").status_code == 404

@@ -89,7 +89,7 @@ def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
             assert acked == [key]
             after = await store.get_job(job["id"])
             assert after is not None and after["status"] == "failed" and after["exit_code"] is None
-            assert await store.renew_leases("r", [key]) == set()
+            assert await store.renew_leases("r", [key]) == (set(), set())
             output = await store.get_output(job["id"])
             assert output is not None and output["output"] == ""
 
@@ -188,7 +188,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 return await migrate(conn), await migrate(conn)
 
         first, second = run(twice())
-        assert first == ["001_initial.sql"] and second == []
+        assert first == ["001_initial.sql", "002_cancel.sql"] and second == []
 
         async def check() -> None:
             async for store in _store(url):

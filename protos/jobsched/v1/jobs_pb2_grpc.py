@@ -55,6 +55,11 @@ class JobServiceStub:
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetJobOutputRequest.SerializeToString,
                 response_deserializer=jobsched_dot_v1_dot_jobs__pb2.JobOutput.FromString,
                 _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/jobsched.v1.JobService/CancelJob',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
         self.GetConfig = channel.unary_unary(
                 '/jobsched.v1.JobService/GetConfig',
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetConfigRequest.SerializeToString,
@@ -106,6 +111,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJob(self, request, context):
+        """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
+        then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetConfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -153,6 +166,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJobOutput,
                     request_deserializer=jobsched_dot_v1_dot_jobs__pb2.GetJobOutputRequest.FromString,
                     response_serializer=jobsched_dot_v1_dot_jobs__pb2.JobOutput.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Job.SerializeToString,
             ),
             'GetConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConfig,
@@ -284,6 +302,33 @@ class JobService:
             '/jobsched.v1.JobService/GetJobOutput',
             jobsched_dot_v1_dot_jobs__pb2.GetJobOutputRequest.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.JobOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/CancelJob',
+            jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,

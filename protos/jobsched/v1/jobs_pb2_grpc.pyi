@@ -38,6 +38,10 @@ class JobServiceStub:
     ListJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]
     """Newest first, keyset paged: pass the previous page's next_before_id as before_id."""
     GetJobOutput: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobOutputRequest, _jobs_pb2.JobOutput]
+    CancelJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CancelJobRequest, _jobs_pb2.Job]
+    """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
+    then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
+    """
     GetConfig: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetConfigRequest, _jobs_pb2.Config]
     UpdateConfig: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.UpdateConfigRequest, _jobs_pb2.Config]
     GetStats: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]
@@ -54,6 +58,10 @@ class JobServiceAsyncStub(JobServiceStub):
     ListJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Newest first, keyset paged: pass the previous page's next_before_id as before_id."""
     GetJobOutput: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobOutputRequest, _jobs_pb2.JobOutput]  # type: ignore[assignment]
+    CancelJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CancelJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
+    """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
+    then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
+    """
     GetConfig: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetConfigRequest, _jobs_pb2.Config]  # type: ignore[assignment]
     UpdateConfig: _aio.UnaryUnaryMultiCallable[_jobs_pb2.UpdateConfigRequest, _jobs_pb2.Config]  # type: ignore[assignment]
     GetStats: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]  # type: ignore[assignment]
@@ -91,6 +99,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _jobs_pb2.GetJobOutputRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_jobs_pb2.JobOutput, _abc.Awaitable[_jobs_pb2.JobOutput]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelJob(
+        self,
+        request: _jobs_pb2.CancelJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Job, _abc.Awaitable[_jobs_pb2.Job]]:
+        """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
+        then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def GetConfig(

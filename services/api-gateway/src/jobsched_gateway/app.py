@@ -177,6 +177,11 @@ def create_app(settings: Settings) -> FastAPI:
             job_id=out.job_id, attempt=out.attempt, output=out.output, truncated=out.truncated
         )
 
+    @app.post("/api/jobs/{job_id}/cancel", dependencies=authorized)
+    async def cancel_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
+        """Ends a queued job at once; stops a running one (it then ends `cancelled`)."""
+        return job_from_pb(await call(request, "CancelJob")(pb.CancelJobRequest(id=job_id)))
+
     @app.get("/api/config", dependencies=authorized)
     async def get_config(request: Request) -> Config:
         config = await call(request, "GetConfig")(pb.GetConfigRequest())

@@ -16,6 +16,7 @@ from jobsched.v1 import jobs_pb2_grpc
 
 from .dispatch import Dispatcher
 from .events import EventHub
+from .model import AttemptKey
 from .store import DuplicateName, PgStore, Row
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,22 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             output=row["output"],
             truncated=row["output_truncated"],
         )
+
+    @rpc
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
+        row, changed = await self.store.cancel(request.id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+        if not changed:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"job {request.id} is already {row['status']}",
+            )
+        if row["status"] == "running":
+            key = AttemptKey(row["id"], row["attempt"])
+            self.dispatcher.kill(row["runner_id"] or "", key, "cancelled")
+        log.info("Cancelled job %d (%s)", row["id"], row["status"])
+        return job_to_pb(row)
 
     @rpc
     async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:

@@ -24,6 +24,7 @@ class ConnectedRunner:
     runner_id: str
     capacity: int
     deliver: Callable[[list[Claimed]], None]
+    kill: Callable[[list[AttemptKey], str], None]
     active: set[AttemptKey] = field(default_factory=set)
     draining: bool = False
 
@@ -49,6 +50,15 @@ class Dispatcher:
     def detach(self, runner: ConnectedRunner) -> None:
         if self.runners.get(runner.runner_id) is runner:
             del self.runners[runner.runner_id]
+
+    def kill(self, runner_id: str, key: AttemptKey, reason: str) -> bool:
+        """Stops an attempt at once if its runner is connected here. Otherwise the
+        runner learns it at its next heartbeat, through whichever scheduler it uses."""
+        runner = self.runners.get(runner_id)
+        if runner is None or key not in runner.active:
+            return False
+        runner.kill([key], reason)
+        return True
 
     def release(self, runner: ConnectedRunner, keys: list[AttemptKey]) -> None:
         """The runner's processes for these attempts have ended: its slots are free."""

@@ -79,7 +79,12 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "register needs a runner_id and capacity >= 1"
             )
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
-        runner = ConnectedRunner(reg.runner_id, reg.capacity, lambda c: _deliver(outbox, c))
+        runner = ConnectedRunner(
+            reg.runner_id,
+            reg.capacity,
+            deliver=lambda claimed: _deliver(outbox, claimed),
+            kill=lambda keys, reason: _kill(outbox, keys, reason),
+        )
         await self._reattach(runner, [_key(r) for r in reg.running], outbox)
         outbox.put_nowait(
             pb.SchedulerMessage(
@@ -118,13 +123,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         were given away meanwhile and must stop."""
         if not keys:
             return
-        current = await self.store.renew_leases(runner.runner_id, keys)
+        current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
         runner.active.update(current)
-        stale = [_ref(k) for k in keys if k not in current]
-        if stale:
-            outbox.put_nowait(
-                pb.SchedulerMessage(kill=pb.Kill(refs=stale, reason="attempt superseded"))
-            )
+        _kill(outbox, [k for k in keys if k not in current], "attempt superseded")
+        _kill(outbox, list(cancelled), "cancelled")
         log.info("Runner %s re-attached %d running job(s)", runner.runner_id, len(current))
 
     async def _read(
@@ -174,17 +176,12 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         try:
-            current = await self.store.renew_leases(runner.runner_id, keys)
+            current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
         except Exception as exc:  # database away: the runner keeps going, leases may lapse
             log.warning("Renewing leases of runner %s failed: %s", runner.runner_id, exc)
             return
-        stale = [k for k in keys if k not in current]
-        if stale:
-            outbox.put_nowait(
-                pb.SchedulerMessage(
-                    kill=pb.Kill(refs=[_ref(k) for k in stale], reason="attempt superseded")
-                )
-            )
+        _kill(outbox, [k for k in keys if k not in current], "attempt superseded")
+        _kill(outbox, list(cancelled), "cancelled")
 
 
 def _deliver(outbox: asyncio.Queue[pb.SchedulerMessage], claimed: list[Claimed]) -> None:
@@ -193,6 +190,12 @@ def _deliver(outbox: asyncio.Queue[pb.SchedulerMessage], claimed: list[Claimed])
         for c in claimed
     ]
     outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
+
+
+def _kill(outbox: asyncio.Queue[pb.SchedulerMessage], keys: list[AttemptKey], reason: str) -> None:
+    if keys:
+        refs = [_ref(k) for k in keys]
+        outbox.put_nowait(pb.SchedulerMessage(kill=pb.Kill(refs=refs, reason=reason)))
 
 
 def _now() -> datetime:

@@ -143,10 +143,25 @@ class PgStore:
                 await conn.execute(q("finish"), _finish_params(finished, self.output_limit))
         return [r.key for r in finished]
 
-    async def renew_leases(self, runner_id: str, keys: list[AttemptKey]) -> set[AttemptKey]:
-        """Returns the attempts that are still current (and now renewed)."""
+    async def cancel(self, job_id: int) -> tuple[Row | None, bool]:
+        """Ends a queued job, or asks for a running one to be stopped. Returns the job
+        as it now is (None when it does not exist) and whether this call changed it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            for query in ("cancel_queued", "request_cancel", "get_job"):
+                await cur.execute(q(query), {"id": job_id})
+                row: Row | None = await cur.fetchone()
+                if row is not None:
+                    return row, query != "get_job"
+            return None, False
+
+    async def renew_leases(
+        self, runner_id: str, keys: list[AttemptKey]
+    ) -> tuple[set[AttemptKey], set[AttemptKey]]:
+        """Returns the attempts that are still current (and now renewed), and those of
+        them that were asked to stop."""
         if not keys:
-            return set()
+            return set(), set()
         rows = await self._all(
             "renew_leases",
             {
@@ -156,7 +171,9 @@ class PgStore:
                 "lease_seconds": self.lease_seconds,
             },
         )
-        return {AttemptKey(r["id"], r["attempt"]) for r in rows}
+        current = {AttemptKey(r["id"], r["attempt"]) for r in rows}
+        cancelled = {AttemptKey(r["id"], r["attempt"]) for r in rows if r["cancel_requested"]}
+        return current, cancelled
 
     async def expire_leases(self) -> list[AttemptKey]:
         rows = await self._all("expire_leases")

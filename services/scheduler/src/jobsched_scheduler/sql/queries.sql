@@ -59,7 +59,8 @@ WITH picked AS (
     SET status = 'running', attempt = j.attempt + 1, runner_id = %(runner_id)s,
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         last_run = now(), updated_at = now(),
-        started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
+        started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
+        cancel_requested = false
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.attempt, j.command, j.timeout_seconds
 ), opened AS (
@@ -105,9 +106,12 @@ WITH f AS (
         AS f(job_id, attempt, exit_code, reason, started_at, finished_at, output, truncated)
 ), done AS (
     UPDATE jobs j
-    SET status = CASE WHEN f.exit_code = 0 AND f.reason = '' THEN 'completed' ELSE 'failed' END,
+    SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                      WHEN f.exit_code = 0 AND f.reason = '' THEN 'completed'
+                      ELSE 'failed' END,
         exit_code = f.exit_code,
-        reason = CASE WHEN f.reason <> '' THEN f.reason
+        reason = CASE WHEN j.cancel_requested THEN 'cancelled'
+                      WHEN f.reason <> '' THEN f.reason
                       WHEN f.exit_code <> 0 THEN 'exit code ' || f.exit_code END,
         started_at = coalesce(j.started_at, f.started_at), finished_at = f.finished_at,
         updated_at = now(), lease_expires_at = NULL
@@ -125,18 +129,20 @@ WHERE a.job_id = done.id AND a.attempt = done.attempt
 RETURNING a.job_id, a.attempt, done.status;
 
 -- name: renew_leases
--- Extends the leases of current attempts that a runner still runs; returns those renewed.
+-- Extends the leases of current attempts that a runner still runs; returns those renewed,
+-- and whether each was asked to stop.
 UPDATE jobs j
 SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), runner_id = %(runner_id)s
 FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS r(job_id, attempt)
 WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.status = 'running'
-RETURNING j.id, j.attempt;
+RETURNING j.id, j.attempt, j.cancel_requested;
 
 -- name: expire_leases
 -- Fails attempts whose runner stopped renewing their lease.
 WITH lost AS (
     UPDATE jobs
-    SET status = 'failed', reason = 'runner lost', finished_at = now(), updated_at = now(),
+    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END,
+        reason = 'runner lost', finished_at = now(), updated_at = now(),
         lease_expires_at = NULL
     WHERE status = 'running' AND lease_expires_at < now()
     RETURNING id, attempt
@@ -144,3 +150,16 @@ WITH lost AS (
 UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
 RETURNING a.job_id, a.attempt;
+
+-- name: cancel_queued
+-- Ends a queued job at once.
+UPDATE jobs
+SET status = 'cancelled', reason = 'cancelled', finished_at = now(), updated_at = now()
+WHERE id = %(id)s AND status = 'queued'
+RETURNING *;
+
+-- name: request_cancel
+-- Marks a running job to be stopped; it ends `cancelled` when its runner reports.
+UPDATE jobs SET cancel_requested = true, updated_at = now()
+WHERE id = %(id)s AND status = 'running'
+RETURNING *;
