@@ -97,6 +97,7 @@ def start_live_system(
             **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "API_TOKEN"))},
             "DATABASE_URL": database_url,
             "CHECK_INTERVAL": "10",
+            "RUNNER_DRAIN_SECONDS": "5",
             **env,
         },
         runners=runners,

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -260,3 +261,43 @@ def test_cancel_a_queued_and_a_running_job(live_system: LiveSystem, tmp_path: Pa
     again = live_system.api("POST", f"/api/jobs/{running}/cancel")
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
     assert live_system.api("POST", "/api/jobs/999999/cancel").status_code == 404
+
+
+def test_retries_back_off_and_keep_every_attempt(live_system: LiveSystem, tmp_path: Path) -> None:
+    counter = tmp_path / "tries"
+    # Fails twice, then succeeds: each attempt prints which one it is.
+    command = f'echo x >> {counter}; n=$(wc -l < {counter}); echo "try $n"; [ "$n" -ge 3 ]'
+    reply = live_system.api(
+        "POST", "/api/jobs/create", {"name": "flaky", "command": command, "max_attempts": 3}
+    )
+    job_id = reply.json()["id"]
+    job = live_system.wait_for_job(job_id, {"completed", "failed"}, timeout=20)
+    assert job["status"] == "completed" and job["attempt"] == 3
+    attempts = live_system.api("GET", f"/api/jobs/{job_id}/attempts").json()
+    assert [(a["attempt"], a["exit_code"], a["reason"]) for a in attempts] == [
+        (1, 1, "exit code 1"),
+        (2, 1, "exit code 1"),
+        (3, 0, None),
+    ]
+    # Exponential backoff with jitter: at least half of 1 s, then of 2 s.
+    starts = [datetime.fromisoformat(a["started_at"]) for a in attempts]
+    assert (starts[1] - starts[0]).total_seconds() >= 0.5
+    assert (starts[2] - starts[1]).total_seconds() >= 1.0
+    for n in (1, 2, 3):
+        output = live_system.api("GET", f"/api/jobs/{job_id}/output?attempt={n}").json()
+        assert output["output"] == f"try {n}\n"
+
+
+def test_a_finished_job_can_be_retried(live_system: LiveSystem) -> None:
+    job_id = create(live_system, "once-more", "exit 4")
+    assert live_system.wait_for_job(job_id, {"failed"})["exit_code"] == 4
+    reply = live_system.api("POST", f"/api/jobs/{job_id}/retry")
+    assert reply.status_code == 200 and reply.json()["status"] == "queued"
+    job = live_system.wait_for_job(job_id, {"failed"}, timeout=10)
+    assert job["attempt"] == 2
+    assert len(live_system.api("GET", f"/api/jobs/{job_id}/attempts").json()) == 2
+    running = create(live_system, "busy", "sleep 5")
+    live_system.wait_for_job(running, {"running"})
+    refused = live_system.api("POST", f"/api/jobs/{running}/retry")
+    assert refused.status_code == 409 and "only a finished job" in refused.json()["detail"]
+    assert live_system.api("POST", "/api/jobs/999999/retry").status_code == 404

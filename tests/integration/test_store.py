@@ -188,7 +188,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 return await migrate(conn), await migrate(conn)
 
         first, second = run(twice())
-        assert first == ["001_initial.sql", "002_cancel.sql"] and second == []
+        assert first == ["001_initial.sql", "002_cancel_and_retry.sql"] and second == []
 
         async def check() -> None:
             async for store in _store(url):

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobsched/v1/jobs.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x05\x12\x11\n\trunner_id\x18\x0b \x01(\t\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x0f \x01(\tB\x0c\n\n_exit_code\"`\n\x10\x43reateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x14\n\x0cmax_attempts\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x05\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"[\n\x0fListJobsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tbefore_id\x18\x03 \x01(\x03\"J\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\x12\x16\n\x0enext_before_id\x18\x02 \x01(\x03\"!\n\x13GetJobOutputRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"O\n\tJobOutput\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\x12\n\x10GetConfigRequest\"%\n\x06\x43onfig\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"2\n\x13UpdateConfigRequest\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xa5\x01\n\x05Stats\x12\x0e\n\x06queued\x18\x01 \x01(\x03\x12\x0f\n\x07running\x18\x02 \x01(\x03\x12\x11\n\tcompleted\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x1b\n\x13max_concurrent_jobs\x18\x07 \x01(\x05\x12\x19\n\x11runners_connected\x18\x08 \x01(\x05\"\x14\n\x12WatchEventsRequest\"{\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa1\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xe2\x04\n\nJobService\x12<\n\tCreateJob\x12\x1d.jobsched.v1.CreateJobRequest\x1a\x10.jobsched.v1.Job\x12\x36\n\x06GetJob\x12\x1a.jobsched.v1.GetJobRequest\x1a\x10.jobsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.jobsched.v1.ListJobsRequest\x1a\x1d.jobsched.v1.ListJobsResponse\x12H\n\x0cGetJobOutput\x12 .jobsched.v1.GetJobOutputRequest\x1a\x16.jobsched.v1.JobOutput\x12<\n\tCancelJob\x12\x1d.jobsched.v1.CancelJobRequest\x1a\x10.jobsched.v1.Job\x12?\n\tGetConfig\x12\x1d.jobsched.v1.GetConfigRequest\x1a\x13.jobsched.v1.Config\x12\x45\n\x0cUpdateConfig\x12 .jobsched.v1.UpdateConfigRequest\x1a\x13.jobsched.v1.Config\x12<\n\x08GetStats\x12\x1c.jobsched.v1.GetStatsRequest\x1a\x12.jobsched.v1.Stats\x12G\n\x0bWatchEvents\x12\x1f.jobsched.v1.WatchEventsRequest\x1a\x15.jobsched.v1.JobEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobsched/v1/jobs.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x05\x12\x11\n\trunner_id\x18\x0b \x01(\t\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x0f \x01(\tB\x0c\n\n_exit_code\"`\n\x10\x43reateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x14\n\x0cmax_attempts\x18\x03 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x05\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"[\n\x0fListJobsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\tbefore_id\x18\x03 \x01(\x03\"J\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\x12\x16\n\x0enext_before_id\x18\x02 \x01(\x03\"2\n\x13GetJobOutputRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1d\n\x0fRetryJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\x13ListAttemptsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xb5\x02\n\x07\x41ttempt\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12.\n\nclaimed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x15\n\routput_length\x18\t \x01(\x03\x12\x18\n\x10output_truncated\x18\n \x01(\x08\x42\x0c\n\n_exit_code\">\n\x14ListAttemptsResponse\x12&\n\x08\x61ttempts\x18\x01 \x03(\x0b\x32\x14.jobsched.v1.Attempt\"O\n\tJobOutput\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\x12\n\x10GetConfigRequest\"%\n\x06\x43onfig\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"2\n\x13UpdateConfigRequest\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xa5\x01\n\x05Stats\x12\x0e\n\x06queued\x18\x01 \x01(\x03\x12\x0f\n\x07running\x18\x02 \x01(\x03\x12\x11\n\tcompleted\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x1b\n\x13max_concurrent_jobs\x18\x07 \x01(\x05\x12\x19\n\x11runners_connected\x18\x08 \x01(\x05\"\x14\n\x12WatchEventsRequest\"{\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa1\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xf3\x05\n\nJobService\x12<\n\tCreateJob\x12\x1d.jobsched.v1.CreateJobRequest\x1a\x10.jobsched.v1.Job\x12\x36\n\x06GetJob\x12\x1a.jobsched.v1.GetJobRequest\x1a\x10.jobsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.jobsched.v1.ListJobsRequest\x1a\x1d.jobsched.v1.ListJobsResponse\x12H\n\x0cGetJobOutput\x12 .jobsched.v1.GetJobOutputRequest\x1a\x16.jobsched.v1.JobOutput\x12<\n\tCancelJob\x12\x1d.jobsched.v1.CancelJobRequest\x1a\x10.jobsched.v1.Job\x12:\n\x08RetryJob\x12\x1c.jobsched.v1.RetryJobRequest\x1a\x10.jobsched.v1.Job\x12S\n\x0cListAttempts\x12 .jobsched.v1.ListAttemptsRequest\x1a!.jobsched.v1.ListAttemptsResponse\x12?\n\tGetConfig\x12\x1d.jobsched.v1.GetConfigRequest\x1a\x13.jobsched.v1.Config\x12\x45\n\x0cUpdateConfig\x12 .jobsched.v1.UpdateConfigRequest\x1a\x13.jobsched.v1.Config\x12<\n\x08GetStats\x12\x1c.jobsched.v1.GetStatsRequest\x1a\x12.jobsched.v1.Stats\x12G\n\x0bWatchEvents\x12\x1f.jobsched.v1.WatchEventsRequest\x1a\x15.jobsched.v1.JobEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobsched.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATUS']._serialized_start=1429
-  _globals['_JOBSTATUS']._serialized_end=1590
+  _globals['_JOBSTATUS']._serialized_start=1892
+  _globals['_JOBSTATUS']._serialized_end=2053
   _globals['_JOB']._serialized_start=73
   _globals['_JOB']._serialized_end=537
   _globals['_CREATEJOBREQUEST']._serialized_start=539
@@ -45,25 +45,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSRESPONSE']._serialized_start=759
   _globals['_LISTJOBSRESPONSE']._serialized_end=833
   _globals['_GETJOBOUTPUTREQUEST']._serialized_start=835
-  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=868
-  _globals['_CANCELJOBREQUEST']._serialized_start=870
-  _globals['_CANCELJOBREQUEST']._serialized_end=900
-  _globals['_JOBOUTPUT']._serialized_start=902
-  _globals['_JOBOUTPUT']._serialized_end=981
-  _globals['_GETCONFIGREQUEST']._serialized_start=983
-  _globals['_GETCONFIGREQUEST']._serialized_end=1001
-  _globals['_CONFIG']._serialized_start=1003
-  _globals['_CONFIG']._serialized_end=1040
-  _globals['_UPDATECONFIGREQUEST']._serialized_start=1042
-  _globals['_UPDATECONFIGREQUEST']._serialized_end=1092
-  _globals['_GETSTATSREQUEST']._serialized_start=1094
-  _globals['_GETSTATSREQUEST']._serialized_end=1111
-  _globals['_STATS']._serialized_start=1114
-  _globals['_STATS']._serialized_end=1279
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=1281
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1301
-  _globals['_JOBEVENT']._serialized_start=1303
-  _globals['_JOBEVENT']._serialized_end=1426
-  _globals['_JOBSERVICE']._serialized_start=1593
-  _globals['_JOBSERVICE']._serialized_end=2203
+  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=885
+  _globals['_CANCELJOBREQUEST']._serialized_start=887
+  _globals['_CANCELJOBREQUEST']._serialized_end=917
+  _globals['_RETRYJOBREQUEST']._serialized_start=919
+  _globals['_RETRYJOBREQUEST']._serialized_end=948
+  _globals['_LISTATTEMPTSREQUEST']._serialized_start=950
+  _globals['_LISTATTEMPTSREQUEST']._serialized_end=987
+  _globals['_ATTEMPT']._serialized_start=990
+  _globals['_ATTEMPT']._serialized_end=1299
+  _globals['_LISTATTEMPTSRESPONSE']._serialized_start=1301
+  _globals['_LISTATTEMPTSRESPONSE']._serialized_end=1363
+  _globals['_JOBOUTPUT']._serialized_start=1365
+  _globals['_JOBOUTPUT']._serialized_end=1444
+  _globals['_GETCONFIGREQUEST']._serialized_start=1446
+  _globals['_GETCONFIGREQUEST']._serialized_end=1464
+  _globals['_CONFIG']._serialized_start=1466
+  _globals['_CONFIG']._serialized_end=1503
+  _globals['_UPDATECONFIGREQUEST']._serialized_start=1505
+  _globals['_UPDATECONFIGREQUEST']._serialized_end=1555
+  _globals['_GETSTATSREQUEST']._serialized_start=1557
+  _globals['_GETSTATSREQUEST']._serialized_end=1574
+  _globals['_STATS']._serialized_start=1577
+  _globals['_STATS']._serialized_end=1742
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1744
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1764
+  _globals['_JOBEVENT']._serialized_start=1766
+  _globals['_JOBEVENT']._serialized_end=1889
+  _globals['_JOBSERVICE']._serialized_start=2056
+  _globals['_JOBSERVICE']._serialized_end=2811
 # @@protoc_insertion_point(module_scope)

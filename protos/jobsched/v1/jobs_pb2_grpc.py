@@ -60,6 +60,16 @@ class JobServiceStub:
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/jobsched.v1.JobService/RetryJob',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListAttempts = channel.unary_unary(
+                '/jobsched.v1.JobService/ListAttempts',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ListAttemptsRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListAttemptsResponse.FromString,
+                _registered_method=True)
         self.GetConfig = channel.unary_unary(
                 '/jobsched.v1.JobService/GetConfig',
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetConfigRequest.SerializeToString,
@@ -119,6 +129,20 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryJob(self, request, context):
+        """Queues a finished job again (one more attempt if it had used them all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAttempts(self, request, context):
+        """Every attempt of a job: runner, timings, exit code, reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetConfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -171,6 +195,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
                     response_serializer=jobsched_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.RetryJobRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'ListAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttempts,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListAttemptsRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.ListAttemptsResponse.SerializeToString,
             ),
             'GetConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConfig,
@@ -329,6 +363,60 @@ class JobService:
             '/jobsched.v1.JobService/CancelJob',
             jobsched_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/RetryJob',
+            jobsched_dot_v1_dot_jobs__pb2.RetryJobRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/ListAttempts',
+            jobsched_dot_v1_dot_jobs__pb2.ListAttemptsRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.ListAttemptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class JobServiceStub:
     """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
     then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
     """
+    RetryJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.RetryJobRequest, _jobs_pb2.Job]
+    """Queues a finished job again (one more attempt if it had used them all)."""
+    ListAttempts: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListAttemptsRequest, _jobs_pb2.ListAttemptsResponse]
+    """Every attempt of a job: runner, timings, exit code, reason."""
     GetConfig: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetConfigRequest, _jobs_pb2.Config]
     UpdateConfig: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.UpdateConfigRequest, _jobs_pb2.Config]
     GetStats: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]
@@ -62,6 +66,10 @@ class JobServiceAsyncStub(JobServiceStub):
     """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
     then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
     """
+    RetryJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.RetryJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
+    """Queues a finished job again (one more attempt if it had used them all)."""
+    ListAttempts: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListAttemptsRequest, _jobs_pb2.ListAttemptsResponse]  # type: ignore[assignment]
+    """Every attempt of a job: runner, timings, exit code, reason."""
     GetConfig: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetConfigRequest, _jobs_pb2.Config]  # type: ignore[assignment]
     UpdateConfig: _aio.UnaryUnaryMultiCallable[_jobs_pb2.UpdateConfigRequest, _jobs_pb2.Config]  # type: ignore[assignment]
     GetStats: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]  # type: ignore[assignment]
@@ -109,6 +117,22 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Ends a queued job at once; a running one is stopped (SIGTERM to its process group,
         then SIGKILL) and ends `cancelled`. A finished job is FAILED_PRECONDITION.
         """
+
+    @_abc_1.abstractmethod
+    def RetryJob(
+        self,
+        request: _jobs_pb2.RetryJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Job, _abc.Awaitable[_jobs_pb2.Job]]:
+        """Queues a finished job again (one more attempt if it had used them all)."""
+
+    @_abc_1.abstractmethod
+    def ListAttempts(
+        self,
+        request: _jobs_pb2.ListAttemptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListAttemptsResponse, _abc.Awaitable[_jobs_pb2.ListAttemptsResponse]]:
+        """Every attempt of a job: runner, timings, exit code, reason."""
 
     @_abc_1.abstractmethod
     def GetConfig(

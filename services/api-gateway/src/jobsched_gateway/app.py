@@ -19,12 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .schemas import (
     STATUS_TO_PB,
+    Attempt,
     Config,
     Job,
     JobCreate,
     JobOutput,
     Stats,
     Status,
+    attempt_from_pb,
     job_from_pb,
 )
 from .settings import Settings
@@ -171,8 +173,14 @@ def create_app(settings: Settings) -> FastAPI:
         return job_from_pb(await call(request, "GetJob")(pb.GetJobRequest(id=job_id)))
 
     @app.get("/api/jobs/{job_id}/output", dependencies=authorized)
-    async def get_output(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> JobOutput:
-        out = await call(request, "GetJobOutput")(pb.GetJobOutputRequest(id=job_id))
+    async def get_output(
+        request: Request,
+        job_id: Annotated[int, PathParam(ge=1)],
+        attempt: Annotated[int, Query(ge=0, description="0: the latest")] = 0,
+    ) -> JobOutput:
+        out = await call(request, "GetJobOutput")(
+            pb.GetJobOutputRequest(id=job_id, attempt=attempt)
+        )
         return JobOutput(
             job_id=out.job_id, attempt=out.attempt, output=out.output, truncated=out.truncated
         )
@@ -181,6 +189,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def cancel_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
         """Ends a queued job at once; stops a running one (it then ends `cancelled`)."""
         return job_from_pb(await call(request, "CancelJob")(pb.CancelJobRequest(id=job_id)))
+
+    @app.post("/api/jobs/{job_id}/retry", dependencies=authorized)
+    async def retry_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
+        """Queues a finished job again (with one more attempt if it had used them all)."""
+        return job_from_pb(await call(request, "RetryJob")(pb.RetryJobRequest(id=job_id)))
+
+    @app.get("/api/jobs/{job_id}/attempts", dependencies=authorized)
+    async def list_attempts(
+        request: Request, job_id: Annotated[int, PathParam(ge=1)]
+    ) -> list[Attempt]:
+        """Every attempt of the job, oldest first: runner, timings, exit code, reason."""
+        reply = await call(request, "ListAttempts")(pb.ListAttemptsRequest(job_id=job_id))
+        return [attempt_from_pb(a) for a in reply.attempts]
 
     @app.get("/api/config", dependencies=authorized)
     async def get_config(request: Request) -> Config:

@@ -50,6 +50,19 @@ class JobOutput(BaseModel):
     truncated: bool
 
 
+class Attempt(BaseModel):
+    job_id: int
+    attempt: int
+    runner_id: str
+    claimed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    reason: str | None
+    output_length: int
+    output_truncated: bool
+
+
 class Config(BaseModel):
     max_concurrent_jobs: int = Field(ge=1, le=10_000)
 
@@ -65,7 +78,7 @@ class Stats(BaseModel):
     runners_connected: int
 
 
-def _time(message: pb.Job, field: str) -> datetime | None:
+def _time(message: pb.Job | pb.Attempt, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[arg-type]
         return None
     ts: Timestamp = getattr(message, field)
@@ -89,4 +102,19 @@ def job_from_pb(job: pb.Job) -> Job:
         finished_at=_time(job, "finished_at"),
         exit_code=job.exit_code if job.HasField("exit_code") else None,
         reason=job.reason or None,
+    )
+
+
+def attempt_from_pb(attempt: pb.Attempt) -> Attempt:
+    return Attempt(
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        runner_id=attempt.runner_id,
+        claimed_at=_time(attempt, "claimed_at"),
+        started_at=_time(attempt, "started_at"),
+        finished_at=_time(attempt, "finished_at"),
+        exit_code=attempt.exit_code if attempt.HasField("exit_code") else None,
+        reason=attempt.reason or None,
+        output_length=attempt.output_length,
+        output_truncated=attempt.output_truncated,
     )

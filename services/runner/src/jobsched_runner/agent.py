@@ -6,8 +6,10 @@ acknowledges it, and resent after every reconnect."""
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -24,6 +26,17 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int]  # (job id, attempt): the attempt is the fencing token
 OUTPUT_FLUSH_SECONDS = 0.25
 ACK_WAIT_SECONDS = 5.0
+MAX_RECONNECT_DELAY = 2.0
+# Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+# A runner cut off from every scheduler stops its jobs this far into their lease, before
+# a scheduler may hand them to another runner.
+LEASE_SAFETY = 0.7
 
 
 def _ref(key: Key) -> pb.AttemptRef:
@@ -46,17 +59,21 @@ class RunnerAgent:
         self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat_interval = 3.0
+        self._lease_ttl = 10.0
         self._output_limit = 1024 * 1024
+        self._disconnected_since: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         link = asyncio.create_task(self._keep_connected())
+        watchdog = asyncio.create_task(self._watch_leases())
         await stop.wait()
         await self._drain()
-        link.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await link
+        for task in (link, watchdog):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _drain(self) -> None:
         """Takes no new work, lets running jobs finish within the grace, stops the rest,
@@ -79,22 +96,43 @@ class RunnerAgent:
 
     async def _keep_connected(self) -> None:
         delay = 0.1
-        while True:
+        addrs = self.settings.scheduler_addrs
+        for attempt in itertools.count():
+            addr = addrs[attempt % len(addrs)]
             try:
-                await self._session()
+                await self._session(addr)
                 delay = 0.1
             except grpc.aio.AioRpcError as exc:
-                log.warning("Scheduler link down (%s: %s)", exc.code().name, exc.details())
+                log.warning(
+                    "Scheduler %s unreachable (%s: %s)", addr, exc.code().name, exc.details()
+                )
             finally:
                 self._outbox = None
+                if self.connected.is_set():
+                    self._disconnected_since = time.monotonic()
                 self.connected.clear()
             await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    async def _watch_leases(self) -> None:
+        """Stops every job once the link has been down for most of a lease: a scheduler
+        may soon give them away, and an attempt must never run twice at once."""
+        while True:
+            await asyncio.sleep(0.2)
+            since = self._disconnected_since
+            if since is None or self.connected.is_set() or not self.running:
+                continue
+            if time.monotonic() - since > self._lease_ttl * LEASE_SAFETY:
+                log.warning(
+                    "Scheduler unreachable for too long: stopping %d job(s)", len(self.running)
+                )
+                for execution in self.running.values():
+                    execution.stop("lease lost")
 
     # --- one stream --------------------------------------------------------------------
 
-    async def _session(self) -> None:
-        async with grpc.aio.insecure_channel(self.settings.SCHEDULER_ADDR) as channel:
+    async def _session(self, addr: str) -> None:
+        async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
             stub = runner_pb2_grpc.RunnerServiceStub(channel)
             outbox: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
             outbox.put_nowait(
@@ -129,11 +167,12 @@ class RunnerAgent:
         if kind == "registered":
             reg = message.registered
             self._heartbeat_interval = max(reg.heartbeat_interval_ms / 1000, 0.05)
+            self._lease_ttl = max(reg.lease_ttl_ms / 1000, 0.1)
+            self._disconnected_since = None
             self._output_limit = reg.output_limit_bytes or self._output_limit
             self.connected.set()
             log.info(
-                "Connected to scheduler at %s as %s (capacity %d)",
-                self.settings.SCHEDULER_ADDR,
+                "Connected to scheduler as %s (capacity %d)",
                 self.settings.RUNNER_ID,
                 self.settings.RUNNER_CAPACITY,
             )

@@ -14,6 +14,7 @@ def _default_id() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # host:port of the scheduler; several, comma-separated, are tried in turn.
     SCHEDULER_ADDR: str = "127.0.0.1:50051"
     RUNNER_ID: str = Field(default_factory=_default_id, min_length=1, max_length=200)
     RUNNER_CAPACITY: int = Field(default=8, ge=1, le=10_000)
@@ -24,3 +25,7 @@ class Settings(BaseSettings):
     # SIGTERM to a job's process group, then SIGKILL after this many seconds.
     KILL_GRACE_SECONDS: float = Field(default=5.0, ge=0)
     LOG_LEVEL: str = "INFO"
+
+    @property
+    def scheduler_addrs(self) -> list[str]:
+        return [a.strip() for a in self.SCHEDULER_ADDR.split(",") if a.strip()]

@@ -155,7 +155,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetJobOutput(self, request: pb.GetJobOutputRequest, context: Ctx) -> pb.JobOutput:
-        row = await self.store.get_output(request.id)
+        row = await self.store.get_output(request.id, request.attempt)
         if row is None:
             if await self.store.get_job(request.id) is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
@@ -182,6 +182,44 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             self.dispatcher.kill(row["runner_id"] or "", key, "cancelled")
         log.info("Cancelled job %d (%s)", row["id"], row["status"])
         return job_to_pb(row)
+
+    @rpc
+    async def RetryJob(self, request: pb.RetryJobRequest, context: Ctx) -> pb.Job:
+        row, queued = await self.store.retry(request.id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+        if not queued:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"job {request.id} is {row['status']}: only a finished job can be retried",
+            )
+        log.info("Queued job %d again", row["id"])
+        return job_to_pb(row)
+
+    @rpc
+    async def ListAttempts(
+        self, request: pb.ListAttemptsRequest, context: Ctx
+    ) -> pb.ListAttemptsResponse:
+        rows = await self.store.list_attempts(request.job_id)
+        if not rows and await self.store.get_job(request.job_id) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.job_id} not found")
+        return pb.ListAttemptsResponse(
+            attempts=[
+                pb.Attempt(
+                    job_id=r["job_id"],
+                    attempt=r["attempt"],
+                    runner_id=r["runner_id"],
+                    claimed_at=_ts(r["claimed_at"]),
+                    started_at=_ts(r["started_at"]),
+                    finished_at=_ts(r["finished_at"]),
+                    exit_code=r["exit_code"],
+                    reason=r["reason"] or "",
+                    output_length=r["output_length"],
+                    output_truncated=r["output_truncated"],
+                )
+                for r in rows
+            ]
+        )
 
     @rpc
     async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from .model import AttemptKey, Claimed, ClaimResult
@@ -39,6 +40,7 @@ class Dispatcher:
         self.check_interval = check_interval
         self.runners: dict[str, ConnectedRunner] = {}
         self._wake = asyncio.Event()
+        self._next_retry_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -70,7 +72,7 @@ class Dispatcher:
             while not stop.is_set():
                 waker = asyncio.ensure_future(self._wake.wait())
                 done, _ = await asyncio.wait(
-                    {waker, stopper}, timeout=self.check_interval, return_when="FIRST_COMPLETED"
+                    {waker, stopper}, timeout=self._timeout(), return_when="FIRST_COMPLETED"
                 )
                 waker.cancel()
                 if stopper in done:
@@ -84,6 +86,13 @@ class Dispatcher:
         finally:
             stopper.cancel()
 
+    def _timeout(self) -> float:
+        """The safety-net interval, or sooner when a retry falls due."""
+        if self._next_retry_at is None:
+            return self.check_interval
+        due = (self._next_retry_at - datetime.now(UTC)).total_seconds()
+        return min(self.check_interval, max(due, 0.0) + 0.01)
+
     async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
         free = {r.runner_id: r.free for r in self.runners.values() if r.free > 0}
         if not free:
@@ -91,6 +100,7 @@ class Dispatcher:
                 log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
             return None
         result = await self.store.claim(free)
+        self._next_retry_at = result.next_retry_at
         self._log_cycle(result, timer)
         for runner_id, claimed in result.by_runner.items():
             runner = self.runners.get(runner_id)

@@ -82,7 +82,12 @@ async def serve(settings: Settings) -> None:
 async def _serve_with(
     pool: AsyncConnectionPool[Any], settings: Settings, stop: asyncio.Event
 ) -> None:
-    store = PgStore(pool, settings.LEASE_TTL_SECONDS, settings.OUTPUT_LIMIT_BYTES)
+    store = PgStore(
+        pool,
+        settings.LEASE_TTL_SECONDS,
+        settings.OUTPUT_LIMIT_BYTES,
+        settings.DEFAULT_TIMEOUT_SECONDS,
+    )
     dispatcher = Dispatcher(store, settings.CHECK_INTERVAL)
     events = EventHub(settings.database_url, dispatcher.wake)
     links = RunnerLinks(
@@ -105,7 +110,9 @@ async def _serve_with(
         asyncio.create_task(dispatcher.run(stop)),
         asyncio.create_task(events.run(stop)),
         asyncio.create_task(links.reports.run(stop)),
-        asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
+        asyncio.create_task(
+            sweep_leases(store, settings.sweep_interval, settings.LEASE_TTL_SECONDS, stop)
+        ),
     ]
     log.info("Scheduler is running, checking for queued jobs...")
     await stop.wait()

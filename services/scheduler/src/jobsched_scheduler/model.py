@@ -28,6 +28,8 @@ class ClaimResult:
     running: int
     queued: int
     by_runner: dict[str, list[Claimed]] = field(default_factory=dict)
+    # When the earliest job waiting out a retry backoff is due, if one was in the way.
+    next_retry_at: datetime | None = None
 
     @property
     def available(self) -> int:

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
     OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    # Applied to jobs created without timeout_seconds; 0 means no timeout.
+    DEFAULT_TIMEOUT_SECONDS: int = Field(default=0, ge=0)
     DB_POOL_SIZE: int = Field(default=10, ge=2)
     LOG_LEVEL: str = "INFO"
 

@@ -20,10 +20,17 @@ class DuplicateName(Exception):
 
 
 class PgStore:
-    def __init__(self, pool: AsyncConnectionPool[Any], lease_seconds: float, output_limit: int):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        lease_seconds: float,
+        output_limit: int,
+        default_timeout: int = 0,
+    ):
         self.pool = pool
         self.lease_seconds = lease_seconds
         self.output_limit = output_limit
+        self.default_timeout = default_timeout
 
     async def _one(self, query: str, params: dict[str, Any] | None = None) -> Row | None:
         async with self.pool.connection() as conn:
@@ -38,6 +45,10 @@ class PgStore:
             await cur.execute(q(query), params)
             rows: list[Row] = await cur.fetchall()
             return rows
+
+    async def ping(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1")
 
     # --- public API -------------------------------------------------------------
 
@@ -64,8 +75,8 @@ class PgStore:
         params = {"status": status, "limit": limit, "before_id": before_id or _NO_CURSOR}
         return await self._all("list_jobs_by_status" if status else "list_jobs", params)
 
-    async def get_output(self, job_id: int) -> Row | None:
-        return await self._one("get_output", {"id": job_id})
+    async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
+        return await self._one("get_output", {"id": job_id, "attempt": attempt})
 
     async def get_max_concurrent(self) -> int:
         row = await self._one("get_max_concurrent")
@@ -100,7 +111,12 @@ class PgStore:
             result = ClaimResult(limit=limit, running=running, queued=queued)
             plan = plan_claims(min(result.available, queued), free_by_runner)
             for runner_id, n in plan.items():
-                params = {"n": n, "runner_id": runner_id, "lease_seconds": self.lease_seconds}
+                params = {
+                    "n": n,
+                    "runner_id": runner_id,
+                    "lease_seconds": self.lease_seconds,
+                    "default_timeout": self.default_timeout,
+                }
                 await cur.execute(q("claim"), params)
                 claimed = [
                     Claimed(AttemptKey(r["id"], r["attempt"]), r["command"], r["timeout_seconds"])
@@ -108,6 +124,10 @@ class PgStore:
                 ]
                 if claimed:
                     result.by_runner[runner_id] = claimed
+            if result.claimed < sum(plan.values()):
+                # Some queued jobs are waiting out a retry backoff: note when one is due.
+                await cur.execute(q("next_retry"))
+                result.next_retry_at = (await cur.fetchone() or {}).get("at")
             return result
 
     # --- runner reports -------------------------------------------------------------
@@ -154,6 +174,17 @@ class PgStore:
                 if row is not None:
                     return row, query != "get_job"
             return None, False
+
+    async def retry(self, job_id: int) -> tuple[Row | None, bool]:
+        """Queues a finished job again. Returns the job as it now is (None when it does
+        not exist) and whether this call queued it."""
+        row = await self._one("retry_job", {"id": job_id})
+        if row is not None:
+            return row, True
+        return await self.get_job(job_id), False
+
+    async def list_attempts(self, job_id: int) -> list[Row]:
+        return await self._all("list_attempts", {"id": job_id})
 
     async def renew_leases(
         self, runner_id: str, keys: list[AttemptKey]

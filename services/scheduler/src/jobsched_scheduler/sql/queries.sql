@@ -19,9 +19,10 @@ WHERE status = %(status)s AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: get_output
--- The output of a job's latest attempt.
+-- The output of one attempt of a job (attempt 0: the latest).
 SELECT job_id, attempt, output, output_truncated FROM job_attempts
-WHERE job_id = %(id)s ORDER BY attempt DESC LIMIT 1;
+WHERE job_id = %(id)s AND (%(attempt)s = 0 OR attempt = %(attempt)s)
+ORDER BY attempt DESC LIMIT 1;
 
 -- name: get_max_concurrent
 -- The concurrency limit, read fresh on every dispatch cycle.
@@ -52,7 +53,7 @@ SELECT count(*) AS n FROM jobs WHERE status = 'queued';
 -- name: claim
 -- Claims up to n queued jobs, oldest first, for one runner, and opens their attempts.
 WITH picked AS (
-    SELECT id FROM jobs WHERE status = 'queued'
+    SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())
     ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs j
@@ -60,9 +61,10 @@ WITH picked AS (
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         last_run = now(), updated_at = now(),
         started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
-        cancel_requested = false
+        cancel_requested = false, run_after = NULL
     FROM picked WHERE j.id = picked.id
-    RETURNING j.id, j.attempt, j.command, j.timeout_seconds
+    RETURNING j.id, j.attempt, j.command,
+        coalesce(j.timeout_seconds, nullif(%(default_timeout)s, 0)) AS timeout_seconds
 ), opened AS (
     INSERT INTO job_attempts (job_id, attempt, runner_id)
     SELECT id, attempt, %(runner_id)s FROM claimed
@@ -97,7 +99,8 @@ FROM o JOIN jobs j ON j.id = o.job_id AND j.attempt = o.attempt AND j.status = '
 WHERE a.job_id = o.job_id AND a.attempt = o.attempt;
 
 -- name: finish
--- Ends current attempts as completed or failed; reports of stale attempts change nothing.
+-- Ends current attempts: completed, cancelled, queued again after a backoff when attempts
+-- remain, or failed. Reports of stale attempts change nothing.
 WITH f AS (
     SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
                          %(exit_codes)s::integer[], %(reasons)s::text[],
@@ -108,7 +111,11 @@ WITH f AS (
     UPDATE jobs j
     SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
                       WHEN f.exit_code = 0 AND f.reason = '' THEN 'completed'
+                      WHEN j.attempt < j.max_attempts THEN 'queued'
                       ELSE 'failed' END,
+        run_after = CASE WHEN NOT j.cancel_requested AND (f.exit_code <> 0 OR f.reason <> '')
+                         AND j.attempt < j.max_attempts
+                    THEN jobsched_retry_at(j.attempt) END,
         exit_code = f.exit_code,
         reason = CASE WHEN j.cancel_requested THEN 'cancelled'
                       WHEN f.reason <> '' THEN f.reason
@@ -116,7 +123,8 @@ WITH f AS (
         started_at = coalesce(j.started_at, f.started_at), finished_at = f.finished_at,
         updated_at = now(), lease_expires_at = NULL
     FROM f WHERE j.id = f.job_id AND j.attempt = f.attempt AND j.status = 'running'
-    RETURNING j.id, j.attempt, j.status, j.reason, j.exit_code, j.started_at, j.finished_at
+    RETURNING j.id, j.attempt, j.status, j.reason, j.exit_code, j.started_at, j.finished_at,
+        j.run_after
 )
 UPDATE job_attempts a
 SET exit_code = done.exit_code, reason = done.reason,
@@ -126,7 +134,7 @@ SET exit_code = done.exit_code, reason = done.reason,
     OR length(a.output) + length(f.output) > %(output_limit)s
 FROM done JOIN f ON f.job_id = done.id AND f.attempt = done.attempt
 WHERE a.job_id = done.id AND a.attempt = done.attempt
-RETURNING a.job_id, a.attempt, done.status;
+RETURNING a.job_id, a.attempt, done.status, done.run_after;
 
 -- name: renew_leases
 -- Extends the leases of current attempts that a runner still runs; returns those renewed,
@@ -138,18 +146,22 @@ WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.status = 'running'
 RETURNING j.id, j.attempt, j.cancel_requested;
 
 -- name: expire_leases
--- Fails attempts whose runner stopped renewing their lease.
+-- Ends attempts whose runner stopped renewing their lease: retried when attempts remain.
 WITH lost AS (
     UPDATE jobs
-    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END,
+    SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN attempt < max_attempts THEN 'queued'
+                      ELSE 'failed' END,
+        run_after = CASE WHEN NOT cancel_requested AND attempt < max_attempts
+                    THEN jobsched_retry_at(attempt) END,
         reason = 'runner lost', finished_at = now(), updated_at = now(),
         lease_expires_at = NULL
     WHERE status = 'running' AND lease_expires_at < now()
-    RETURNING id, attempt
+    RETURNING id, attempt, status, run_after
 )
 UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
-RETURNING a.job_id, a.attempt;
+RETURNING a.job_id, a.attempt, lost.status, lost.run_after;
 
 -- name: cancel_queued
 -- Ends a queued job at once.
@@ -163,3 +175,22 @@ RETURNING *;
 UPDATE jobs SET cancel_requested = true, updated_at = now()
 WHERE id = %(id)s AND status = 'running'
 RETURNING *;
+
+-- name: retry_job
+-- Queues a finished job again, allowing it one more attempt when it has used them all.
+UPDATE jobs
+SET status = 'queued', run_after = NULL, reason = NULL, exit_code = NULL,
+    started_at = NULL, finished_at = NULL, updated_at = now(),
+    max_attempts = greatest(max_attempts, attempt + 1)
+WHERE id = %(id)s AND status IN ('completed', 'failed', 'cancelled')
+RETURNING *;
+
+-- name: list_attempts
+-- Every attempt of a job, oldest first, without output.
+SELECT job_id, attempt, runner_id, claimed_at, started_at, finished_at, exit_code, reason,
+       length(output) AS output_length, output_truncated
+FROM job_attempts WHERE job_id = %(id)s ORDER BY attempt;
+
+-- name: next_retry
+-- When the earliest job waiting out a backoff becomes due.
+SELECT min(run_after) AS at FROM jobs WHERE status = 'queued' AND run_after > now();
