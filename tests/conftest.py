@@ -88,6 +88,18 @@ class LiveSystem(LocalSystem):
         wait_for(reached, timeout, f"job {job_id} in {statuses} (last seen {seen})")
         return seen
 
+    def wait_for_job_sql(self, job_id: int, timeout: float = 20) -> str:
+        """Waits for a terminal status, reading the table (the gateway may be away)."""
+        seen = [""]
+
+        def finished() -> bool:
+            rows = self.sql("SELECT status FROM jobs WHERE id = %s", (job_id,))
+            seen[0] = rows[0][0] if rows else ""
+            return seen[0] in {"completed", "failed", "cancelled"}
+
+        wait_for(finished, timeout, f"job {job_id} to finish (last seen {seen[0]!r})")
+        return seen[0]
+
 
 def start_live_system(
     database_url: str, tmp_path: Path, runners: int = 2, **env: str

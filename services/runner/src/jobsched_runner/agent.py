@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
 
-from .execute import Execution, Outcome
+from .execute import Execution, Outcome, ProcessGroups
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def _ts(value: datetime) -> Timestamp:
 
 
 class RunnerAgent:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, groups: ProcessGroups | None = None):
         self.settings = settings
+        self.groups = groups
         self.running: dict[Key, Execution] = {}
         self.unacked: dict[Key, pb.Finished] = {}
         self.draining = False
@@ -218,6 +219,7 @@ class RunnerAgent:
             item.timeout_seconds or None,
             self.settings.KILL_GRACE_SECONDS,
             self._output_limit,
+            self.groups,
         )
         self.running[key] = execution
         task = asyncio.create_task(self._run(key, execution))

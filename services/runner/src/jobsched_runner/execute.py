@@ -8,9 +8,18 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 READ_SIZE = 64 * 1024
 SHELL = "/bin/sh"
+
+
+class ProcessGroups(Protocol):
+    """Told of every job process group, to kill them if the runner dies."""
+
+    def watch(self, pgid: int) -> None: ...
+
+    def forget(self, pgid: int) -> None: ...
 
 
 @dataclass
@@ -52,8 +61,16 @@ class CapturedOutput:
 class Execution:
     """One attempt's process. `stop(reason)` ends it early (cancel, timeout, drain)."""
 
-    def __init__(self, command: str, timeout: float | None, kill_grace: float, output_limit: int):
+    def __init__(
+        self,
+        command: str,
+        timeout: float | None,
+        kill_grace: float,
+        output_limit: int,
+        groups: ProcessGroups | None = None,
+    ):
         self.command = command
+        self.groups = groups
         self.timeout = timeout
         self.kill_grace = kill_grace
         self.output = CapturedOutput(output_limit)
@@ -81,6 +98,8 @@ class Execution:
             now = datetime.now(UTC)
             return Outcome(127, f"could not start: {exc}", self.started_at, now)
         self.started_at = datetime.now(UTC)
+        if self.groups is not None:
+            self.groups.watch(proc.pid)
         on_started(self.started_at)
         reader = asyncio.create_task(self._read(proc))
         waiter = asyncio.create_task(proc.wait())
@@ -95,6 +114,8 @@ class Execution:
         # The command is done: whatever it left behind in its group goes too, and the
         # pipe closes even if a grandchild held it open.
         _signal_group(proc.pid, signal.SIGKILL)
+        if self.groups is not None:
+            self.groups.forget(proc.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader, 5)
         code = proc.returncode if proc.returncode is not None else -signal.SIGKILL

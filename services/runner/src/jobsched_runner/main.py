@@ -9,6 +9,7 @@ from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
 
 from .agent import RunnerAgent
+from .reaper import Reaper
 from .settings import Settings
 
 log = logging.getLogger("jobsched.runner")
@@ -16,7 +17,8 @@ log = logging.getLogger("jobsched.runner")
 
 async def serve(settings: Settings) -> None:
     stop = shutdown_event()
-    agent = RunnerAgent(settings)
+    reaper = Reaper()
+    agent = RunnerAgent(settings, reaper)
     health_server = None
     if settings.RUNNER_HEALTH_BIND:
         health_server = grpc.aio.server()
@@ -29,6 +31,7 @@ async def serve(settings: Settings) -> None:
     if health_server is not None:
         await set_not_serving(health)
         await health_server.stop(1)
+    reaper.close()
     log.info("Runner stopped")
 
 
