@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,15 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def http_ok(url: str) -> bool:
@@ -107,6 +117,7 @@ class LocalSystem:
     def start(self, timeout: float = 60) -> None:
         self.migrate()
         self.start_scheduler()
+        wait_for(lambda: port_open(self.scheduler_addr), timeout, "scheduler")
         for index in range(1, self.runners + 1):
             self.start_runner(index)
         self.start_gateway()

@@ -212,16 +212,20 @@ class Heartbeat(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RUNNING_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Echoed in LeasesRenewed, so that the runner knows from when each lease counts."""
     @_builtins.property
     def running(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptRef]: ...
     def __init__(
         self,
         *,
         running: _abc.Iterable[Global___AttemptRef] | None = ...,
+        seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["running", b"running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["running", b"running", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -252,6 +256,7 @@ class SchedulerMessage(_message.Message):
     KILL_FIELD_NUMBER: _builtins.int
     REGISTERED_FIELD_NUMBER: _builtins.int
     ACKED_FIELD_NUMBER: _builtins.int
+    RENEWED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> Global___Assignments: ...
     @_builtins.property
@@ -260,6 +265,8 @@ class SchedulerMessage(_message.Message):
     def registered(self) -> Global___Registered: ...
     @_builtins.property
     def acked(self) -> Global___Acked: ...
+    @_builtins.property
+    def renewed(self) -> Global___LeasesRenewed: ...
     def __init__(
         self,
         *,
@@ -267,16 +274,44 @@ class SchedulerMessage(_message.Message):
         kill: Global___Kill | None = ...,
         registered: Global___Registered | None = ...,
         acked: Global___Acked | None = ...,
+        renewed: Global___LeasesRenewed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acked", b"acked", "assignments", b"assignments", "body", b"body", "kill", b"kill", "registered", b"registered"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acked", b"acked", "assignments", b"assignments", "body", b"body", "kill", b"kill", "registered", b"registered", "renewed", b"renewed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked", b"acked", "assignments", b"assignments", "body", b"body", "kill", b"kill", "registered", b"registered"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked", b"acked", "assignments", b"assignments", "body", b"body", "kill", b"kill", "registered", b"registered", "renewed", b"renewed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "kill", "registered", "acked"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assignments", "kill", "registered", "acked", "renewed"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___SchedulerMessage: _TypeAlias = SchedulerMessage  # noqa: Y015
+
+@_typing.final
+class LeasesRenewed(_message.Message):
+    """The leases of these attempts were renewed in answer to heartbeat `seq`. A runner
+    whose leases go unrenewed for most of a TTL stops those jobs itself.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    REFS_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def refs(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptRef]: ...
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        refs: _abc.Iterable[Global___AttemptRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refs", b"refs", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeasesRenewed: _TypeAlias = LeasesRenewed  # noqa: Y015
 
 @_typing.final
 class Acked(_message.Message):

@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
 
-from .execute import Execution, Outcome, ProcessGroups
+from .execute import Execution, Limits, Outcome, ProcessGroups, count_groups
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,20 @@ class RunnerAgent:
         self._heartbeat_interval = 3.0
         self._lease_ttl = 10.0
         self._output_limit = 1024 * 1024
-        self._disconnected_since: float | None = None
+        # When each running attempt's lease last surely counted from (monotonic).
+        self._lease_from: dict[Key, float] = {}
+        self._heartbeat_sent: dict[int, float] = {}
+        self._seq = itertools.count(1)
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         link = asyncio.create_task(self._keep_connected())
         watchdog = asyncio.create_task(self._watch_leases())
+        census = asyncio.create_task(self._watch_process_counts())
         await stop.wait()
         await self._drain()
-        for task in (link, watchdog):
+        for task in (link, watchdog, census):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -109,33 +113,40 @@ class RunnerAgent:
                 )
             finally:
                 self._outbox = None
-                if self.connected.is_set():
-                    self._disconnected_since = time.monotonic()
                 self.connected.clear()
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
     async def _watch_leases(self) -> None:
-        """Stops every job once the link has been down for most of a lease: a scheduler
-        may soon give them away, and an attempt must never run twice at once."""
+        """Stops a job whose lease has gone unrenewed for most of a TTL (the scheduler
+        is unreachable, or cannot write): it may soon be given to another runner, and
+        an attempt must never run twice at once."""
         while True:
             await asyncio.sleep(0.2)
-            since = self._disconnected_since
-            if since is None or self.connected.is_set() or not self.running:
-                continue
-            if time.monotonic() - since > self._lease_ttl * LEASE_SAFETY:
-                log.warning(
-                    "Scheduler unreachable for too long: stopping %d job(s)", len(self.running)
-                )
-                for execution in self.running.values():
+            deadline = time.monotonic() - self._lease_ttl * LEASE_SAFETY
+            for key, execution in list(self.running.items()):
+                if self._lease_from.get(key, deadline) < deadline:
+                    log.warning("Job %d attempt %d: lease not renewed, stopping it", *key)
                     execution.stop("lease lost")
 
-    # --- one stream --------------------------------------------------------------------
+    async def _watch_process_counts(self) -> None:
+        """Kills a job whose process group grows past the limit: a fork bomb must not
+        take the runner, or the machine, down with it."""
+        limit = self.settings.JOB_MAX_PROCESSES
+        while limit:
+            await asyncio.sleep(0.25)
+            if not self.running:
+                continue
+            counts = await asyncio.to_thread(count_groups)
+            for execution in list(self.running.values()):
+                if execution.pgid is not None and counts.get(execution.pgid, 0) > limit:
+                    execution.kill_now(f"too many processes (over {limit})")
 
     async def _session(self, addr: str) -> None:
         async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
             stub = runner_pb2_grpc.RunnerServiceStub(channel)
             outbox: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
+            self._heartbeat_sent[0] = time.monotonic()  # Registered renews what we hold
             outbox.put_nowait(
                 pb.RunnerMessage(
                     register=pb.Register(
@@ -169,7 +180,7 @@ class RunnerAgent:
             reg = message.registered
             self._heartbeat_interval = max(reg.heartbeat_interval_ms / 1000, 0.05)
             self._lease_ttl = max(reg.lease_ttl_ms / 1000, 0.1)
-            self._disconnected_since = None
+            self._renewed(0, list(self.running))
             self._output_limit = reg.output_limit_bytes or self._output_limit
             self.connected.set()
             log.info(
@@ -185,9 +196,20 @@ class RunnerAgent:
                 execution = self.running.get((ref.job_id, ref.attempt))
                 if execution is not None:
                     execution.stop(message.kill.reason or "cancelled")
+        elif kind == "renewed":
+            refs = message.renewed.refs
+            self._renewed(message.renewed.seq, [(r.job_id, r.attempt) for r in refs])
         elif kind == "acked":
             for ref in message.acked.refs:
                 self.unacked.pop((ref.job_id, ref.attempt), None)
+
+    def _renewed(self, seq: int, keys: list[Key]) -> None:
+        sent = self._heartbeat_sent.pop(seq, None)
+        if sent is None:
+            return
+        for key in keys:
+            if key in self.running:
+                self._lease_from[key] = max(self._lease_from.get(key, sent), sent)
 
     def _send(self, message: pb.RunnerMessage) -> None:
         if self._outbox is not None:
@@ -196,8 +218,14 @@ class RunnerAgent:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_interval)
+            seq = next(self._seq)
+            self._heartbeat_sent[seq] = time.monotonic()
+            # An answer that never came is no longer awaited after a lease.
+            stale = time.monotonic() - self._lease_ttl
+            for old in [s for s, at in self._heartbeat_sent.items() if at < stale]:
+                del self._heartbeat_sent[old]
             running = [_ref(k) for k in self.running]
-            self._send(pb.RunnerMessage(heartbeat=pb.Heartbeat(running=running)))
+            self._send(pb.RunnerMessage(heartbeat=pb.Heartbeat(running=running, seq=seq)))
 
     async def _flush_output(self) -> None:
         while True:
@@ -220,8 +248,14 @@ class RunnerAgent:
             self.settings.KILL_GRACE_SECONDS,
             self._output_limit,
             self.groups,
+            Limits(
+                memory_bytes=self.settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
+                max_processes=self.settings.JOB_MAX_PROCESSES,
+            ),
         )
         self.running[key] = execution
+        # The lease began at the claim, moments ago: the safety margin covers the delivery.
+        self._lease_from[key] = time.monotonic()
         task = asyncio.create_task(self._run(key, execution))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -248,6 +282,7 @@ class RunnerAgent:
         )
         self.unacked[key] = finished
         del self.running[key]
+        self._lease_from.pop(key, None)
         self._send(pb.RunnerMessage(finished=finished))
         if outcome.exit_code == 0 and not outcome.reason:
             log.info("Job %d completed successfully", key[0])

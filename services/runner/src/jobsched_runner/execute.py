@@ -4,6 +4,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+import resource
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,14 @@ from typing import Protocol
 
 READ_SIZE = 64 * 1024
 SHELL = "/bin/sh"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for each job, set on its shell and inherited by all it starts."""
+
+    memory_bytes: int = 0  # address space per process; 0 means no limit
+    max_processes: int = 0  # processes in the job's group; 0 means no limit
 
 
 class ProcessGroups(Protocol):
@@ -68,9 +77,12 @@ class Execution:
         kill_grace: float,
         output_limit: int,
         groups: ProcessGroups | None = None,
+        limits: Limits = Limits(),
     ):
         self.command = command
         self.groups = groups
+        self.limits = limits
+        self.pgid: int | None = None
         self.timeout = timeout
         self.kill_grace = kill_grace
         self.output = CapturedOutput(output_limit)
@@ -88,7 +100,7 @@ class Execution:
             proc = await asyncio.create_subprocess_exec(
                 SHELL,
                 "-c",
-                self.command,
+                self._script(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -98,6 +110,8 @@ class Execution:
             now = datetime.now(UTC)
             return Outcome(127, f"could not start: {exc}", self.started_at, now)
         self.started_at = datetime.now(UTC)
+        self.pgid = proc.pid
+        self._apply_limits(proc.pid)
         if self.groups is not None:
             self.groups.watch(proc.pid)
         on_started(self.started_at)
@@ -126,6 +140,28 @@ class Execution:
             finished_at=datetime.now(UTC),
         )
 
+    def _script(self) -> str:
+        """The command, after the shell sets the memory limit on itself, so that every
+        process it starts inherits it (a limit set from outside would come too late
+        for what the shell forks at once)."""
+        if not self.limits.memory_bytes:
+            return self.command
+        return f"ulimit -v {self.limits.memory_bytes // 1024} 2>/dev/null\n{self.command}"
+
+    def _apply_limits(self, pid: int) -> None:
+        # Per user, and not enforced for root: the runner's process census covers both.
+        # Set from outside so that no preexec_fn slows every spawn.
+        if self.limits.max_processes:
+            nproc = (self.limits.max_processes, self.limits.max_processes)
+            with contextlib.suppress(OSError, ValueError):
+                resource.prlimit(pid, resource.RLIMIT_NPROC, nproc)
+
+    def kill_now(self, reason: str) -> None:
+        """No grace: for a job that is harming the machine."""
+        self.stop(reason)
+        if self.pgid is not None:
+            _signal_group(self.pgid, signal.SIGKILL)
+
     async def _terminate(self, proc: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> None:
         _signal_group(proc.pid, signal.SIGTERM)
         try:
@@ -139,6 +175,23 @@ class Execution:
         while data := await proc.stdout.read(READ_SIZE):
             self.output.feed(data)
         self.output.feed(b"", final=True)
+
+
+def count_groups() -> dict[int, int]:
+    """How many live processes each process group has, from /proc."""
+    counts: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z":  # state; the process group is two fields on
+            pgid = int(fields[2])
+            counts[pgid] = counts.get(pgid, 0) + 1
+    return counts
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

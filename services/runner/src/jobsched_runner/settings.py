@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     RUNNER_DRAIN_SECONDS: float = Field(default=30.0, ge=0)
     # SIGTERM to a job's process group, then SIGKILL after this many seconds.
     KILL_GRACE_SECONDS: float = Field(default=5.0, ge=0)
+    # Address space each job process may use (MiB); 0 for no limit.
+    JOB_MEMORY_LIMIT_MB: int = Field(default=4096, ge=0)
+    # Processes one job may have at once before it is killed (stops fork bombs); 0: none.
+    JOB_MAX_PROCESSES: int = Field(default=512, ge=0)
     LOG_LEVEL: str = "INFO"
 
     @property

@@ -144,7 +144,7 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)
             elif kind == "heartbeat":
-                await self._heartbeat(runner, [_key(r) for r in msg.heartbeat.running], outbox)
+                await self._heartbeat(runner, msg.heartbeat, outbox)
             elif kind == "draining":
                 runner.draining = True
                 log.info("Runner %s is draining", runner.runner_id)
@@ -172,14 +172,17 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
     async def _heartbeat(
         self,
         runner: ConnectedRunner,
-        keys: list[AttemptKey],
+        heartbeat: pb.Heartbeat,
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
+        keys = [_key(r) for r in heartbeat.running]
         try:
             current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
-        except Exception as exc:  # database away: the runner keeps going, leases may lapse
+        except Exception as exc:  # no answer: the runner stops its jobs if this lasts
             log.warning("Renewing leases of runner %s failed: %s", runner.runner_id, exc)
             return
+        renewed = pb.LeasesRenewed(seq=heartbeat.seq, refs=[_ref(k) for k in current])
+        outbox.put_nowait(pb.SchedulerMessage(renewed=renewed))
         _kill(outbox, [k for k in keys if k not in current], "attempt superseded")
         _kill(outbox, list(cancelled), "cancelled")
 
