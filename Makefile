@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway
 
-.PHONY: install run test check lint typecheck protos browser bench clean
+.PHONY: install run test check lint typecheck protos browser bench chaos clean
 
 $(STAMP): requirements-dev.txt protos/pyproject.toml libs/common/pyproject.toml \
           services/scheduler/pyproject.toml services/runner/pyproject.toml \
@@ -38,6 +38,9 @@ test: install browser check
 
 protos: install
 	PYTHON=$(PY) protos/generate.sh
+
+chaos: install
+	$(PY) scripts/chaos.py
 
 bench: install
 	$(PY) bench/run.py

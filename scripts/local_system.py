@@ -44,6 +44,13 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def port_open(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     try:

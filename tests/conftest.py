@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from tests.postgres import admin, postgres_server, with_database
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from local_system import LocalSystem, wait_for  # noqa: E402
+from local_system import LocalSystem, free_port, wait_for  # noqa: E402
 
 TEMPLATE = "jobsched_template"
 _counter = itertools.count()
@@ -54,13 +53,6 @@ def database_url(pg_server: str) -> Iterator[str]:
     finally:
         with admin(pg_server) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LiveSystem(LocalSystem):

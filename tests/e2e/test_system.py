@@ -11,10 +11,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
-from local_system import wait_for
+from local_system import free_port, wait_for
 
 from tests.checker import History, logged_command
-from tests.conftest import LiveSystem, free_port, start_live_system
+from tests.conftest import LiveSystem, start_live_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -266,7 +266,9 @@ def test_cancel_a_queued_and_a_running_job(live_system: LiveSystem, tmp_path: Pa
 def test_retries_back_off_and_keep_every_attempt(live_system: LiveSystem, tmp_path: Path) -> None:
     counter = tmp_path / "tries"
     # Fails twice, then succeeds: each attempt prints which one it is.
-    command = f'echo x >> {counter}; n=$(wc -l < {counter}); echo "try $n"; [ "$n" -ge 3 ]'
+    command = (
+        f'echo x >> {counter}; n=$(wc -l < {counter}); echo "try $JOBSCHED_ATTEMPT"; [ "$n" -ge 3 ]'
+    )
     reply = live_system.api(
         "POST", "/api/jobs/create", {"name": "flaky", "command": command, "max_attempts": 3}
     )

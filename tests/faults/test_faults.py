@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_system import embedded_postgres, wait_for
+from local_system import embedded_postgres, free_port, wait_for
 
 from tests.checker import History, logged_command
-from tests.conftest import LiveSystem, free_port, start_live_system
+from tests.conftest import LiveSystem, start_live_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -126,8 +127,9 @@ class RunnerAgent:
             deadline = time.monotonic() - self._lease_ttl * LEASE_SAFETY
             for key, execution in list(self.running.items()):
                 if self._lease_from.get(key, deadline) < deadline:
-                    log.warning("Job %d attempt %d: lease not renewed, stopping it", *key)
-                    execution.stop("lease lost")
+                    log.warning("Job %d attempt %d: lease not renewed, killing it", *key)
+                    # No grace period: the command must be gone before the lease is.
+                    execution.kill_now("lease lost")
 
     async def _watch_process_counts(self) -> None:
         """Kills a job whose process group grows past the limit: a fork bomb must not
@@ -252,6 +254,7 @@ class RunnerAgent:
                 memory_bytes=self.settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
                 max_processes=self.settings.JOB_MAX_PROCESSES,
             ),
+            env={**os.environ, "JOBSCHED_JOB_ID": str(key[0]), "JOBSCHED_ATTEMPT": str(key[1])},
         )
         self.running[key] = execution
         # The lease began at the claim, moments ago: the safety margin covers the delivery.

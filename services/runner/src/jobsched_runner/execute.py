@@ -78,8 +78,10 @@ class Execution:
         output_limit: int,
         groups: ProcessGroups | None = None,
         limits: Limits = Limits(),
+        env: dict[str, str] | None = None,
     ):
         self.command = command
+        self.env = env
         self.groups = groups
         self.limits = limits
         self.pgid: int | None = None
@@ -105,6 +107,7 @@ class Execution:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as a whole
+                env=self.env,
             )
         except OSError as exc:
             now = datetime.now(UTC)

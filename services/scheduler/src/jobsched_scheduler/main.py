@@ -30,6 +30,7 @@ SERVICE_NAMES = [
     runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name,
 ]
 SHUTDOWN_GRACE = 5.0
+POOL_WAIT_SECONDS = 3.0
 
 
 async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionPool[Any] | None:
@@ -42,6 +43,8 @@ async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionP
             max_size=settings.DB_POOL_SIZE,
             open=False,
             check=AsyncConnectionPool.check_connection,
+            # Fail fast while the database is away: callers answer UNAVAILABLE.
+            timeout=POOL_WAIT_SECONDS,
         )
         try:
             await pool.open(wait=True, timeout=10)
@@ -110,9 +113,7 @@ async def _serve_with(
         asyncio.create_task(dispatcher.run(stop)),
         asyncio.create_task(events.run(stop)),
         asyncio.create_task(links.reports.run(stop)),
-        asyncio.create_task(
-            sweep_leases(store, settings.sweep_interval, settings.LEASE_TTL_SECONDS, stop)
-        ),
+        asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
     ]
     log.info("Scheduler is running, checking for queued jobs...")
     await stop.wait()

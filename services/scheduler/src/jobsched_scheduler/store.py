@@ -46,10 +46,6 @@ class PgStore:
             rows: list[Row] = await cur.fetchall()
             return rows
 
-    async def ping(self) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute("SELECT 1")
-
     # --- public API -------------------------------------------------------------
 
     async def create_job(

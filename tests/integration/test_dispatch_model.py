@@ -1,0 +1,162 @@
+"""A Hypothesis state machine against real PostgreSQL: jobs are created, claimed by
+runners, finished, lost with their runner, the limit changes, and the scheduler
+"restarts" (a new store on a new pool: nothing survives but the database).
+
+Invariants after every step: a claim never takes `running` above the limit; the
+database's running attempts are exactly those some live runner holds; stale reports
+change nothing. At the end, with every runner gone and the limit wide, every job
+reaches a terminal state: none is stuck."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
+from jobsched_scheduler.store import PgStore
+from psycopg_pool import AsyncConnectionPool
+
+pytestmark = pytest.mark.timeout(300)
+
+RUNNERS = ["r1", "r2", "r3"]
+
+
+def report(key: AttemptKey, exit_code: int) -> AttemptReport:
+    now = datetime.now(UTC)
+    return AttemptReport(key, finished=Finish(exit_code, "", now, now))
+
+
+class DispatchMachine(RuleBasedStateMachine):
+    database_url = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE jobs, job_attempts RESTART IDENTITY")
+            conn.execute("UPDATE scheduler_config SET value = '2'")
+        self.pool: AsyncConnectionPool[Any] | None = None
+        self.store = self._new_store()
+        self.held: dict[str, set[AttemptKey]] = {r: set() for r in RUNNERS}
+        self.stale: list[AttemptKey] = []
+        self.created = 0
+
+    def _run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def _new_store(self) -> PgStore:
+        if self.pool is not None:
+            self._run(self.pool.close())
+        self.pool = AsyncConnectionPool(self.database_url, min_size=1, max_size=4, open=False)
+        self._run(self.pool.open(wait=True))
+        return PgStore(self.pool, lease_seconds=60, output_limit=1000)
+
+    def _sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            cur = conn.execute(query.encode(), params)
+            return cur.fetchall() if cur.description else []
+
+    def _running(self) -> set[AttemptKey]:
+        rows = self._sql("SELECT id, attempt FROM jobs WHERE status = 'running'")
+        return {AttemptKey(i, a) for i, a in rows}
+
+    @rule(n=st.integers(1, 5), attempts=st.integers(1, 3))
+    def create(self, n: int, attempts: int) -> None:
+        for _ in range(n):
+            self.created += 1
+            self._run(self.store.create_job(f"job-{self.created}", "true", attempts, None))
+
+    @rule(runner=st.sampled_from(RUNNERS), capacity=st.integers(1, 4))
+    def claim(self, runner: str, capacity: int) -> None:
+        free = {runner: max(0, capacity - len(self.held[runner]))}
+        before = len(self._running())
+        result = self._run(self.store.claim(free))
+        after = len(self._running())
+        assert after <= max(result.limit, before), (before, after, result.limit)
+        assert after - before == result.claimed <= free[runner]
+        self.held[runner].update(c.key for c in result.by_runner.get(runner, []))
+
+    @precondition(lambda self: any(self.held.values()))
+    @rule(data=st.data(), exit_code=st.sampled_from([0, 0, 1]))
+    def finish(self, data: st.DataObject, exit_code: int) -> None:
+        runner = data.draw(st.sampled_from([r for r in RUNNERS if self.held[r]]))
+        key = data.draw(st.sampled_from(sorted(self.held[runner], key=str)))
+        self._run(self.store.apply_reports([report(key, exit_code)]))
+        self.held[runner].discard(key)
+        self.stale.append(key)
+
+    @precondition(lambda self: any(self.held.values()))
+    @rule(runner=st.sampled_from(RUNNERS))
+    def lose_runner(self, runner: str) -> None:
+        """kill -9: its leases lapse and the sweep ends (or requeues) its attempts."""
+        self._sql(
+            "UPDATE jobs SET lease_expires_at = %s WHERE runner_id = %s AND status = 'running'",
+            (datetime.now(UTC) - timedelta(seconds=1), runner),
+        )
+        expired = set(self._run(self.store.expire_leases()))
+        assert expired == self.held[runner]
+        self.stale.extend(self.held[runner])
+        self.held[runner] = set()
+        self._sql("UPDATE jobs SET run_after = NULL")  # no waiting out backoffs here
+
+    @precondition(lambda self: bool(self.stale))
+    @rule(data=st.data())
+    def late_report(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(self.stale))
+        before = self._sql("SELECT id, status, attempt FROM jobs ORDER BY id")
+        self._run(self.store.apply_reports([report(key, 0)]))
+        assert self._sql("SELECT id, status, attempt FROM jobs ORDER BY id") == before
+
+    @rule(limit=st.integers(1, 6))
+    def change_limit(self, limit: int) -> None:
+        self._run(self.store.set_max_concurrent(limit))
+
+    @rule()
+    def restart_scheduler(self) -> None:
+        self.store = self._new_store()
+
+    @invariant()
+    def running_rows_are_held_by_live_runners(self) -> None:
+        held: set[AttemptKey] = set().union(*self.held.values())
+        assert self._running() == held
+
+    def teardown(self) -> None:
+        try:
+            self._drain()
+        finally:
+            if self.pool is not None:
+                self._run(self.pool.close())
+            self.loop.close()
+
+    def _drain(self) -> None:
+        """Everything ends: finish what is held, then claim and finish the rest."""
+        for runner, keys in self.held.items():
+            self._run(self.store.apply_reports([report(k, 0) for k in keys]))
+            self.held[runner] = set()
+        self._run(self.store.set_max_concurrent(100))
+        for _ in range(20):
+            self._sql("UPDATE jobs SET run_after = NULL")
+            result = self._run(self.store.claim({"drain": 100}))
+            claimed = result.by_runner.get("drain", [])
+            if not claimed:
+                break
+            self._run(self.store.apply_reports([report(c.key, 0) for c in claimed]))
+        counts = self._run(self.store.count_by_status())
+        assert counts["queued"] == counts["running"] == 0, counts
+        assert sum(counts.values()) == self.created
+
+
+def test_dispatch_state_machine(database_url: str) -> None:
+    DispatchMachine.database_url = database_url
+    machine = DispatchMachine.TestCase
+    machine.settings = settings(
+        max_examples=25,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    machine().runTest()
