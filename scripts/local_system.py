@@ -77,6 +77,8 @@ class LocalSystem:
     gateway_port: int = 8080
     scheduler_port: int = 50051
     log_dir: Path | None = None
+    # Where the scheduler serves /metrics (runners serve none here: they share a host).
+    metrics_port: int = 9464
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -112,11 +114,16 @@ class LocalSystem:
     def migrate(self) -> None:
         subprocess.run([str(BIN / "jobsched-scheduler"), "migrate"], env=self._env({}), check=True)
 
-    def start_scheduler(self) -> None:
-        self.spawn("scheduler", "jobsched-scheduler")
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def start_runner(self, index: int) -> None:
-        self.spawn(f"runner-{index}", "jobsched-runner", RUNNER_ID=f"runner-{index}")
+    def start_scheduler(self) -> None:
+        self.spawn("scheduler", "jobsched-scheduler", METRICS_BIND=f"127.0.0.1:{self.metrics_port}")
+
+    def start_runner(self, index: int, **extra: str) -> None:
+        name = f"runner-{index}"
+        self.spawn(name, "jobsched-runner", **{"RUNNER_ID": name, "METRICS_BIND": "", **extra})
 
     def start_gateway(self) -> None:
         self.spawn("gateway", "jobsched-gateway")

@@ -107,6 +107,7 @@ def start_live_system(
         runners=runners,
         gateway_port=free_port(),
         scheduler_port=free_port(),
+        metrics_port=free_port(),
         log_dir=tmp_path / "logs",
     )
     system.token = env.get("API_TOKEN", "")

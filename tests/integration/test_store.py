@@ -85,8 +85,8 @@ def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
             assert lost is not None and lost["status"] == "failed"
             assert lost["reason"] == "runner lost"
             # The runner comes back late with a result: it is acknowledged, not applied.
-            acked = await store.apply_reports([finish_report(key, output="late")])
-            assert acked == [key]
+            stored = await store.apply_reports([finish_report(key, output="late")])
+            assert stored.acknowledged == [key] and stored.ended == []
             after = await store.get_job(job["id"])
             assert after is not None and after["status"] == "failed" and after["exit_code"] is None
             assert await store.renew_leases("r", [key]) == (set(), set())

@@ -13,7 +13,7 @@ log = logging.getLogger("jobsched.gateway")
 
 def main() -> None:
     settings = Settings()
-    setup_logging("gateway", settings.LOG_LEVEL)
+    setup_logging("gateway", settings.LOG_LEVEL, settings.LOG_FORMAT)
     settings.check_safe()
     log.info("Starting web dashboard on http://%s:%d", settings.GATEWAY_HOST, settings.GATEWAY_PORT)
     uvicorn.run(

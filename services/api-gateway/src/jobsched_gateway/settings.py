@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     REQUEST_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"
 
     @property
     def cors_origins(self) -> list[str]:

@@ -18,11 +18,16 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
+from prometheus_client import Counter, Gauge
 
 from .execute import Execution, Limits, Outcome, ProcessGroups, count_groups
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+RUNNING = Gauge("jobsched_runner_jobs_running", "Commands this runner is running")
+FINISHED = Counter("jobsched_runner_jobs_finished_total", "Commands ended", ["outcome"])
+CONNECTED = Gauge("jobsched_runner_connected", "1 while the link to a scheduler is up")
 
 Key = tuple[int, int]  # (job id, attempt): the attempt is the fencing token
 OUTPUT_FLUSH_SECONDS = 0.25
@@ -115,6 +120,7 @@ class RunnerAgent:
             finally:
                 self._outbox = None
                 self.connected.clear()
+                CONNECTED.set(0)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
@@ -183,6 +189,7 @@ class RunnerAgent:
             self._heartbeat_interval = max(reg.heartbeat_interval_ms / 1000, 0.05)
             self._lease_ttl = max(reg.lease_ttl_ms / 1000, 0.1)
             self._renewed(0, list(self.running))
+            CONNECTED.set(1)
             self._output_limit = reg.output_limit_bytes or self._output_limit
             self.connected.set()
             log.info(
@@ -264,7 +271,9 @@ class RunnerAgent:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, key: Key, execution: Execution) -> None:
-        log.info("Executing job %d (attempt %d)", *key)
+        job = {"job_id": key[0]}
+        log.info("Executing job %d (attempt %d)", *key, extra=job)
+        RUNNING.inc()
 
         def started(at: datetime) -> None:
             self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
@@ -287,12 +296,14 @@ class RunnerAgent:
         del self.running[key]
         self._lease_from.pop(key, None)
         self._send(pb.RunnerMessage(finished=finished))
-        if outcome.exit_code == 0 and not outcome.reason:
-            log.info("Job %d completed successfully", key[0])
+        RUNNING.dec()
+        ok = outcome.exit_code == 0 and not outcome.reason
+        FINISHED.labels("completed" if ok else "failed").inc()
+        if ok:
+            log.info("Job %d completed successfully", key[0], extra=job)
         else:
-            log.info(
-                "Job %d failed: %s", key[0], outcome.reason or f"exit code {outcome.exit_code}"
-            )
+            why = outcome.reason or f"exit code {outcome.exit_code}"
+            log.info("Job %d failed: %s", key[0], why, extra=job)
 
 
 async def _drain_queue(

@@ -7,6 +7,7 @@ import grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
 from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
+from jobsched_common.metrics import serve_metrics
 
 from .agent import RunnerAgent
 from .reaper import Reaper
@@ -37,5 +38,6 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = Settings()
-    setup_logging("runner", settings.LOG_LEVEL)
+    setup_logging("runner", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    serve_metrics(settings.METRICS_BIND)
     asyncio.run(serve(settings))

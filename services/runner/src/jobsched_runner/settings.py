@@ -28,7 +28,10 @@ class Settings(BaseSettings):
     JOB_MEMORY_LIMIT_MB: int = Field(default=4096, ge=0)
     # Processes one job may have at once before it is killed (stops fork bombs); 0: none.
     JOB_MAX_PROCESSES: int = Field(default=512, ge=0)
+    # host:port for Prometheus /metrics; empty for none (several runners share a host).
+    METRICS_BIND: str = ""
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"
 
     @property
     def scheduler_addrs(self) -> list[str]:

@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
 
+from . import metrics
 from .dispatch import Dispatcher
 from .events import EventHub
 from .model import AttemptKey
@@ -130,7 +131,8 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(
                 grpc.StatusCode.ALREADY_EXISTS, f"job name '{request.name}' already exists"
             )
-        log.info("Created new job: %s", request.name)
+        log.info("Created new job: %s", request.name, extra={"job_id": row["id"]})
+        metrics.JOBS_CREATED.inc()
         self.dispatcher.wake()
         return job_to_pb(row)
 
@@ -180,7 +182,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         if row["status"] == "running":
             key = AttemptKey(row["id"], row["attempt"])
             self.dispatcher.kill(row["runner_id"] or "", key, "cancelled")
-        log.info("Cancelled job %d (%s)", row["id"], row["status"])
+        log.info("Cancelled job %d (%s)", row["id"], row["status"], extra={"job_id": row["id"]})
         return job_to_pb(row)
 
     @rpc
@@ -193,7 +195,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"job {request.id} is {row['status']}: only a finished job can be retried",
             )
-        log.info("Queued job %d again", row["id"])
+        log.info("Queued job %d again", row["id"], extra={"job_id": row["id"]})
         return job_to_pb(row)
 
     @rpc

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from . import metrics
 from .model import AttemptKey, Claimed, ClaimResult
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Dispatcher:
         self.store = store
         self.check_interval = check_interval
         self.runners: dict[str, ConnectedRunner] = {}
+        metrics.RUNNERS.set_function(lambda: len(self.runners))
         self._wake = asyncio.Event()
         self._next_retry_at: datetime | None = None
 
@@ -101,6 +103,10 @@ class Dispatcher:
             return None
         result = await self.store.claim(free)
         self._next_retry_at = result.next_retry_at
+        metrics.QUEUE_DEPTH.set(result.queued - result.claimed)
+        metrics.RUNNING.set(result.running + result.claimed)
+        metrics.LIMIT.set(result.limit)
+        metrics.JOBS_STARTED.inc(result.claimed)
         self._log_cycle(result, timer)
         for runner_id, claimed in result.by_runner.items():
             runner = self.runners.get(runner_id)

@@ -26,4 +26,5 @@ async def sweep_leases(store: PgStore, interval: float, stop: asyncio.Event) -> 
             log.warning("Lease sweep failed: %s", exc)
             continue
         for key in lost:
-            log.warning("Job %d attempt %d: runner lost", key.job_id, key.attempt)
+            extra = {"job_id": key.job_id}
+            log.warning("Job %d attempt %d: runner lost", key.job_id, key.attempt, extra=extra)

@@ -12,6 +12,7 @@ from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
 from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
+from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from psycopg_pool import AsyncConnectionPool
 
 from .api import JobApi
@@ -100,7 +101,7 @@ async def _serve_with(
         settings.LEASE_TTL_SECONDS,
         settings.OUTPUT_LIMIT_BYTES,
     )
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[MetricsInterceptor()])
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
     health = add_health_and_reflection(server, SERVICE_NAMES)
@@ -129,11 +130,12 @@ async def _serve_with(
 
 def main() -> None:
     settings = Settings()
-    setup_logging("scheduler", settings.LOG_LEVEL)
+    setup_logging("scheduler", settings.LOG_LEVEL, settings.LOG_FORMAT)
     command = sys.argv[1:] or ["serve"]
     if command == ["migrate"]:
         asyncio.run(run_migrations(settings))
     elif command == ["serve"]:
+        serve_metrics(settings.METRICS_BIND)
         asyncio.run(serve(settings))
     else:
         sys.exit("usage: jobsched-scheduler [serve|migrate]")

@@ -52,6 +52,23 @@ class AttemptReport:
 
 
 @dataclass(frozen=True)
+class Ended:
+    """An attempt whose finish was stored: what it did to its job."""
+
+    key: AttemptKey
+    status: str
+    waited: float | None  # creation to start, for a first attempt
+    ran: float | None
+
+
+@dataclass
+class StoredReports:
+    # Every finish in the batch, stored or found stale: the runners may forget them.
+    acknowledged: list[AttemptKey]
+    ended: list[Ended]
+
+
+@dataclass(frozen=True)
 class Finish:
     exit_code: int
     reason: str

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from .model import AttemptKey, AttemptReport, Finish
+from . import metrics
+from .model import AttemptKey, AttemptReport, Finish, StoredReports
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ FinishedCallback = Callable[[list[AttemptKey]], None]
 
 
 class ReportStore(Protocol):
-    async def apply_reports(self, reports: list[AttemptReport]) -> list[AttemptKey]: ...
+    async def apply_reports(self, reports: list[AttemptReport]) -> StoredReports: ...
 
 
 class ReportWriter:
@@ -77,5 +78,11 @@ class ReportWriter:
             await asyncio.sleep(0.5)
             self._ready.set()
             return
-        if stored:
-            self.on_stored(stored)
+        for end in stored.ended:
+            metrics.JOBS_FINISHED.labels(end.status).inc()
+            if end.waited is not None:
+                metrics.ENQUEUE_TO_START.observe(end.waited)
+            if end.ran is not None:
+                metrics.DURATION.observe(end.ran)
+        if stored.acknowledged:
+            self.on_stored(stored.acknowledged)

@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     # Applied to jobs created without timeout_seconds; 0 means no timeout.
     DEFAULT_TIMEOUT_SECONDS: int = Field(default=0, ge=0)
     DB_POOL_SIZE: int = Field(default=10, ge=2)
+    # host:port for Prometheus /metrics; empty for none.
+    METRICS_BIND: str = "127.0.0.1:9464"
     LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "text"
 
     @property
     def database_url(self) -> str:

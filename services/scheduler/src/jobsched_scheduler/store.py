@@ -7,7 +7,16 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from .model import STATUSES, AttemptKey, AttemptReport, Claimed, ClaimResult, plan_claims
+from .model import (
+    STATUSES,
+    AttemptKey,
+    AttemptReport,
+    Claimed,
+    ClaimResult,
+    Ended,
+    StoredReports,
+    plan_claims,
+)
 from .queries import q
 
 Row = dict[str, Any]
@@ -128,9 +137,8 @@ class PgStore:
 
     # --- runner reports -------------------------------------------------------------
 
-    async def apply_reports(self, reports: Iterable[AttemptReport]) -> list[AttemptKey]:
-        """Writes one batch of runner reports in one transaction. Returns the attempts
-        whose finish is now stored, so that their runners may forget them."""
+    async def apply_reports(self, reports: Iterable[AttemptReport]) -> StoredReports:
+        """Writes one batch of runner reports in one transaction."""
         started = [r for r in reports if r.started_at and not r.finished]
         output = [r for r in reports if r.output and not r.finished]
         finished = [r for r in reports if r.finished]
@@ -155,9 +163,20 @@ class PgStore:
                         "output_limit": self.output_limit,
                     },
                 )
+            ended: list[Ended] = []
             if finished:
-                await conn.execute(q("finish"), _finish_params(finished, self.output_limit))
-        return [r.key for r in finished]
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(q("finish"), _finish_params(finished, self.output_limit))
+                ended = [
+                    Ended(
+                        AttemptKey(r["job_id"], r["attempt"]),
+                        r["status"],
+                        r["waited"] if r["attempt"] == 1 else None,
+                        r["ran"],
+                    )
+                    for r in await cur.fetchall()
+                ]
+        return StoredReports([r.key for r in finished], ended)
 
     async def cancel(self, job_id: int) -> tuple[Row | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job

@@ -124,7 +124,7 @@ WITH f AS (
         updated_at = now(), lease_expires_at = NULL
     FROM f WHERE j.id = f.job_id AND j.attempt = f.attempt AND j.status = 'running'
     RETURNING j.id, j.attempt, j.status, j.reason, j.exit_code, j.started_at, j.finished_at,
-        j.run_after
+        j.run_after, j.created_at
 )
 UPDATE job_attempts a
 SET exit_code = done.exit_code, reason = done.reason,
@@ -134,7 +134,9 @@ SET exit_code = done.exit_code, reason = done.reason,
     OR length(a.output) + length(f.output) > %(output_limit)s
 FROM done JOIN f ON f.job_id = done.id AND f.attempt = done.attempt
 WHERE a.job_id = done.id AND a.attempt = done.attempt
-RETURNING a.job_id, a.attempt, done.status, done.run_after;
+RETURNING a.job_id, a.attempt, done.status,
+    extract(epoch FROM done.started_at - done.created_at)::float8 AS waited,
+    extract(epoch FROM done.finished_at - done.started_at)::float8 AS ran;
 
 -- name: renew_leases
 -- Extends the leases of current attempts that a runner still runs; returns those renewed,
