@@ -188,7 +188,10 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 return await migrate(conn), await migrate(conn)
 
         first, second = run(twice())
-        assert first == ["001_initial.sql", "002_cancel_and_retry.sql"] and second == []
+        assert (
+            first == ["001_initial.sql", "002_cancel_and_retry.sql", "003_job_counts.sql"]
+            and second == []
+        )
 
         async def check() -> None:
             async for store in _store(url):
@@ -200,3 +203,28 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
     finally:
         with admin(pg_server) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_counters_match_the_rows_through_every_change(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            await store.set_max_concurrent(3)
+            for i in range(6):
+                await store.create_job(f"job-{i}", "true", 1, None)
+            claimed = await store.claim({"r": 10})
+            keys = [c.key for c in claimed.by_runner["r"]]
+            await store.apply_reports([finish_report(keys[0]), finish_report(keys[1], 2)])
+            await store.cancel(6)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("INSERT INTO jobs (name, command) VALUES ('hand', 'true')")
+                conn.execute("UPDATE jobs SET status = 'completed' WHERE name = 'job-3'")
+                conn.execute("DELETE FROM jobs WHERE name = 'job-4'")
+                rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status")
+                truth = {status: n for status, n in rows}
+            counts = {k: v for k, v in (await store.count_by_status()).items() if v}
+            assert counts == truth
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("TRUNCATE jobs CASCADE")
+            assert sum((await store.count_by_status()).values()) == 0
+
+    run(scenario())

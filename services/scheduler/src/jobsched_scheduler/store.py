@@ -109,10 +109,9 @@ class PgStore:
             await cur.execute(q("get_max_concurrent"))
             row = await cur.fetchone()
             limit = int(row["value"]) if row else DEFAULT_LIMIT
-            await cur.execute(q("count_running"))
-            running = int((await cur.fetchone() or {"n": 0})["n"])
-            await cur.execute(q("count_queued"))
-            queued = int((await cur.fetchone() or {"n": 0})["n"])
+            await cur.execute(q("count_running_and_queued"))
+            counts = await cur.fetchone() or {"running": 0, "queued": 0}
+            running, queued = int(counts["running"]), int(counts["queued"])
             result = ClaimResult(limit=limit, running=running, queued=queued)
             plan = plan_claims(min(result.available, queued), free_by_runner)
             for runner_id, n in plan.items():

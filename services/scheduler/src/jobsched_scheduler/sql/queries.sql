@@ -35,20 +35,19 @@ ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
 RETURNING value::integer AS value;
 
 -- name: count_by_status
--- Job counts per status.
-SELECT status, count(*) AS n FROM jobs GROUP BY status;
+-- Job counts per status, from the counters the triggers keep.
+SELECT status, sum(n)::bigint AS n FROM job_counts GROUP BY status;
 
 -- name: lock_dispatch
 -- Serialises claims across every scheduler process, until the transaction ends.
 SELECT pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
 
--- name: count_running
--- Slots taken: every attempt claimed and not yet reported finished.
-SELECT count(*) AS n FROM jobs WHERE status = 'running';
-
--- name: count_queued
--- Jobs waiting for a slot (for the log line).
-SELECT count(*) AS n FROM jobs WHERE status = 'queued';
+-- name: count_running_and_queued
+-- Slots taken (every attempt claimed and not yet reported finished) and jobs waiting,
+-- from the counters: exact, since they change in the same transactions as the rows.
+SELECT coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running,
+       coalesce(sum(n) FILTER (WHERE status = 'queued'), 0)::bigint AS queued
+FROM job_counts WHERE status IN ('running', 'queued');
 
 -- name: claim
 -- Claims up to n queued jobs, oldest first, for one runner, and opens their attempts.
