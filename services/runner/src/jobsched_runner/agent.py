@@ -132,7 +132,7 @@ class RunnerAgent:
             await asyncio.sleep(0.2)
             deadline = time.monotonic() - self._lease_ttl * LEASE_SAFETY
             for key, execution in list(self.running.items()):
-                if self._lease_from.get(key, deadline) < deadline:
+                if not execution.stopping and self._lease_from.get(key, deadline) < deadline:
                     log.warning("Job %d attempt %d: lease not renewed, killing it", *key)
                     # No grace period: the command must be gone before the lease is.
                     execution.kill_now("lease lost")
@@ -147,7 +147,8 @@ class RunnerAgent:
                 continue
             counts = await asyncio.to_thread(count_groups)
             for execution in list(self.running.values()):
-                if execution.pgid is not None and counts.get(execution.pgid, 0) > limit:
+                pgid = execution.pgid
+                if not execution.stopping and pgid and counts.get(pgid, 0) > limit:
                     execution.kill_now(f"too many processes (over {limit})")
 
     async def _session(self, addr: str) -> None:

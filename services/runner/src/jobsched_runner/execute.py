@@ -92,6 +92,10 @@ class Execution:
         self._stop_requested = asyncio.Event()
         self.started_at = datetime.now(UTC)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop_reason is not None
+
     def stop(self, reason: str) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
