@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway
+PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway \
+            -e clients/jobsctl
 
 .PHONY: install run test check lint typecheck protos browser bench chaos clean
 
 $(STAMP): requirements-dev.txt protos/pyproject.toml libs/common/pyproject.toml \
           services/scheduler/pyproject.toml services/runner/pyproject.toml \
-          services/api-gateway/pyproject.toml
+          services/api-gateway/pyproject.toml clients/jobsctl/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt $(PACKAGES)

@@ -1,0 +1,1 @@
+"""jobsctl: a command-line client for the jobsched gateway's REST API."""

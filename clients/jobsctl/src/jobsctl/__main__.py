@@ -1,0 +1,3 @@
+from jobsctl.main import main
+
+raise SystemExit(main())

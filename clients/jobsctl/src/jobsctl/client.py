@@ -1,0 +1,159 @@
+"""The gateway's REST API: one method per endpoint; every failure is an ApiError."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A call that failed: `status` is the HTTP status, or 0 when no answer came."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Client:
+    def __init__(self, url: str = DEFAULT_URL, token: str = "", timeout: float = 30) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise ApiError(f"bad gateway URL {url!r}: {exc}") from exc
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            reply = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ApiError(
+                f"cannot reach the gateway at {self.url}: is it running? (make run)"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ApiError(f"the gateway at {self.url} did not answer in time") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ApiError(f"request to {self.url} failed: {exc}") from exc
+        if reply.is_error:
+            raise ApiError(_detail(reply), reply.status_code)
+        return reply
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _parse(self._call(method, path, **kwargs))
+
+    def create_job(
+        self,
+        name: str,
+        command: str,
+        max_attempts: int | None = None,
+        timeout_seconds: int | None = None,
+    ) -> Json:
+        body: Json = {"name": name, "command": command}
+        if max_attempts is not None:
+            body["max_attempts"] = max_attempts
+        if timeout_seconds is not None:
+            body["timeout_seconds"] = timeout_seconds
+        job: Json = self._json("POST", "/api/jobs/create", json=body)
+        return job
+
+    def list_jobs(
+        self, status: str | None = None, limit: int | None = None, page: str | None = None
+    ) -> tuple[list[Json], str | None]:
+        """One page of jobs, newest first, and the next page's URL (from `Link`) if any.
+
+        `page` is such a URL; it already carries the filters.
+        """
+        if page:
+            reply = self._call("GET", page)
+        else:
+            params: dict[str, str | int] = {}
+            if status:
+                params["status"] = status
+            if limit is not None:
+                params["limit"] = limit
+            reply = self._call("GET", "/api/jobs", params=params)
+        jobs: list[Json] = _parse(reply)
+        return jobs, reply.links.get("next", {}).get("url")
+
+    def get_job(self, job_id: int) -> Json:
+        job: Json = self._json("GET", f"/api/jobs/{job_id}")
+        return job
+
+    def get_output(self, job_id: int, attempt: int = 0) -> Json:
+        params = {"attempt": attempt} if attempt else {}
+        output: Json = self._json("GET", f"/api/jobs/{job_id}/output", params=params)
+        return output
+
+    def list_attempts(self, job_id: int) -> list[Json]:
+        attempts: list[Json] = self._json("GET", f"/api/jobs/{job_id}/attempts")
+        return attempts
+
+    def cancel_job(self, job_id: int) -> Json:
+        job: Json = self._json("POST", f"/api/jobs/{job_id}/cancel")
+        return job
+
+    def retry_job(self, job_id: int) -> Json:
+        job: Json = self._json("POST", f"/api/jobs/{job_id}/retry")
+        return job
+
+    def get_config(self) -> Json:
+        config: Json = self._json("GET", "/api/config")
+        return config
+
+    def set_config(self, max_concurrent_jobs: int) -> Json:
+        body = {"max_concurrent_jobs": max_concurrent_jobs}
+        config: Json = self._json("PUT", "/api/config", json=body)
+        return config
+
+    def get_stats(self) -> Json:
+        stats: Json = self._json("GET", "/api/stats")
+        return stats
+
+
+def _parse(reply: httpx.Response) -> Any:
+    try:
+        return reply.json()
+    except ValueError as exc:
+        raise ApiError(f"{reply.request.url} answered with something other than JSON") from exc
+
+
+def _detail(reply: httpx.Response) -> str:
+    """The API's `detail` message, readable; FastAPI's validation lists flattened."""
+    try:
+        body = reply.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):
+        detail = "; ".join(_problem(p) for p in detail)
+    if not isinstance(detail, str) or not detail:
+        detail = f"HTTP {reply.status_code} {reply.reason_phrase}".strip()
+    if reply.status_code == 401:
+        detail += " (set JOBSCHED_TOKEN or pass --token)"
+    return detail
+
+
+def _problem(problem: Any) -> str:
+    if not isinstance(problem, dict):
+        return str(problem)
+    where = [str(part) for part in problem.get("loc", [])[1:]]  # drop "body"/"query"/"path"
+    message = str(problem.get("msg", problem))
+    return f"{'.'.join(where)}: {message}" if where else message

@@ -1,0 +1,99 @@
+"""What the commands print: JSON for scripts, aligned tables and fields for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+NAME_WIDTH = 40
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2)
+
+
+def cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def when(value: str | None) -> str:
+    """An API timestamp (ISO 8601, UTC) in local time, to the second."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def shorten(text: str, width: int = NAME_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    head = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    return "\n".join(line.rstrip() for line in [head, *lines])
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
+    if not jobs:
+        return "no jobs"
+    rows = [
+        [
+            str(j["id"]),
+            shorten(j["name"]),
+            j["status"],
+            cell(j.get("exit_code")),
+            when(j.get("created_at")),
+        ]
+        for j in jobs
+    ]
+    return table(["id", "name", "status", "exit", "created"], rows)
+
+
+def fields(data: dict[str, Any]) -> str:
+    """`key: value` lines in the API's order, timestamps in local time."""
+    width = max((len(k) for k in data), default=0) + 1
+    lines = []
+    for key, value in data.items():
+        shown = when(value) if key.endswith(("_at", "last_run")) else cell(value)
+        lines.append(f"{key + ':':<{width}} {shown}")
+    return "\n".join(lines)
+
+
+def attempts_table(attempts: Sequence[dict[str, Any]]) -> str:
+    if not attempts:
+        return "attempts: none yet"
+    rows = [
+        [
+            str(a["attempt"]),
+            cell(a.get("runner_id")),
+            when(a.get("started_at")),
+            when(a.get("finished_at")),
+            cell(a.get("exit_code")),
+            cell(a.get("reason")),
+            f"{a.get('output_length', 0)}{' (truncated)' if a.get('output_truncated') else ''}",
+        ]
+        for a in attempts
+    ]
+    headers = ["attempt", "runner", "started", "finished", "exit", "reason", "output bytes"]
+    return "attempts:\n" + table(headers, rows)
+
+
+def finished(job: dict[str, Any]) -> str:
+    """One line on how a job ended, e.g. `job 7 failed: exit code 3`."""
+    line = f"job {job['id']} {job['status']}"
+    if job.get("reason"):
+        line += f": {job['reason']}"
+    elif job.get("exit_code") is not None:
+        line += f" (exit code {job['exit_code']})"
+    return line
