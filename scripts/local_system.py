@@ -72,7 +72,7 @@ def http_ok(url: str) -> bool:
 class LocalSystem:
     """The scheduler, N runners and the gateway as child processes."""
 
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
     runners: int = 2
     gateway_port: int = 8080
     scheduler_port: int = 50051

@@ -4,7 +4,11 @@
 "use strict";
 
 (() => {
-  const POLL_MS = 2000;
+  const POLL_MS = 15000; // a safety net only: changes arrive as server-sent events
+  const TAIL_MS = 1000; // a running job's output in the open detail panel
+  const FLUSH_MS = 250; // at most one burst of refreshes per this, however many events
+  const MAX_ROW_FETCHES = 8; // more changed rows than this: reload the page instead
+  const RECONNECT_MAX_MS = 15000;
   const PAGE_SIZE = 100;
   const TOKEN_KEY = "jobsched.token";
   const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
@@ -28,7 +32,17 @@
     outputKey: null,
     returnFocus: null,
     pollTimer: null,
+    tailTimer: null,
     authPending: false,
+    source: null, // the EventSource of api/events
+    live: "connecting", // connecting | live | reconnecting
+    reconnectTimer: null,
+    reconnectDelay: 1000,
+    pendingRows: new Set(), // ids of rows on this page to fetch again
+    pendingPage: false, // reload the page: a job may have joined or left it
+    pendingDetail: false, // reload the open detail panel
+    flushTimer: null,
+    lastFlush: 0,
     configDirty: false,
   };
 
@@ -269,7 +283,7 @@
       setBanner(`Something went wrong: ${error}`);
       return;
     }
-    const retrying = `retrying every ${POLL_MS / 1000}s…`;
+    const retrying = "retrying…";
     if (error.status === 401) {
       setBanner("This server requires an API token.", { label: "Enter token", run: askForToken });
       return;
@@ -323,6 +337,7 @@
     setBanner(null);
     loadConfig().catch(() => {});
     refreshNow();
+    connectLive();
   }
 
   // ---------- stats & config ----------
@@ -349,6 +364,10 @@
     const seq = ++state.statsSeq;
     const { data: stats } = await api("GET", "api/stats");
     if (seq !== state.statsSeq) return;
+    renderStats(stats);
+  }
+
+  function renderStats(stats) {
     const total = stats.total || 0;
     for (const status of STATUSES) {
       const count = stats[status] ?? 0;
@@ -456,10 +475,47 @@
     setText(durationCell, duration == null ? "" : fmtDuration(duration));
   }
 
+  /** Whether `a` is an older state of the job than `b` (a reply that raced a newer one). */
+  function isOlder(a, b) {
+    if (a.attempt !== b.attempt) return a.attempt < b.attempt;
+    const ta = parseTime(a.updated_at);
+    const tb = parseTime(b.updated_at);
+    return ta != null && tb != null && ta < tb;
+  }
+
+  /** Shows a fresh copy of one job in its row, if it is on this page and still belongs. */
+  function applyJob(job) {
+    const known = state.jobs.get(job.id);
+    if (!known || isOlder(job, known)) return;
+    if (state.filter && job.status !== state.filter) {
+      state.pendingPage = true; // it left this filter: the page changes
+      scheduleFlush();
+      return;
+    }
+    state.jobs.set(job.id, job);
+    const tr = state.rows.get(job.id);
+    if (tr) updateRow(tr, job);
+  }
+
+  async function refreshRow(id) {
+    try {
+      const { data: job } = await api("GET", `api/jobs/${id}`);
+      applyJob(job);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      state.pendingPage = true; // gone: the page changes
+      scheduleFlush();
+    }
+  }
+
   function renderJobs(jobs) {
     const body = $("jobs-body");
     const seen = new Set();
     let previous = null;
+    jobs = jobs.map((job) => {
+      const known = state.jobs.get(job.id);
+      return known && isOlder(job, known) ? known : job;
+    });
     for (const job of jobs) {
       let tr = state.rows.get(job.id);
       if (!tr) {
@@ -594,6 +650,7 @@
     state.detailId = null;
     state.detailJob = null;
     state.detailSeq++;
+    scheduleTail(); // stops it
     $("detail-overlay").hidden = true;
     $("job-detail").hidden = true;
     document.body.style.overflow = "";
@@ -670,6 +727,14 @@
     const id = state.detailId;
     if (id === null) return;
     const seq = ++state.detailSeq;
+    try {
+      await loadDetailJob(id, seq);
+    } finally {
+      if (seq === state.detailSeq) scheduleTail();
+    }
+  }
+
+  async function loadDetailJob(id, seq) {
     const { data: job } = await api("GET", `api/jobs/${id}`).catch((error) => {
       if (error.status === 404 && state.detailId === id) {
         closeDetail();
@@ -680,6 +745,7 @@
     if (seq !== state.detailSeq) return;
     state.detailJob = job;
     renderDetail(job);
+    applyJob(job); // its row too, without a second request
     // Output changes while the job is active; once it ends, fetch it one last time.
     const key = `${job.attempt}:${job.status}:${job.updated_at}`;
     if (!ACTIVE.has(job.status) && key === state.outputKey) return;
@@ -692,6 +758,32 @@
     if (seq !== state.detailSeq) return;
     state.outputKey = key;
     renderOutput(output, job);
+  }
+
+  /** While the open job runs, its output is fetched every TAIL_MS (chunks are not evented). */
+  function scheduleTail() {
+    clearTimeout(state.tailTimer);
+    state.tailTimer = null;
+    const job = state.detailJob;
+    if (state.detailId === null || !job || job.status !== "running") return;
+    state.tailTimer = setTimeout(tailOutput, TAIL_MS);
+  }
+
+  async function tailOutput() {
+    state.tailTimer = null;
+    const id = state.detailId;
+    const seq = state.detailSeq;
+    try {
+      const { data: output } = await api("GET", `api/jobs/${id}/output`);
+      if (seq === state.detailSeq && state.detailJob) {
+        renderDetail(state.detailJob); // the duration "so far"
+        renderOutput(output, state.detailJob);
+      }
+    } catch (error) {
+      if (error.status !== 404) console.warn("output tail:", error.message);
+    } finally {
+      if (seq === state.detailSeq) scheduleTail();
+    }
   }
 
   async function jobAction(action) {
@@ -714,7 +806,146 @@
     }
   }
 
-  // ---------- polling ----------
+  // ---------- live updates (server-sent events) ----------
+
+  function setLive(mode) {
+    state.live = mode;
+    const pill = $("live-pill");
+    pill.dataset.state = mode;
+    $("live-dot").className = `dot ${mode === "live" ? "ok" : mode === "reconnecting" ? "bad" : "warn"}`;
+    setText(
+      $("live-text"),
+      mode === "live" ? "Live" : mode === "reconnecting" ? "Reconnecting…" : "Connecting…",
+    );
+  }
+
+  function markUpdated() {
+    setText(
+      $("updated-pill"),
+      `Updated ${new Date().toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`,
+    );
+  }
+
+  function parseData(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Opens api/events; the browser reconnects by itself, and we do when it gives up. */
+  function connectLive() {
+    clearTimeout(state.reconnectTimer);
+    if (state.source) state.source.close();
+    const url = state.token ? `api/events?token=${encodeURIComponent(state.token)}` : "api/events";
+    const source = new EventSource(url);
+    state.source = source;
+    const current = (handler) => (event) => {
+      if (source === state.source) handler(event);
+    };
+    // `ready`: the gateway is subscribed to the scheduler's events. Whatever changed
+    // while we were not (first load, or a gap before a reconnect): reload once.
+    source.addEventListener(
+      "ready",
+      current(() => {
+        state.reconnectDelay = 1000;
+        setLive("live");
+        refreshNow();
+      }),
+    );
+    source.addEventListener(
+      "job",
+      current((event) => {
+        const data = parseData(event);
+        if (data && typeof data.job_id === "number") onJobEvent(data);
+      }),
+    );
+    source.addEventListener(
+      "stats",
+      current((event) => {
+        const stats = parseData(event);
+        if (!stats) return;
+        state.statsSeq++; // newer than any stats request in flight
+        renderStats(stats);
+        markUpdated();
+      }),
+    );
+    // Both the connection's failures and the gateway's own `event: error` (the
+    // scheduler is away; the gateway then ends the stream and the browser retries).
+    source.addEventListener(
+      "error",
+      current((event) => {
+        const data = event.data ? parseData(event) : null;
+        if (data && data.message) setBanner(`${capitalize(data.message)} — reconnecting…`);
+        setLive("reconnecting");
+        if (source.readyState === EventSource.CLOSED) {
+          // The browser gave up (a 401, a proxy's error page): retry, more slowly each time.
+          state.reconnectTimer = setTimeout(connectLive, state.reconnectDelay);
+          state.reconnectDelay = Math.min(state.reconnectDelay * 2, RECONNECT_MAX_MS);
+        }
+      }),
+    );
+  }
+
+  /** Could a job with this id and status be on the page we show, though it is not? */
+  function mightJoinPage(id, status) {
+    if (state.filter && status !== state.filter) return false;
+    const ids = [...state.jobs.keys()];
+    if (ids.length === 0) return state.pageUrl === null;
+    const lowest = Math.min(...ids);
+    if (state.pageUrl === null) return ids.length < PAGE_SIZE || id > lowest;
+    return id > lowest && id < Math.max(...ids); // an older page: only inside its range
+  }
+
+  function onJobEvent(event) {
+    const id = event.job_id;
+    if (id === state.detailId) state.pendingDetail = true;
+    if (state.jobs.has(id)) {
+      if (state.filter && event.status !== state.filter) state.pendingPage = true;
+      else if (id !== state.detailId) state.pendingRows.add(id); // the detail load does it
+    } else if (mightJoinPage(id, event.status)) {
+      state.pendingPage = true;
+    }
+    markUpdated();
+    scheduleFlush();
+  }
+
+  function scheduleFlush() {
+    if (state.flushTimer !== null) return;
+    if (!state.pendingPage && !state.pendingDetail && state.pendingRows.size === 0) return;
+    const wait = Math.max(0, state.lastFlush + FLUSH_MS - Date.now());
+    state.flushTimer = setTimeout(flush, wait);
+  }
+
+  /** What the events since the last flush call for: a few rows, the page, the detail. */
+  async function flush() {
+    state.flushTimer = null;
+    state.lastFlush = Date.now();
+    const ids = [...state.pendingRows];
+    const page = state.pendingPage || ids.length > MAX_ROW_FETCHES;
+    const detail = state.pendingDetail;
+    state.pendingRows.clear();
+    state.pendingPage = false;
+    state.pendingDetail = false;
+    const work = page ? [loadJobs()] : ids.map(refreshRow);
+    if (detail) work.push(loadDetail());
+    const results = await Promise.allSettled(work);
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure) reportPollError(failure.reason);
+    scheduleFlush(); // what arrived meanwhile
+  }
+
+  /** Durations of running jobs and "2m ago" go on ticking without any request. */
+  function tickClock() {
+    for (const [id, job] of state.jobs) {
+      const tr = state.rows.get(id);
+      if (tr) updateRow(tr, job);
+    }
+    if (state.detailJob && state.detailJob.status === "running") renderDetail(state.detailJob);
+  }
+
+  // ---------- fallback polling ----------
 
   async function refresh() {
     const results = await Promise.allSettled([loadStats(), loadJobs(), loadDetail()]);
@@ -724,10 +955,7 @@
       return;
     }
     if (!state.authPending) setBanner(null);
-    setText(
-      $("updated-pill"),
-      `Updated ${new Date().toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`,
-    );
+    markUpdated();
   }
 
   function schedule() {
@@ -781,6 +1009,7 @@
       storeToken("");
       toast("success", "Token forgotten.");
       refreshNow();
+      connectLive();
     });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && state.detailId !== null && !$("auth-dialog").open) {
@@ -792,6 +1021,8 @@
     });
     loadConfig().catch(() => {}); // stats carry the limit too; errors show via polling
     refreshNow();
+    connectLive();
+    setInterval(tickClock, 1000);
   }
 
   init();

@@ -17,7 +17,9 @@ from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import live
 from .schemas import (
+    MAX_ID,
     STATUS_TO_PB,
     Attempt,
     Config,
@@ -30,6 +32,8 @@ from .schemas import (
     job_from_pb,
 )
 from .settings import Settings
+
+JobId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 # How gRPC failures reach a REST client: a clear 4xx for bad input, 503 when the
 # scheduler or its database is away, never a bare 500.
@@ -139,7 +143,9 @@ def create_app(settings: Settings) -> FastAPI:
         response: Response,
         status: Status | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before: Annotated[int | None, Query(ge=1, description="keyset cursor: ids below")] = None,
+        before: Annotated[
+            int | None, Query(ge=1, le=MAX_ID, description="keyset cursor: ids below")
+        ] = None,
     ) -> list[Job]:
         """Jobs, newest first. Follow the `Link: rel="next"` header for the next page."""
         reply: pb.ListJobsResponse = await call(request, "ListJobs")(
@@ -169,14 +175,14 @@ def create_app(settings: Settings) -> FastAPI:
         return job_from_pb(job)
 
     @app.get("/api/jobs/{job_id}", dependencies=authorized)
-    async def get_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
+    async def get_job(request: Request, job_id: JobId) -> Job:
         return job_from_pb(await call(request, "GetJob")(pb.GetJobRequest(id=job_id)))
 
     @app.get("/api/jobs/{job_id}/output", dependencies=authorized)
     async def get_output(
         request: Request,
-        job_id: Annotated[int, PathParam(ge=1)],
-        attempt: Annotated[int, Query(ge=0, description="0: the latest")] = 0,
+        job_id: JobId,
+        attempt: Annotated[int, Query(ge=0, le=2**31 - 1, description="0: the latest")] = 0,
     ) -> JobOutput:
         out = await call(request, "GetJobOutput")(
             pb.GetJobOutputRequest(id=job_id, attempt=attempt)
@@ -186,19 +192,17 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.post("/api/jobs/{job_id}/cancel", dependencies=authorized)
-    async def cancel_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
+    async def cancel_job(request: Request, job_id: JobId) -> Job:
         """Ends a queued job at once; stops a running one (it then ends `cancelled`)."""
         return job_from_pb(await call(request, "CancelJob")(pb.CancelJobRequest(id=job_id)))
 
     @app.post("/api/jobs/{job_id}/retry", dependencies=authorized)
-    async def retry_job(request: Request, job_id: Annotated[int, PathParam(ge=1)]) -> Job:
+    async def retry_job(request: Request, job_id: JobId) -> Job:
         """Queues a finished job again (with one more attempt if it had used them all)."""
         return job_from_pb(await call(request, "RetryJob")(pb.RetryJobRequest(id=job_id)))
 
     @app.get("/api/jobs/{job_id}/attempts", dependencies=authorized)
-    async def list_attempts(
-        request: Request, job_id: Annotated[int, PathParam(ge=1)]
-    ) -> list[Attempt]:
+    async def list_attempts(request: Request, job_id: JobId) -> list[Attempt]:
         """Every attempt of the job, oldest first: runner, timings, exit code, reason."""
         reply = await call(request, "ListAttempts")(pb.ListAttemptsRequest(job_id=job_id))
         return [attempt_from_pb(a) for a in reply.attempts]
@@ -228,6 +232,8 @@ def create_app(settings: Settings) -> FastAPI:
             max_concurrent_jobs=s.max_concurrent_jobs,
             runners_connected=s.runners_connected,
         )
+
+    app.include_router(live.router(settings))  # GET /api/events: server-sent events
 
     web_dir = Path(settings.WEB_DIR)
     if web_dir.is_dir():

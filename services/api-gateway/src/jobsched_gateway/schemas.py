@@ -7,6 +7,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from pydantic import BaseModel, Field
 
+# Ids travel as protobuf int64.
+MAX_ID = 2**63 - 1
+
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 STATUS_FROM_PB: dict[pb.JobStatus.ValueType, Status] = {
     pb.JOB_STATUS_QUEUED: "queued",

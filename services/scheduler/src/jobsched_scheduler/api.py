@@ -58,6 +58,8 @@ def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
             return await handler(self, request, context)
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except psycopg.DataError as exc:  # e.g. an id beyond the column's range
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
             log.warning("Database unavailable: %s", exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")

@@ -77,7 +77,8 @@ class PgStore:
         return await self._one("get_job", {"id": job_id})
 
     async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[Row]:
-        params = {"status": status, "limit": limit, "before_id": before_id or _NO_CURSOR}
+        cursor = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
+        params = {"status": status, "limit": limit, "before_id": cursor}
         return await self._all("list_jobs_by_status" if status else "list_jobs", params)
 
     async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
