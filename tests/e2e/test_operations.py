@@ -34,8 +34,10 @@ def test_scheduler_and_runner_metrics(live_system: LiveSystem) -> None:
         return httpx.get(live_system.metrics_url, timeout=5).text
 
     wait_for(
-        lambda: 'jobsched_jobs_finished_total{status="completed"} 1.0' in scheduler_metrics()
-        and metric(scheduler_metrics(), "jobsched_runners_connected") == 2,
+        lambda: (
+            'jobsched_jobs_finished_total{status="completed"} 1.0' in scheduler_metrics()
+            and metric(scheduler_metrics(), "jobsched_runners_connected") == 2
+        ),
         10,
         "the finish to be counted and both runners connected",
     )
@@ -78,3 +80,15 @@ def test_json_logs_carry_the_job_id(database_url: str, tmp_path: Path) -> None:
     runner = [json.loads(x) for x in (tmp_path / "logs" / "runner-1.log").read_text().splitlines()]
     assert any(e.get("job_id") == job_id and "Created" in e["message"] for e in scheduler)
     assert any(e.get("job_id") == job_id and "completed" in e["message"] for e in runner)
+
+
+def test_gateway_metrics_label_requests_by_route(live_system: LiveSystem) -> None:
+    job_id = live_system.api("POST", "/api/jobs/create", {"name": "g", "command": "true"}).json()[
+        "id"
+    ]
+    live_system.api("GET", f"/api/jobs/{job_id}")
+    live_system.api("GET", "/api/jobs/999999")
+    text = httpx.get(f"{live_system.gateway_url}/metrics", timeout=5).text
+    assert 'http_requests_total{method="GET",route="/api/jobs/{job_id}",status="200"} 1.0' in text
+    assert 'http_requests_total{method="GET",route="/api/jobs/{job_id}",status="404"} 1.0' in text
+    assert 'http_requests_total{method="POST",route="/api/jobs/create",status="201"} 1.0' in text

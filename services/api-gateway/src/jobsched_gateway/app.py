@@ -18,6 +18,7 @@ from jobsched.v1 import jobs_pb2_grpc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import live
+from .metrics import RequestMetrics, metrics_endpoint
 from .schemas import (
     MAX_ID,
     STATUS_TO_PB,
@@ -102,6 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
+    app.add_middleware(RequestMetrics)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def grpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:

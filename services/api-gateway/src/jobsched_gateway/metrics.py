@@ -1,0 +1,47 @@
+"""The gateway's Prometheus metrics: every HTTP request by route and status."""
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request (to the start of the body for streams)",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+class RequestMetrics:
+    """Counts and times requests, labelled by route template (not the raw path, which
+    would make a label per job id)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = scope.get("route")
+                name = getattr(route, "path", "static")
+                SECONDS.labels(scope["method"], name).observe(time.perf_counter() - started)
+                REQUESTS.labels(scope["method"], name, str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, record)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
