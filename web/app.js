@@ -30,6 +30,7 @@
     detailSeq: 0,
     detailJob: null,
     outputKey: null,
+    outputAttempt: 0, // the attempt whose output is shown; 0: the latest
     returnFocus: null,
     pollTimer: null,
     tailTimer: null,
@@ -633,6 +634,8 @@
     state.detailId = id;
     state.detailJob = null;
     state.outputKey = null;
+    state.outputAttempt = 0;
+    $("detail-attempts-section").hidden = true;
     for (const [rowId, tr] of state.rows) tr.classList.toggle("selected", rowId === id);
     const cached = state.jobs.get(id);
     if (cached) renderDetail(cached);
@@ -747,17 +750,56 @@
     renderDetail(job);
     applyJob(job); // its row too, without a second request
     // Output changes while the job is active; once it ends, fetch it one last time.
-    const key = `${job.attempt}:${job.status}:${job.updated_at}`;
+    const key = `${job.attempt}:${job.status}:${job.updated_at}:${state.outputAttempt}`;
     if (!ACTIVE.has(job.status) && key === state.outputKey) return;
     let output = null;
     try {
-      ({ data: output } = await api("GET", `api/jobs/${id}/output`));
+      ({ data: output } = await api("GET", outputPath(id)));
     } catch (error) {
       if (error.status !== 404) throw error; // 404: no attempt, so no output yet
     }
     if (seq !== state.detailSeq) return;
     state.outputKey = key;
     renderOutput(output, job);
+    if (job.attempt > 1) await loadAttempts(id, seq);
+  }
+
+  function outputPath(id) {
+    const attempt = state.outputAttempt ? `?attempt=${state.outputAttempt}` : "";
+    return `api/jobs/${id}/output${attempt}`;
+  }
+
+  /** Every attempt of a retried job; a click shows that attempt's output. */
+  async function loadAttempts(id, seq) {
+    const { data: attempts } = await api("GET", `api/jobs/${id}/attempts`);
+    if (seq !== state.detailSeq) return;
+    const body = $("detail-attempts");
+    const shown = state.outputAttempt || attempts.length;
+    body.replaceChildren(
+      ...attempts.map((a) => {
+        const exit = el("td", { textContent: a.exit_code ?? "—" });
+        exit.classList.toggle("nonzero", a.exit_code != null && a.exit_code !== 0);
+        const tr = el(
+          "tr",
+          { dataset: { testid: "attempt-row", attempt: String(a.attempt) } },
+          el("td", { textContent: String(a.attempt) }),
+          el("td", { textContent: a.runner_id }),
+          el("td", { textContent: fmtDateTime(a.started_at) }),
+          exit,
+          el("td", { textContent: a.reason || "—" }),
+        );
+        tr.classList.toggle("selected", a.attempt === shown);
+        tr.addEventListener("click", () => showAttempt(a.attempt === attempts.length ? 0 : a.attempt));
+        return tr;
+      }),
+    );
+    $("detail-attempts-section").hidden = false;
+  }
+
+  function showAttempt(attempt) {
+    state.outputAttempt = attempt;
+    state.outputKey = null;
+    loadDetail().catch(reportPollError);
   }
 
   /** While the open job runs, its output is fetched every TAIL_MS (chunks are not evented). */
@@ -774,7 +816,7 @@
     const id = state.detailId;
     const seq = state.detailSeq;
     try {
-      const { data: output } = await api("GET", `api/jobs/${id}/output`);
+      const { data: output } = await api("GET", outputPath(id));
       if (seq === state.detailSeq && state.detailJob) {
         renderDetail(state.detailJob); // the duration "so far"
         renderOutput(output, state.detailJob);

@@ -134,3 +134,23 @@ def test_dashboard_fits_a_phone(live_system: LiveSystem, browser: Browser) -> No
         )
         box = detail.bounding_box()
         assert box is not None and box["x"] == 0 and abs(box["width"] - 390) < 0.5, box
+
+
+def test_a_retried_job_shows_every_attempt(live_system: LiveSystem, browser: Browser) -> None:
+    command = 'echo "attempt $JOBSCHED_ATTEMPT says hi"; exit $((3 - JOBSCHED_ATTEMPT))'
+    reply = live_system.api(
+        "POST", "/api/jobs/create", {"name": "twice", "command": command, "max_attempts": 2}
+    )
+    job_id = reply.json()["id"]
+    live_system.wait_for_job(job_id, {"failed"}, timeout=JOB_TIMEOUT_MS / 1000)
+    with dashboard(browser, live_system, 1280, 800) as page:
+        job_row(page, "twice").click()
+        rows = page.get_by_test_id("attempt-row")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("exit code 2")
+        expect(rows.nth(1)).to_contain_text("exit code 1")
+        output = page.get_by_test_id("detail-output")
+        expect(output).to_have_text("attempt 2 says hi")
+        rows.nth(0).click()
+        expect(output).to_have_text("attempt 1 says hi")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-attempts.png"))
