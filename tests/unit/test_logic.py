@@ -1,7 +1,12 @@
-"""Pure logic: slot planning, notification parsing, SQL loading, output capture, settings."""
+"""Pure logic: slot planning, notification parsing, SQL loading, output capture, settings,
+message batching."""
+
+import asyncio
 
 import pytest
+from jobsched.v1 import runner_pb2 as pb
 from jobsched_gateway.settings import Settings as GatewaySettings
+from jobsched_runner.agent import _drain_queue
 from jobsched_runner.execute import CapturedOutput
 from jobsched_scheduler.events import parse_payload, wakes_dispatch
 from jobsched_scheduler.model import ClaimResult, plan_claims
@@ -86,3 +91,30 @@ def test_gateway_refuses_a_network_without_a_token() -> None:
     GatewaySettings(GATEWAY_HOST="0.0.0.0", API_TOKEN="x" * 32).check_safe()
     GatewaySettings(GATEWAY_HOST="127.0.0.1", API_TOKEN="").check_safe()
     GatewaySettings(GATEWAY_HOST="::1", API_TOKEN="").check_safe()
+
+
+def test_finished_reports_back_to_back_travel_together() -> None:
+    def finished(job: int) -> pb.RunnerMessage:
+        return pb.RunnerMessage(finished=pb.Finished(ref=pb.AttemptRef(job_id=job, attempt=1)))
+
+    heartbeat = pb.RunnerMessage(heartbeat=pb.Heartbeat(seq=1))
+
+    async def sent(messages: list[pb.RunnerMessage | None]) -> list[str]:
+        queue: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
+        for message in messages:
+            queue.put_nowait(message)
+        out = []
+        async for message in _drain_queue(queue):
+            kind = message.WhichOneof("body")
+            if kind == "results":
+                out.append("results:" + ",".join(str(f.ref.job_id) for f in message.results.items))
+            elif kind == "finished":
+                out.append(f"finished:{message.finished.ref.job_id}")
+            else:
+                out.append(str(kind))
+        return out
+
+    messages = [finished(1), finished(2), heartbeat, finished(3), finished(4), finished(5), None]
+    assert asyncio.run(sent(messages)) == ["results:1,2", "heartbeat", "results:3,4,5"]
+    assert asyncio.run(sent([finished(1), heartbeat, None])) == ["finished:1", "heartbeat"]
+    assert asyncio.run(sent([heartbeat, None, heartbeat])) == ["heartbeat"]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18jobsched/v1/runner.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\nAttemptRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x9a\x02\n\rRunnerMessage\x12)\n\x08register\x18\x01 \x01(\x0b\x32\x15.jobsched.v1.RegisterH\x00\x12\'\n\x07started\x18\x02 \x01(\x0b\x32\x14.jobsched.v1.StartedH\x00\x12*\n\x06output\x18\x03 \x01(\x0b\x32\x18.jobsched.v1.OutputChunkH\x00\x12)\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x15.jobsched.v1.FinishedH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.jobsched.v1.HeartbeatH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.jobsched.v1.DrainingH\x00\x42\x06\n\x04\x62ody\"Y\n\x08Register\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12(\n\x07running\x18\x03 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\"W\n\x07Started\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0bOutputChunk\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xe3\x01\n\x08\x46inished\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\x12\x18\n\x10output_truncated\x18\x07 \x01(\x08\"B\n\tHeartbeat\x12(\n\x07running\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"\n\n\x08\x44raining\"\xf1\x01\n\x10SchedulerMessage\x12/\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x18.jobsched.v1.AssignmentsH\x00\x12!\n\x04kill\x18\x02 \x01(\x0b\x32\x11.jobsched.v1.KillH\x00\x12-\n\nregistered\x18\x03 \x01(\x0b\x32\x17.jobsched.v1.RegisteredH\x00\x12#\n\x05\x61\x63ked\x18\x04 \x01(\x0b\x32\x12.jobsched.v1.AckedH\x00\x12-\n\x07renewed\x18\x05 \x01(\x0b\x32\x1a.jobsched.v1.LeasesRenewedH\x00\x42\x06\n\x04\x62ody\"C\n\rLeasesRenewed\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\x04refs\x18\x02 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\".\n\x05\x41\x63ked\x12%\n\x04refs\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\"]\n\nRegistered\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\x05\x12\x14\n\x0clease_ttl_ms\x18\x02 \x01(\x05\x12\x1a\n\x12output_limit_bytes\x18\x03 \x01(\x05\"\\\n\nAssignment\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x05\"5\n\x0b\x41ssignments\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.Assignment\"=\n\x04Kill\x12%\n\x04refs\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0e\n\x06reason\x18\x02 \x01(\t2Y\n\rRunnerService\x12H\n\x07\x43onnect\x12\x1a.jobsched.v1.RunnerMessage\x1a\x1d.jobsched.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18jobsched/v1/runner.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n\nAttemptRef\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\xc3\x02\n\rRunnerMessage\x12)\n\x08register\x18\x01 \x01(\x0b\x32\x15.jobsched.v1.RegisterH\x00\x12\'\n\x07started\x18\x02 \x01(\x0b\x32\x14.jobsched.v1.StartedH\x00\x12*\n\x06output\x18\x03 \x01(\x0b\x32\x18.jobsched.v1.OutputChunkH\x00\x12)\n\x08\x66inished\x18\x04 \x01(\x0b\x32\x15.jobsched.v1.FinishedH\x00\x12+\n\theartbeat\x18\x05 \x01(\x0b\x32\x16.jobsched.v1.HeartbeatH\x00\x12)\n\x08\x64raining\x18\x06 \x01(\x0b\x32\x15.jobsched.v1.DrainingH\x00\x12\'\n\x07results\x18\x07 \x01(\x0b\x32\x14.jobsched.v1.ResultsH\x00\x42\x06\n\x04\x62ody\"/\n\x07Results\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.jobsched.v1.Finished\"Y\n\x08Register\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12(\n\x07running\x18\x03 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\"W\n\x07Started\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0bOutputChunk\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xe3\x01\n\x08\x46inished\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\x12\x18\n\x10output_truncated\x18\x07 \x01(\x08\"B\n\tHeartbeat\x12(\n\x07running\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"\n\n\x08\x44raining\"\xf1\x01\n\x10SchedulerMessage\x12/\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x18.jobsched.v1.AssignmentsH\x00\x12!\n\x04kill\x18\x02 \x01(\x0b\x32\x11.jobsched.v1.KillH\x00\x12-\n\nregistered\x18\x03 \x01(\x0b\x32\x17.jobsched.v1.RegisteredH\x00\x12#\n\x05\x61\x63ked\x18\x04 \x01(\x0b\x32\x12.jobsched.v1.AckedH\x00\x12-\n\x07renewed\x18\x05 \x01(\x0b\x32\x1a.jobsched.v1.LeasesRenewedH\x00\x42\x06\n\x04\x62ody\"C\n\rLeasesRenewed\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\x04refs\x18\x02 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\".\n\x05\x41\x63ked\x12%\n\x04refs\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\"]\n\nRegistered\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\x05\x12\x14\n\x0clease_ttl_ms\x18\x02 \x01(\x05\x12\x1a\n\x12output_limit_bytes\x18\x03 \x01(\x05\"\\\n\nAssignment\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x05\"5\n\x0b\x41ssignments\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.Assignment\"=\n\x04Kill\x12%\n\x04refs\x18\x01 \x03(\x0b\x32\x17.jobsched.v1.AttemptRef\x12\x0e\n\x06reason\x18\x02 \x01(\t2Y\n\rRunnerService\x12H\n\x07\x43onnect\x12\x1a.jobsched.v1.RunnerMessage\x1a\x1d.jobsched.v1.SchedulerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,33 +35,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTREF']._serialized_start=74
   _globals['_ATTEMPTREF']._serialized_end=119
   _globals['_RUNNERMESSAGE']._serialized_start=122
-  _globals['_RUNNERMESSAGE']._serialized_end=404
-  _globals['_REGISTER']._serialized_start=406
-  _globals['_REGISTER']._serialized_end=495
-  _globals['_STARTED']._serialized_start=497
-  _globals['_STARTED']._serialized_end=584
-  _globals['_OUTPUTCHUNK']._serialized_start=586
-  _globals['_OUTPUTCHUNK']._serialized_end=651
-  _globals['_FINISHED']._serialized_start=654
-  _globals['_FINISHED']._serialized_end=881
-  _globals['_HEARTBEAT']._serialized_start=883
-  _globals['_HEARTBEAT']._serialized_end=949
-  _globals['_DRAINING']._serialized_start=951
-  _globals['_DRAINING']._serialized_end=961
-  _globals['_SCHEDULERMESSAGE']._serialized_start=964
-  _globals['_SCHEDULERMESSAGE']._serialized_end=1205
-  _globals['_LEASESRENEWED']._serialized_start=1207
-  _globals['_LEASESRENEWED']._serialized_end=1274
-  _globals['_ACKED']._serialized_start=1276
-  _globals['_ACKED']._serialized_end=1322
-  _globals['_REGISTERED']._serialized_start=1324
-  _globals['_REGISTERED']._serialized_end=1417
-  _globals['_ASSIGNMENT']._serialized_start=1419
-  _globals['_ASSIGNMENT']._serialized_end=1511
-  _globals['_ASSIGNMENTS']._serialized_start=1513
-  _globals['_ASSIGNMENTS']._serialized_end=1566
-  _globals['_KILL']._serialized_start=1568
-  _globals['_KILL']._serialized_end=1629
-  _globals['_RUNNERSERVICE']._serialized_start=1631
-  _globals['_RUNNERSERVICE']._serialized_end=1720
+  _globals['_RUNNERMESSAGE']._serialized_end=445
+  _globals['_RESULTS']._serialized_start=447
+  _globals['_RESULTS']._serialized_end=494
+  _globals['_REGISTER']._serialized_start=496
+  _globals['_REGISTER']._serialized_end=585
+  _globals['_STARTED']._serialized_start=587
+  _globals['_STARTED']._serialized_end=674
+  _globals['_OUTPUTCHUNK']._serialized_start=676
+  _globals['_OUTPUTCHUNK']._serialized_end=741
+  _globals['_FINISHED']._serialized_start=744
+  _globals['_FINISHED']._serialized_end=971
+  _globals['_HEARTBEAT']._serialized_start=973
+  _globals['_HEARTBEAT']._serialized_end=1039
+  _globals['_DRAINING']._serialized_start=1041
+  _globals['_DRAINING']._serialized_end=1051
+  _globals['_SCHEDULERMESSAGE']._serialized_start=1054
+  _globals['_SCHEDULERMESSAGE']._serialized_end=1295
+  _globals['_LEASESRENEWED']._serialized_start=1297
+  _globals['_LEASESRENEWED']._serialized_end=1364
+  _globals['_ACKED']._serialized_start=1366
+  _globals['_ACKED']._serialized_end=1412
+  _globals['_REGISTERED']._serialized_start=1414
+  _globals['_REGISTERED']._serialized_end=1507
+  _globals['_ASSIGNMENT']._serialized_start=1509
+  _globals['_ASSIGNMENT']._serialized_end=1601
+  _globals['_ASSIGNMENTS']._serialized_start=1603
+  _globals['_ASSIGNMENTS']._serialized_end=1656
+  _globals['_KILL']._serialized_start=1658
+  _globals['_KILL']._serialized_end=1719
+  _globals['_RUNNERSERVICE']._serialized_start=1721
+  _globals['_RUNNERSERVICE']._serialized_end=1810
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,7 @@ class RunnerMessage(_message.Message):
     FINISHED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     DRAINING_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___Register: ...
     @_builtins.property
@@ -67,6 +68,8 @@ class RunnerMessage(_message.Message):
     def heartbeat(self) -> Global___Heartbeat: ...
     @_builtins.property
     def draining(self) -> Global___Draining: ...
+    @_builtins.property
+    def results(self) -> Global___Results: ...
     def __init__(
         self,
         *,
@@ -76,16 +79,41 @@ class RunnerMessage(_message.Message):
         finished: Global___Finished | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         draining: Global___Draining | None = ...,
+        results: Global___Results | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "draining", b"draining", "finished", b"finished", "heartbeat", b"heartbeat", "output", b"output", "register", b"register", "started", b"started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "draining", b"draining", "finished", b"finished", "heartbeat", b"heartbeat", "output", b"output", "register", b"register", "results", b"results", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "draining", b"draining", "finished", b"finished", "heartbeat", b"heartbeat", "output", b"output", "register", b"register", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "draining", b"draining", "finished", b"finished", "heartbeat", b"heartbeat", "output", b"output", "register", b"register", "results", b"results", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register", "started", "output", "finished", "heartbeat", "draining"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["register", "started", "output", "finished", "heartbeat", "draining", "results"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___RunnerMessage: _TypeAlias = RunnerMessage  # noqa: Y015
+
+@_typing.final
+class Results(_message.Message):
+    """Several finished reports in one message: a busy runner sends one per write, not
+    one per job.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finished]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Finished] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Results: _TypeAlias = Results  # noqa: Y015
 
 @_typing.final
 class Register(_message.Message):

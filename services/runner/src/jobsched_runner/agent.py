@@ -31,6 +31,9 @@ CONNECTED = Gauge("jobsched_runner_connected", "1 while the link to a scheduler 
 
 Key = tuple[int, int]  # (job id, attempt): the attempt is the fencing token
 OUTPUT_FLUSH_SECONDS = 0.25
+# A job that ends this soon after it starts is reported by its finish alone.
+STARTED_REPORT_DELAY = 0.05
+MAX_RESULTS_PER_MESSAGE = 500
 ACK_WAIT_SECONDS = 5.0
 MAX_RECONNECT_DELAY = 2.0
 # Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
@@ -276,8 +279,13 @@ class RunnerAgent:
         log.info("Executing job %d (attempt %d)", *key, extra=job)
         RUNNING.inc()
 
+        def report_started(at: datetime) -> None:
+            if key in self.running:
+                self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
+
         def started(at: datetime) -> None:
-            self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
+            loop = asyncio.get_running_loop()
+            loop.call_later(STARTED_REPORT_DELAY, report_started, at)
 
         try:
             outcome = await execution.run(started)
@@ -310,8 +318,31 @@ class RunnerAgent:
 async def _drain_queue(
     queue: asyncio.Queue[pb.RunnerMessage | None],
 ) -> AsyncIterator[pb.RunnerMessage]:
-    while (message := await queue.get()) is not None:
-        yield message
+    """The stream's messages in order, until None; finished reports queued back to back
+    travel together in one Results message."""
+    taken: pb.RunnerMessage | None = None  # a message taken out of the queue early
+    while True:
+        message = taken or await queue.get()
+        taken = None
+        if message is None:
+            return
+        if not message.HasField("finished"):
+            yield message
+            continue
+        batch = [message.finished]
+        ended = False
+        while len(batch) < MAX_RESULTS_PER_MESSAGE and not queue.empty():
+            following = queue.get_nowait()
+            if following is None:
+                ended = True
+                break
+            if not following.HasField("finished"):
+                taken = following
+                break
+            batch.append(following.finished)
+        yield message if len(batch) == 1 else pb.RunnerMessage(results=pb.Results(items=batch))
+        if ended:
+            return
 
 
 def _now() -> datetime:

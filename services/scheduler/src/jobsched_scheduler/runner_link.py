@@ -143,6 +143,9 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
                 self.reports.output(_key(msg.output.ref), _text(msg.output.data))
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)
+            elif kind == "results":
+                for finished in msg.results.items:
+                    self._finished(runner, finished, outbox)
             elif kind == "heartbeat":
                 await self._heartbeat(runner, msg.heartbeat, outbox)
             elif kind == "draining":
