@@ -120,6 +120,13 @@ class RunnerAgent:
                 log.warning(
                     "Scheduler %s unreachable (%s: %s)", addr, exc.code().name, exc.details()
                 )
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the runner is stopping
+                log.warning("Link to scheduler %s was cancelled; reconnecting", addr)
+            except Exception:  # whatever ends a link, the runner reconnects
+                log.exception("Link to scheduler %s failed; reconnecting", addr)
             finally:
                 self._outbox = None
                 self.connected.clear()

@@ -31,6 +31,13 @@ SERVICE_NAMES = [
     runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name,
 ]
 SHUTDOWN_GRACE = 5.0
+# Runners ping every 2 s to find a dead link fast, also while no message flows; the
+# default policy would answer such pings with GOAWAY "too_many_pings" and drop them.
+SERVER_OPTIONS = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
 POOL_WAIT_SECONDS = 3.0
 
 
@@ -101,7 +108,7 @@ async def _serve_with(
         settings.LEASE_TTL_SECONDS,
         settings.OUTPUT_LIMIT_BYTES,
     )
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()])
+    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
     health = add_health_and_reflection(server, SERVICE_NAMES)

@@ -108,8 +108,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
                     break
                 yield getter.result()
         finally:
-            reader.cancel()
             closing.cancel()
+            if reader.done() and not reader.cancelled() and reader.exception():
+                log.warning("Runner %s link failed: %r", runner.runner_id, reader.exception())
+            reader.cancel()
             self.dispatcher.detach(runner)
             log.info("Runner %s disconnected", runner.runner_id)
 

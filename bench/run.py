@@ -1,0 +1,965 @@
+"""Benchmarks the real system on this machine: `make bench` (or `--quick`).
+
+Starts its own embedded PostgreSQL in a temporary directory and the scheduler, two
+runners and the gateway as processes (`LocalSystem`), then measures:
+
+1. the ceiling: how fast plain Python spawns `/bin/sh -c true` (one process, one per core);
+2. drain: N `true` jobs inserted with one SQL statement, run with a limit of 64;
+3. sustained: K clients creating jobs one by one through the REST API;
+4. latency, open loop: creates sent on a fixed schedule; the job records its own start;
+5. memory: peak RSS of each service process (sampled every 100 ms).
+
+Also the CPU each process used in each phase, to show where the time goes. Prints one
+table and writes the figures as JSON (`--out`); `--keep` keeps the services' logs.
+Other work on the machine skews every figure: the load average is recorded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, LiteralString
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from local_system import LocalSystem, embedded_postgres, free_port, wait_for  # noqa: E402
+
+CAPACITY = 64  # per runner, and the scheduler's limit during the drain
+RUNNERS = 2
+CONNECTIONS = 64  # most open-loop requests in flight at once
+NOT_MEASURED = ["peer comparison with pgqueuer", "scale at 10^6 rows"]
+Json = dict[str, Any]
+
+
+# --- what to run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    drain_jobs: int
+    ceiling_seconds: float
+    sustained_seconds: float
+    latency_seconds: float
+    rates: tuple[int, ...]
+    clients: int
+    drain_timeout: float
+    out: Path
+    keep: bool
+    latency_client: str
+
+    @staticmethod
+    def from_args(argv: list[str] | None = None) -> Plan:
+        parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        parser.add_argument("--quick", action="store_true", help="smaller and shorter")
+        parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+        parser.add_argument("--jobs", type=int, help="jobs in the drain (20000; quick 2000)")
+        parser.add_argument(
+            "--seconds", type=float, help="length of each timed phase (ceiling, sustained, rate)"
+        )
+        parser.add_argument("--clients", type=int, default=8, help="sustained-phase clients")
+        parser.add_argument(
+            "--rates", help="open-loop rates in jobs/s, comma-separated (10,100,500; quick 10,100)"
+        )
+        parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+        parser.add_argument(
+            "--latency-client",
+            choices=["raw", "httpx"],
+            default="raw",
+            help="open-loop sender: a lean keep-alive client (default) or httpx.AsyncClient",
+        )
+        args = parser.parse_args(argv)
+        quick: bool = args.quick
+        jobs: int = args.jobs or (2_000 if quick else 20_000)
+        seconds: float | None = args.seconds
+        rates = (
+            tuple(int(r) for r in args.rates.split(","))
+            if args.rates
+            else ((10, 100) if quick else (10, 100, 500))
+        )
+        if jobs < 1 or args.clients < 1 or (seconds is not None and seconds <= 0):
+            parser.error("--jobs, --clients and --seconds must be positive")
+        if not rates or min(rates) <= 0:
+            parser.error("--rates must be positive")
+        return Plan(
+            quick=quick,
+            drain_jobs=jobs,
+            ceiling_seconds=seconds or (3.0 if quick else 5.0),
+            sustained_seconds=seconds or (5.0 if quick else 20.0),
+            latency_seconds=seconds or (3.0 if quick else 10.0),
+            rates=rates,
+            clients=args.clients,
+            drain_timeout=max(120.0, jobs * 0.05),
+            out=args.out.resolve(),
+            keep=args.keep,
+            latency_client=args.latency_client,
+        )
+
+
+# --- 1. the ceiling: plain Python spawning shells --------------------------------------
+
+
+def spawn_loop(seconds: float) -> int:
+    """Spawns `/bin/sh -c true` with piped output, one after another, for `seconds`."""
+    count = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", "true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        proc.communicate(timeout=10)
+        count += 1
+    return count
+
+
+def measure_ceiling(seconds: float) -> Json:
+    single = spawn_loop(seconds) / seconds
+    cores = os.cpu_count() or 1
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        counts = pool.map_async(spawn_loop, [seconds] * cores).get(timeout=seconds + 120)
+    return {
+        "seconds": seconds,
+        "processes": cores,
+        "single_process_spawns_per_s": single,
+        "per_core_spawns_per_s": sum(counts) / seconds,
+    }
+
+
+# --- processes: RSS and CPU from /proc -------------------------------------------------
+
+
+def read_rss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own user+system, reaped children's user+system) CPU seconds of a process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    # After the ")": state is field 0, so utime, stime, cutime, cstime are 11 to 14.
+    own = (int(fields[11]) + int(fields[12])) / tick
+    children = (int(fields[13]) + int(fields[14])) / tick
+    return own, children
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(p) for p in f.read().split())
+    return found
+
+
+def exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return "?"
+
+
+def is_python(pid: int) -> bool:
+    return "python" in Path(exe_of(pid)).name
+
+
+def cmdline_of(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def service_processes(procs: dict[str, int]) -> dict[str, int]:
+    """Each service's Python process, and the Python helpers it started (a runner's
+    reaper, say), by name. The console scripts are Python themselves; were one a
+    wrapper, its Python child is taken. Job shells under a runner are left out."""
+    found: dict[str, int] = {}
+    for name, pid in procs.items():
+        main_pid = pid
+        if not is_python(pid):
+            main_pid = next((c for c in children_of(pid) if is_python(c)), pid)
+        found[name] = main_pid
+        for child in children_of(main_pid):
+            if is_python(child):
+                args = cmdline_of(child)
+                module = args[args.index("-m") + 1] if "-m" in args[:-1] else f"pid {child}"
+                found[f"{name} {module.rsplit('.', 1)[-1]}"] = child
+    return found
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of the postmaster, its live backends and its reaped ones."""
+    own, reaped = cpu_seconds(postmaster)
+    total = own + reaped
+    for child in children_of(postmaster):
+        total += cpu_seconds(child)[0]
+    return total
+
+
+@dataclass
+class Watcher:
+    """Samples each service's VmRSS every 100 ms into per-phase peaks, and takes CPU
+    snapshots at phase boundaries."""
+
+    pids: dict[str, int]
+    postmaster: int | None
+    interval: float = 0.1
+    phase: str = "startup"
+    peaks: dict[str, dict[str, int]] = field(default_factory=dict)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            peaks = self.peaks.setdefault(self.phase, {})
+            for name, pid in self.pids.items():
+                rss = read_rss_kb(pid)
+                if rss is not None and rss > peaks.get(name, 0):
+                    peaks[name] = rss
+            self.samples += 1
+
+    def cpu(self) -> dict[str, float]:
+        snap: dict[str, float] = {"job shells": 0.0}
+        for name, pid in self.pids.items():
+            own, reaped = cpu_seconds(pid)
+            snap[name] = own
+            snap["job shells"] += reaped  # a runner's reaped children are its jobs
+        if self.postmaster is not None:
+            snap["postgres"] = postgres_cpu(self.postmaster)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        snap["bench client"] = usage.ru_utime + usage.ru_stime
+        return snap
+
+    @contextlib.contextmanager
+    def measuring(self, phase: str, into: Json) -> Iterator[None]:
+        """Peaks of RSS under `phase`, and CPU use (CPU-seconds per second) into `into`."""
+        self.phase = phase
+        before, started = self.cpu(), time.monotonic()
+        try:
+            yield
+        finally:
+            after, elapsed = self.cpu(), max(time.monotonic() - started, 1e-9)
+            into["cpu_cores_used"] = {
+                name: round((after[name] - before[name]) / elapsed, 3) for name in after
+            }
+            self.phase = f"after {phase}"
+
+
+# --- the system under test ---------------------------------------------------------------
+
+
+class Database:
+    def __init__(self, url: str):
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def one(self, query: LiteralString, params: Any = None) -> tuple[Any, ...]:
+        row = self.conn.execute(query, params).fetchone()
+        assert row is not None
+        return row
+
+    def rows(self, query: LiteralString, params: Any = None) -> list[tuple[Any, ...]]:
+        return self.conn.execute(query, params).fetchall()
+
+    def max_id(self) -> int:
+        return int(self.one("SELECT coalesce(max(id), 0) FROM jobs")[0])
+
+    def unfinished(self, after_id: int = 0) -> int:
+        """Queued or running jobs above an id (the (status, id) index answers it)."""
+        return int(
+            self.one(
+                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND id > %s",
+                (after_id,),
+            )[0]
+        )
+
+    def wait_finished(self, after_id: int, timeout: float) -> bool:
+        """Polls until no job above `after_id` is queued or running; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.unfinished(after_id) == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def outcomes(self, after_id: int) -> dict[str, int]:
+        rows = self.rows("SELECT status, count(*) FROM jobs WHERE id > %s GROUP BY 1", (after_id,))
+        return {str(status): int(count) for status, count in rows}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@contextlib.contextmanager
+def running_system(tmp: Path) -> Iterator[tuple[LocalSystem, Any]]:
+    server = embedded_postgres(tmp / "postgres")
+    try:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_"))
+        }
+        env.update(
+            DATABASE_URL=server.get_uri(),
+            RUNNER_CAPACITY=str(CAPACITY),
+            RUNNER_DRAIN_SECONDS="5",
+        )
+        system = LocalSystem(
+            env,
+            runners=RUNNERS,
+            gateway_port=free_port(),
+            scheduler_port=free_port(),
+            metrics_port=free_port(),  # the default may be taken by another instance
+            log_dir=tmp / "logs",
+        )
+        try:
+            system.start(timeout=60)
+            yield system, server
+        finally:
+            system.stop_all()
+    finally:
+        server.cleanup()
+
+
+def api(system: LocalSystem) -> httpx.Client:
+    return httpx.Client(base_url=system.gateway_url, timeout=10)
+
+
+def wait_runners(client: httpx.Client, count: int, timeout: float = 30) -> None:
+    def connected() -> bool:
+        reply = client.get("/api/stats")
+        return reply.status_code == 200 and reply.json()["runners_connected"] >= count
+
+    wait_for(connected, timeout, f"{count} runners")
+
+
+def set_limit(client: httpx.Client, limit: int) -> None:
+    reply = client.put("/api/config", json={"max_concurrent_jobs": limit})
+    reply.raise_for_status()
+    assert reply.json()["max_concurrent_jobs"] == limit
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def epoch(value: Any) -> float:
+    return float(value) if value is not None else math.nan
+
+
+# --- 2. drain ------------------------------------------------------------------------------
+
+
+def measure_drain(db: Database, jobs: int, timeout: float, ceiling: float) -> Json:
+    before = db.max_id()
+    inserted_at = time.time()
+    lo, hi, count = db.one(
+        "WITH ins AS (INSERT INTO jobs (name, command) "
+        "SELECT %s || g, 'true' FROM generate_series(1, %s) g RETURNING id) "
+        "SELECT min(id), max(id), count(*) FROM ins",
+        (f"drain-{before}-", jobs),
+    )
+    insert_seconds = time.time() - inserted_at
+    finished = db.wait_finished(before, timeout)
+    done_at = time.time()
+    outcomes = db.outcomes(before)
+    first_start, last_finish, busy, first_claim = db.one(
+        "SELECT extract(epoch FROM min(started_at)), extract(epoch FROM max(finished_at)), "
+        "extract(epoch FROM sum(finished_at - started_at)), "
+        "(SELECT extract(epoch FROM min(claimed_at)) FROM job_attempts "
+        " WHERE job_id BETWEEN %s AND %s) "
+        "FROM jobs WHERE id BETWEEN %s AND %s",
+        (lo, hi, lo, hi),
+    )
+    span = epoch(last_finish) - epoch(first_start)
+    completed = outcomes.get("completed", 0)
+    rate = completed / span if span > 0 else math.nan
+    return {
+        "jobs": int(count),
+        "completed": completed,
+        "failed": outcomes.get("failed", 0),
+        "cancelled": outcomes.get("cancelled", 0),
+        "lost": int(count) - completed,
+        "timed_out": not finished,
+        "insert_seconds": insert_seconds,
+        "jobs_per_s": rate,
+        "span_seconds": span,
+        "wall_seconds": done_at - inserted_at,
+        "ratio_to_per_core_ceiling": rate / ceiling if ceiling > 0 else math.nan,
+        "first_claim_after_insert_ms": (epoch(first_claim) - inserted_at) * 1000,
+        "first_start_after_insert_ms": (epoch(first_start) - inserted_at) * 1000,
+        "mean_concurrency": epoch(busy) / span if span > 0 else math.nan,
+    }
+
+
+# --- 3. sustained, through the REST API -------------------------------------------------
+
+
+def measure_sustained(
+    db: Database,
+    system: LocalSystem,
+    clients: int,
+    seconds: float,
+    timeout: float,
+    watcher: Watcher,
+) -> Json:
+    before = db.max_id()
+    created = [0] * clients
+    errors = [0] * clients
+    durations: list[list[float]] = [[] for _ in range(clients)]
+    start = time.time()
+    stop_at = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        with api(system) as http:
+            n = 0
+            while time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                try:
+                    reply = http.post(
+                        "/api/jobs/create",
+                        json={"name": f"sustained-{before}-{index}-{n}", "command": "true"},
+                    )
+                    ok = reply.status_code == 201
+                except httpx.HTTPError:
+                    ok = False
+                durations[index].append(time.perf_counter() - t0)
+                n += 1
+                if ok:
+                    created[index] += 1
+                else:
+                    errors[index] += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    cpu: Json = {}
+    with watcher.measuring("sustained", cpu):  # while the clients send
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=seconds + 30)
+    end = time.time()
+    window = end - start
+    backlog = db.unfinished(before)
+    finished = db.wait_finished(before, timeout)
+    outcomes = db.outcomes(before)
+    in_window, last_finish = db.one(
+        "SELECT count(*) FILTER (WHERE status = 'completed' AND finished_at <= to_timestamp(%s)), "
+        "extract(epoch FROM max(finished_at)) FROM jobs WHERE id > %s",
+        (end, before),
+    )
+    total = sum(created)
+    completed = outcomes.get("completed", 0)
+    all_durations = [d for per in durations for d in per]
+    return {
+        "clients": clients,
+        "seconds": window,
+        "created": total,
+        "errors": sum(errors),
+        "created_per_s": total / window,
+        "completed_in_window_per_s": int(in_window) / window,
+        "completed_per_s": completed / (epoch(last_finish) - start) if completed else 0.0,
+        "completed": completed,
+        "lost": total - completed,
+        "backlog_at_end": backlog,
+        "timed_out": not finished,
+        "request_p50_ms": percentile(all_durations, 50) * 1000 if all_durations else math.nan,
+        "request_p99_ms": percentile(all_durations, 99) * 1000 if all_durations else math.nan,
+        **cpu,
+    }
+
+
+# --- 4. latency, open loop ---------------------------------------------------------------
+
+
+@dataclass
+class OpenLoop:
+    """What the sender saw: per request, when it was due, sent and answered (epoch s)."""
+
+    requests: int
+    due: dict[int, float] = field(default_factory=dict)
+    sent: dict[int, float] = field(default_factory=dict)
+    answered: dict[int, float] = field(default_factory=dict)
+    failures: int = 0
+    send_seconds: float = 0.0
+    max_lag: float = 0.0
+
+
+IDLE_SECONDS = 2.0  # well under uvicorn's 5 s keep-alive: a reused connection is open
+
+
+class KeepAliveClient:
+    """A minimal HTTP/1.1 client over a few keep-alive connections, for the open-loop
+    sender. httpx.AsyncClient costs about 2.5 ms of CPU per request here (0.05 ms for
+    this), which on a small machine caps the sender below the rates to measure and
+    takes the CPU the system needs. It only posts JSON and reads a sized answer."""
+
+    def __init__(self, host: str, port: int, connections: int):
+        self.host, self.port = host, port
+        self.gate = asyncio.Semaphore(connections)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def post(self, path: str, payload: Json) -> tuple[int, float]:
+        """Returns the status and when the request went out (epoch s)."""
+        body = json.dumps(payload).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        async with self.gate:
+            reader, writer = self._reuse() or await asyncio.open_connection(self.host, self.port)
+            sent = time.time()
+            try:
+                writer.write(head + body)
+                status, length, close = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+                await reader.readexactly(length)
+            except BaseException:
+                writer.close()
+                raise
+            if close:
+                writer.close()
+            else:
+                self.idle.append((reader, writer, time.monotonic()))
+            return status, sent
+
+    def _reuse(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        while self.idle:
+            reader, writer, used = self.idle.pop()  # the most recently used: surely open
+            if time.monotonic() - used < IDLE_SECONDS and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return None
+
+    async def aclose(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def _parse_head(head: bytes) -> tuple[int, int, bool]:
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    fields = {k.strip().lower(): v.strip().lower() for k, _, v in (x.partition(":") for x in lines)}
+    if "content-length" not in fields:
+        raise ValueError(f"answer without Content-Length: {lines[0]}")
+    return status, int(fields["content-length"]), fields.get("connection") == "close"
+
+
+class HttpxClient:
+    """The same through httpx.AsyncClient (`--latency-client httpx`), for comparison."""
+
+    def __init__(self, base_url: str, connections: int):
+        self.gate = asyncio.Semaphore(connections)  # httpx scans its own queue per request
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits)
+
+    async def post(self, path: str, payload: Json) -> tuple[int, float]:
+        async with self.gate:
+            sent = time.time()
+            reply = await self.client.post(path, json=payload)
+            return reply.status_code, sent
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def open_loop(
+    system: LocalSystem, rate: int, seconds: float, record: Path, client_kind: str
+) -> OpenLoop:
+    """Sends creates at `rate`/s on a fixed schedule, never waiting for an answer before
+    the next is due. At most CONNECTIONS are in flight; a request due while all are busy
+    waits for one, and that wait counts in its latency (measured from when it was due)."""
+    loop = OpenLoop(requests=max(1, round(rate * seconds)))
+    target = shlex.quote(str(record))
+    tag = time.monotonic_ns()  # names are unique, and a phase may run twice
+    client: KeepAliveClient | HttpxClient = (
+        HttpxClient(system.gateway_url, CONNECTIONS)
+        if client_kind == "httpx"
+        else KeepAliveClient("127.0.0.1", system.gateway_port, CONNECTIONS)
+    )
+
+    async def create(i: int) -> None:
+        name = f"latency-{rate}-{tag}-{i}"
+        body = {"name": name, "command": f"date '+%s.%N {i}' >> {target}"}
+        try:
+            status, loop.sent[i] = await asyncio.wait_for(client.post("/api/jobs/create", body), 30)
+        except (OSError, ValueError, TimeoutError, EOFError, httpx.HTTPError):
+            loop.failures += 1  # IncompleteReadError is an EOFError
+            return
+        if status == 201:
+            loop.answered[i] = time.time()
+        else:
+            loop.failures += 1
+
+    try:
+        tasks: list[asyncio.Task[None]] = []
+        origin = time.monotonic() + 0.1
+        wall = time.time() - time.monotonic()  # monotonic + wall = epoch
+        for i in range(loop.requests):
+            due = origin + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            loop.max_lag = max(loop.max_lag, time.monotonic() - due)
+            loop.due[i] = due + wall
+            tasks.append(asyncio.create_task(create(i)))
+        loop.send_seconds = time.monotonic() - origin
+        _, pending = await asyncio.wait(tasks, timeout=120)
+        for task in pending:
+            task.cancel()
+        loop.failures += len(pending)
+    finally:
+        await client.aclose()
+    return loop
+
+
+def measure_latency(
+    db: Database,
+    system: LocalSystem,
+    rate: int,
+    seconds: float,
+    tmp: Path,
+    timeout: float,
+    client_kind: str,
+    watcher: Watcher,
+) -> Json:
+    record = tmp / f"lat-{rate}"
+    record.write_text("")
+    before = db.max_id()
+    cpu: Json = {}
+    with watcher.measuring(f"latency {rate}", cpu):  # while the requests go out
+        loop = asyncio.run(
+            asyncio.wait_for(open_loop(system, rate, seconds, record, client_kind), 300)
+        )
+    finished = db.wait_finished(before, timeout)
+    starts: dict[int, float] = {}
+    for line in record.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            starts[int(parts[1])] = float(parts[0])
+    ran = [i for i in loop.answered if i in starts]
+    after_answer = [(starts[i] - loop.answered[i]) * 1000 for i in ran]
+    after_due = [(starts[i] - loop.due[i]) * 1000 for i in ran]
+    request = [(loop.answered[i] - loop.sent[i]) * 1000 for i in loop.answered]
+    queued = [(loop.sent[i] - loop.due[i]) * 1000 for i in loop.sent]
+    result: Json = {
+        "rate_per_s": rate,
+        "client": client_kind,
+        "connections": CONNECTIONS,
+        "requests": loop.requests,
+        # The last request is due (requests - 1) / rate after the first.
+        "achieved_send_rate_per_s": (loop.requests - 1) / loop.send_seconds
+        if loop.requests > 1 and loop.send_seconds > 0
+        else float(rate),
+        "max_schedule_lag_ms": loop.max_lag * 1000,
+        "failures": loop.failures,
+        "started": len(ran),
+        "lost": len(loop.answered) - len(ran),
+        "timed_out": not finished,
+        "started_before_answer": sum(1 for v in after_answer if v < 0),
+        **cpu,
+    }
+    for prefix, values in (
+        ("", after_answer),
+        ("from_due_", after_due),
+        ("request_", request),
+        ("client_wait_", queued),
+    ):
+        if values:
+            result[f"{prefix}p50_ms"] = percentile(values, 50)
+            result[f"{prefix}p99_ms"] = percentile(values, 99)
+            result[f"{prefix}max_ms"] = max(values)
+    return result
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def run(plan: Plan, tmp: Path, results: Json) -> None:
+    print(f"ceiling: spawning /bin/sh -c true for {plan.ceiling_seconds:.0f}s...", flush=True)
+    results["ceiling"] = ceiling = measure_ceiling(plan.ceiling_seconds)
+    per_core = float(ceiling["per_core_spawns_per_s"])
+    print("starting PostgreSQL and the system...", flush=True)
+    with running_system(tmp) as (system, server):
+        results["meta"]["log_dir"] = str(tmp / "logs")
+        db = Database(server.get_uri())
+        with api(system) as http:
+            wait_runners(http, RUNNERS)
+            set_limit(http, CAPACITY)
+        watcher = Watcher(
+            service_processes({name: proc.pid for name, proc in system.procs.items()}),
+            server.get_pid(),
+        )
+        results["meta"]["services"] = {
+            name: {"pid": pid, "cmdline": " ".join(cmdline_of(pid))}
+            for name, pid in watcher.pids.items()
+        }
+        watcher.start()
+        try:
+            idle_timeout = 120.0
+
+            print(f"drain: {plan.drain_jobs} jobs...", flush=True)
+            drain: Json = {}
+            results["drain"] = drain
+            with watcher.measuring("drain", drain):
+                drain.update(measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core))
+            if not db.wait_finished(0, idle_timeout):
+                raise TimeoutError("jobs still unfinished after the drain")
+
+            print(
+                f"sustained: {plan.clients} clients for {plan.sustained_seconds:.0f}s...",
+                flush=True,
+            )
+            results["sustained"] = measure_sustained(
+                db, system, plan.clients, plan.sustained_seconds, idle_timeout, watcher
+            )
+
+            latency: Json = {}
+            results["latency"] = latency
+            for rate in plan.rates:
+                print(f"latency: {rate} jobs/s for {plan.latency_seconds:.0f}s...", flush=True)
+                if not db.wait_finished(0, idle_timeout):
+                    raise TimeoutError("jobs still unfinished before the latency phase")
+                latency[str(rate)] = measure_latency(
+                    db,
+                    system,
+                    rate,
+                    plan.latency_seconds,
+                    tmp,
+                    idle_timeout,
+                    plan.latency_client,
+                    watcher,
+                )
+        finally:
+            watcher.stop()
+            db.close()
+            results["memory"] = memory_figures(watcher)
+
+
+def memory_figures(watcher: Watcher) -> Json:
+    drain = watcher.peaks.get("drain", {})
+    overall: dict[str, int] = {}
+    for peaks in watcher.peaks.values():
+        for name, kb in peaks.items():
+            overall[name] = max(overall.get(name, 0), kb)
+    return {
+        "sample_interval_ms": watcher.interval * 1000,
+        "samples": watcher.samples,
+        "drain_peak_rss_mb": {name: kb / 1024 for name, kb in sorted(drain.items())},
+        "overall_peak_rss_mb": {name: kb / 1024 for name, kb in sorted(overall.items())},
+    }
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def table(results: Json) -> str:
+    rows: list[tuple[str, str, str]] = []
+
+    def add(section: str, label: str, value: Any, unit: str, digits: int = 1) -> None:
+        if isinstance(value, float) and not math.isnan(value):
+            text = f"{value:,.{digits}f}"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        rows.append((section, label, f"{text} {unit}".rstrip()))
+
+    meta = results["meta"]
+    if c := results.get("ceiling"):
+        add("ceiling", "sh -c true, 1 process", c["single_process_spawns_per_s"], "spawns/s")
+        add(
+            "ceiling",
+            f"sh -c true, {c['processes']} processes",
+            c["per_core_spawns_per_s"],
+            "spawns/s",
+        )
+    if d := results.get("drain"):
+        add("drain", "jobs inserted (1 statement)", d["jobs"], "jobs")
+        add("drain", "completed / lost", f"{d['completed']:,} / {d['lost']:,}", "jobs")
+        add("drain", "throughput, first start→last finish", d["jobs_per_s"], "jobs/s")
+        add("drain", "wall clock, insert→all terminal", d["wall_seconds"], "s", 2)
+        add("drain", "ratio to per-core ceiling", d["ratio_to_per_core_ceiling"], "", 3)
+        add("drain", "first start after insert", d["first_start_after_insert_ms"], "ms")
+        add("drain", "mean jobs running (limit 64)", d["mean_concurrency"], "jobs")
+        add("drain", "CPU used", _cpu(d), "cores")
+    if s := results.get("sustained"):
+        label = f"{s['clients']} clients, {s['seconds']:.0f}s"
+        add("sustained", f"created ({label})", s["created_per_s"], "jobs/s")
+        add("sustained", "completed within the window", s["completed_in_window_per_s"], "jobs/s")
+        add("sustained", "completed, until the last finished", s["completed_per_s"], "jobs/s")
+        add("sustained", "create request p50 / p99", _pair(s, "request"), "ms")
+        add("sustained", "errors / lost", f"{s['errors']} / {s['lost']}", "")
+        add("sustained", "CPU used while sending", _cpu(s), "cores")
+    for rate, lat in results.get("latency", {}).items():
+        section = f"latency {rate}/s"
+        add(section, "answer→start p50 / p99", _pair(lat, ""), "ms")
+        add(section, "answer→start max", lat.get("max_ms", math.nan), "ms")
+        add(section, "due→start p50 / p99 (open loop)", _pair(lat, "from_due"), "ms")
+        add(section, "create request p50 / p99", _pair(lat, "request"), "ms")
+        add(
+            section,
+            "sent rate / failures / lost",
+            f"{lat['achieved_send_rate_per_s']:.1f}/s / {lat['failures']} / {lat['lost']}",
+            "",
+        )
+        add(section, "CPU used while sending", _cpu(lat), "cores")
+    if m := results.get("memory"):
+        for name, mb in m["drain_peak_rss_mb"].items():
+            add("memory", f"peak RSS during drain: {name}", mb, "MB")
+    for item in NOT_MEASURED:
+        add("TODO", item, "not measured yet", "")
+    load = meta["load_average_at_start"][0]
+    head = (
+        f"jobsched bench {meta['date']}  {meta['cores']} cores  {meta['cpu']}  "
+        f"load {load:.2f}  {'quick' if meta['quick'] else 'full'}"
+    )
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [head, "-" * len(head)]
+    lines += [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def _pair(figures: Json, prefix: str) -> str:
+    key = f"{prefix}_" if prefix else ""
+    p50, p99 = figures.get(f"{key}p50_ms"), figures.get(f"{key}p99_ms")
+    return "n/a" if p50 is None or p99 is None else f"{p50:,.1f} / {p99:,.1f}"
+
+
+def _cpu(figures: Json) -> str:
+    used: dict[str, float] = figures.get("cpu_cores_used", {})
+    return ", ".join(f"{name} {value:.2f}" for name, value in used.items())
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = Plan.from_args(argv)
+    # SIGTERM unwinds like Ctrl+C, so that every process is stopped in the finally blocks.
+    signal.signal(signal.SIGTERM, _terminate)
+    results: Json = {
+        "meta": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "cpu": cpu_model(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "quick": plan.quick,
+            # Other work on the machine skews every figure: look here first.
+            "load_average_at_start": list(os.getloadavg()),
+            "runners": RUNNERS,
+            "runner_capacity": CAPACITY,
+            "max_concurrent_jobs": CAPACITY,
+            "plan": {
+                "drain_jobs": plan.drain_jobs,
+                "ceiling_seconds": plan.ceiling_seconds,
+                "sustained_seconds": plan.sustained_seconds,
+                "latency_seconds": plan.latency_seconds,
+                "rates": list(plan.rates),
+                "clients": plan.clients,
+                "latency_client": plan.latency_client,
+            },
+        },
+        "not_measured": NOT_MEASURED,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="jobsched-bench-"))
+    os.chmod(tmp, 0o755)  # the embedded PostgreSQL may run as its own user
+    failed = False
+    home = Path.cwd()
+    try:
+        os.chdir(tmp)  # no `.env` from the caller's directory reaches the services
+        run(plan, tmp, results)
+    except BaseException as exc:
+        failed = True
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        os.chdir(home)
+        results["meta"]["load_average_at_end"] = list(os.getloadavg())
+        plan.out.parent.mkdir(parents=True, exist_ok=True)
+        plan.out.write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
+        print()
+        print(table(results))
+        print(f"\nwrote {plan.out}")
+        if plan.keep or failed:
+            print(f"kept {tmp} (logs in {tmp / 'logs'})")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if _anything_lost(results) else 0
+
+
+def _anything_lost(results: Json) -> bool:
+    phases: list[Json] = [results.get("drain", {}), results.get("sustained", {})]
+    phases += list(results.get("latency", {}).values())
+    return any(p.get("lost", 0) or p.get("timed_out", False) for p in phases)
+
+
+def _finite(value: Any) -> Any:
+    """NaN (a figure that could not be computed) becomes null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
