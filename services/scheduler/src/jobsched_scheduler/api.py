@@ -135,7 +135,6 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             )
         log.info("Created new job: %s", request.name, extra={"job_id": row["id"]})
         metrics.JOBS_CREATED.inc()
-        self.dispatcher.wake()
         return job_to_pb(row)
 
     @rpc
@@ -235,7 +234,6 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument(f"max_concurrent_jobs must be between 1 and {MAX_CONCURRENT}")
         value = await self.store.set_max_concurrent(request.max_concurrent_jobs)
         log.info("Updated max_concurrent_jobs to %d", value)
-        self.dispatcher.wake()
         return pb.Config(max_concurrent_jobs=value)
 
     @rpc

@@ -2,7 +2,11 @@
 
 Knows nothing of gRPC: a runner is a capacity, a set of attempts it runs and a
 callback that delivers assignments. Every claim goes through the store's one
-serialised transaction, so several schedulers never exceed the limit together."""
+serialised transaction, so several schedulers never exceed the limit together.
+
+What wakes it: every insert, status change and config change, by any scheduler or by
+hand, arrives as a notification (events.py) and wakes it once; so does a runner that
+connects. Nothing else calls wake(), so that one change costs one claim cycle."""
 
 import asyncio
 import logging

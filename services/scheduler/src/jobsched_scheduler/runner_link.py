@@ -63,7 +63,6 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
                 acks.setdefault(outbox, []).append(_ref(key))
         for outbox, refs in acks.items():
             outbox.put_nowait(pb.SchedulerMessage(acked=pb.Acked(refs=refs)))
-        self.dispatcher.wake()
 
     async def Connect(
         self,
