@@ -43,8 +43,12 @@ protos: install
 chaos: install
 	$(PY) scripts/chaos.py
 
+# About 4 minutes on 2 cores; pgqueuer is installed for the peer comparison only.
 bench: install
+	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
+	$(PY) bench/scale.py
+	$(PY) bench/peer.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/artifacts

@@ -1,0 +1,573 @@
+"""Measures how the real system's reads and dispatch hold up as the jobs table grows.
+
+Starts its own embedded PostgreSQL in a temporary directory and the scheduler, one
+runner and the gateway as processes (`LocalSystem`), then measures the same requests
+three times: on an empty table, with 10,000 finished jobs (every request then returns
+a full page, so its payload is the same as at scale) and with N finished jobs (N =
+1,000,000; quick 50,000; about 1% of them `failed`). The rows are filled with one
+`INSERT ... SELECT FROM generate_series` through the real triggers, then
+`VACUUM ANALYZE`. For each request kind: p50 and p99 over sequential requests, after a
+few warm-up ones; for dispatch, create-to-claim of one job at a time, and the claim
+transaction's SQL itself (timed in a transaction that is rolled back).
+
+Prints one table and writes the figures as JSON (`--out`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, LiteralString
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from jobsched_scheduler.queries import q  # noqa: E402
+from local_system import LocalSystem, embedded_postgres, free_port, wait_for  # noqa: E402
+
+Json = dict[str, Any]
+MIDDLE_ROWS = 10_000  # enough for a full page of every request, 100 of them failed
+FAILED_EVERY = 100  # 1% of the filled jobs failed (`i % 100 = 0` in FILL_JOBS)
+PAGE = 100
+WARMUP = 5
+
+# Finished jobs, one per i: ~1% failed, the rest completed, timestamps 2 s apart.
+FILL_JOBS: LiteralString = """
+INSERT INTO jobs (name, command, status, attempt, max_attempts, runner_id, last_run,
+                  created_at, updated_at, started_at, finished_at, exit_code, reason)
+SELECT 'scale-' || i, 'true',
+       CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'completed' END,
+       1, 1, 'runner-1', t, t, t + interval '20 ms', t + interval '2 ms',
+       t + interval '20 ms',
+       CASE WHEN i %% 100 = 0 THEN 1 ELSE 0 END,
+       CASE WHEN i %% 100 = 0 THEN 'exit code 1' END
+FROM generate_series(%(first)s::int, %(last)s::int) AS i,
+     LATERAL (SELECT timestamptz '2025-01-01 00:00:00+00' + make_interval(secs => i * 2)) AS x(t)
+"""
+
+FILL_ATTEMPTS: LiteralString = """
+INSERT INTO job_attempts (job_id, attempt, runner_id, claimed_at, started_at, finished_at,
+                          exit_code, reason)
+SELECT id, 1, runner_id, last_run, started_at, finished_at, exit_code, reason
+FROM jobs WHERE id > %(after)s
+"""
+
+
+# --- figures ----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary(samples_ms: list[float], **extra: Any) -> Json:
+    if not samples_ms:
+        return {"n": 0, **extra}
+    return {
+        "n": len(samples_ms),
+        "p50_ms": round(percentile(samples_ms, 50), 3),
+        "p99_ms": round(percentile(samples_ms, 99), 3),
+        "mean_ms": round(sum(samples_ms) / len(samples_ms), 3),
+        "max_ms": round(max(samples_ms), 3),
+        **extra,
+        "samples_ms": [round(v, 2) for v in samples_ms],
+    }
+
+
+# --- the system under test ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_system(tmp: Path) -> Iterator[tuple[LocalSystem, Any]]:
+    server = embedded_postgres(tmp / "postgres")
+    try:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_"))
+        }
+        env.update(
+            DATABASE_URL=server.get_uri(),
+            RUNNER_DRAIN_SECONDS="5",
+            LOG_LEVEL="WARNING",
+            METRICS_BIND="",  # none: a fixed port may be taken by another instance
+        )
+        system = LocalSystem(
+            env,
+            runners=1,
+            gateway_port=free_port(),
+            scheduler_port=free_port(),
+            log_dir=tmp / "logs",
+        )
+        try:
+            system.start(timeout=60)
+            yield system, server
+        finally:
+            system.stop_all()
+    finally:
+        server.cleanup()
+
+
+def one(conn: psycopg.Connection[Any], query: LiteralString, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def max_id(conn: psycopg.Connection[Any]) -> int:
+    return int(one(conn, "SELECT coalesce(max(id), 0) FROM jobs"))
+
+
+def wait_notifications_consumed(conn: psycopg.Connection[Any], timeout: float) -> float:
+    """Seconds until every listener (the scheduler) has read the notification queue."""
+    started = time.monotonic()
+    wait_for(
+        lambda: float(one(conn, "SELECT pg_notification_queue_usage()")) == 0.0,
+        timeout,
+        "scheduler reading the insert notifications",
+    )
+    return time.monotonic() - started
+
+
+def fill(conn: psycopg.Connection[Any], first: int, last: int) -> Json:
+    """Inserts finished jobs `scale-first` .. `scale-last` (and one attempt each) through
+    the real statement triggers, then VACUUM ANALYZE. Returns how long each step took."""
+    before = max_id(conn)
+    timings: Json = {"rows": last - first + 1}
+    started = time.monotonic()
+    conn.execute(FILL_JOBS, {"first": first, "last": last})
+    timings["insert_jobs_s"] = round(time.monotonic() - started, 2)
+    # The statement trigger sent one notification per 200 rows: the scheduler reads them all.
+    timings["scheduler_digest_s"] = round(wait_notifications_consumed(conn, 300), 2)
+    mark = time.monotonic()
+    conn.execute(FILL_ATTEMPTS, {"after": before})
+    timings["insert_attempts_s"] = round(time.monotonic() - mark, 2)
+    mark = time.monotonic()
+    conn.execute("VACUUM ANALYZE jobs")
+    conn.execute("VACUUM ANALYZE job_attempts")
+    conn.execute("VACUUM ANALYZE job_counts")
+    timings["vacuum_analyze_s"] = round(time.monotonic() - mark, 2)
+    timings["total_s"] = round(time.monotonic() - started, 2)
+    timings["jobs_table_mb"] = round(
+        int(one(conn, "SELECT pg_total_relation_size('jobs')")) / 2**20, 1
+    )
+    timings["attempts_table_mb"] = round(
+        int(one(conn, "SELECT pg_total_relation_size('job_attempts')")) / 2**20, 1
+    )
+    return timings
+
+
+# --- reads ------------------------------------------------------------------------------
+
+
+def time_requests(
+    client: httpx.Client, paths: Callable[[int], str], count: int
+) -> tuple[list[float], dict[str, int], int | None]:
+    """Sequential GETs after warm-up: latencies (ms), status codes, rows in the first reply."""
+    for k in range(WARMUP):
+        client.get(paths(-1 - k))
+    samples: list[float] = []
+    codes: dict[str, int] = {}
+    rows: int | None = None
+    for k in range(count):
+        started = time.perf_counter()
+        reply = client.get(paths(k))
+        samples.append((time.perf_counter() - started) * 1000)
+        codes[str(reply.status_code)] = codes.get(str(reply.status_code), 0) + 1
+        if k == 0 and reply.status_code == 200:
+            body = reply.json()
+            rows = len(body) if isinstance(body, list) else 1
+    return samples, codes, rows
+
+
+def measure_reads(client: httpx.Client, conn: psycopg.Connection[Any], count: int) -> Json:
+    low = int(one(conn, "SELECT coalesce(min(id), 1) FROM jobs"))
+    high = max(low, max_id(conn))
+    fill_low = int(one(conn, "SELECT coalesce(min(id), 1) FROM jobs WHERE name LIKE 'scale-%'"))
+    rng = random.Random(1)
+    ids = [rng.randint(low, high) for _ in range(count + WARMUP)]
+    deep = fill_low + PAGE + PAGE // 2  # a full page at the very bottom
+    kinds: dict[str, Callable[[int], str]] = {
+        "list first page": lambda k: f"/api/jobs?limit={PAGE}",
+        "list deep page": lambda k: f"/api/jobs?limit={PAGE}&before={deep}",
+        "list status=failed": lambda k: f"/api/jobs?limit={PAGE}&status=failed",
+        "list status=cancelled (none)": lambda k: f"/api/jobs?limit={PAGE}&status=cancelled",
+        "stats": lambda k: "/api/stats",
+        "get job by id": lambda k: f"/api/jobs/{ids[k]}",
+    }
+    found: Json = {}
+    for name, paths in kinds.items():
+        samples, codes, rows = time_requests(client, paths, count)
+        found[name] = summary(samples, codes=codes, rows_first_reply=rows)
+    return found
+
+
+# --- dispatch ---------------------------------------------------------------------------
+
+
+def measure_dispatch(
+    client: httpx.Client, conn: psycopg.Connection[Any], phase: str, count: int
+) -> Json:
+    """One job at a time: POST it, poll the row every 1 ms until it leaves `queued`, then
+    until it ends. create = the POST's round trip; claim seen = 2xx to the row leaving
+    `queued` (the poll's view); claim in db = created_at to last_run (database clock,
+    insert transaction to claim transaction); done = 2xx to a terminal status."""
+    create: list[float] = []
+    seen: list[float] = []
+    in_db: list[float] = []
+    done: list[float] = []
+    stuck = 0
+    for k in range(count + WARMUP):
+        started = time.perf_counter()
+        reply = client.post(
+            "/api/jobs/create", json={"name": f"cycle-{phase}-{k}", "command": "true"}
+        )
+        replied = time.perf_counter()
+        reply.raise_for_status()
+        job_id = int(reply.json()["id"])
+        claimed: float | None = None
+        finished: float | None = None
+        deadline = replied + 10
+        while time.perf_counter() < deadline:
+            row = conn.execute(
+                "SELECT status, extract(epoch FROM last_run - created_at)::float8 "
+                "FROM jobs WHERE id = %s",
+                (job_id,),
+            ).fetchone()
+            assert row is not None
+            now = time.perf_counter()
+            if claimed is None and row[0] != "queued":
+                claimed = now
+                if k >= WARMUP and row[1] is not None:
+                    in_db.append(float(row[1]) * 1000)
+            if row[0] in ("completed", "failed", "cancelled"):
+                finished = now
+                break
+            time.sleep(0.001)
+        if k < WARMUP:
+            continue
+        create.append((replied - started) * 1000)
+        if claimed is None or finished is None:
+            stuck += 1
+            continue
+        seen.append((claimed - replied) * 1000)
+        done.append((finished - replied) * 1000)
+    return {
+        "create (POST round trip)": summary(create),
+        "claim seen (2xx to leaves queued)": summary(seen, stuck=stuck),
+        "claim in db (created_at to last_run)": summary(in_db),
+        "done (2xx to completed)": summary(done),
+    }
+
+
+def measure_claim_sql(conn: psycopg.Connection[Any], count: int) -> Json:
+    """The scheduler's whole claim transaction (lock, limit, counts, claim) on one queued
+    job inserted in the same transaction, which is then rolled back: nothing is seen."""
+    samples: list[float] = []
+    claim_only: list[float] = []
+    params = {"n": 1, "runner_id": "bench-probe", "lease_seconds": 10.0, "default_timeout": 0}
+    for k in range(count + WARMUP):
+        with conn.transaction(force_rollback=True):
+            conn.execute(
+                "INSERT INTO jobs (name, command) VALUES (%s, 'true')", (f"claim-probe-{k}",)
+            )
+            started = time.perf_counter()
+            conn.execute(q("lock_dispatch"))
+            conn.execute(q("get_max_concurrent")).fetchone()
+            conn.execute(q("count_running_and_queued")).fetchone()
+            mark = time.perf_counter()
+            rows = conn.execute(q("claim"), params).fetchall()
+            ended = time.perf_counter()
+            assert len(rows) == 1, rows
+        if k >= WARMUP:
+            samples.append((ended - started) * 1000)
+            claim_only.append((ended - mark) * 1000)
+    return {
+        "claim transaction SQL": summary(samples),
+        "claim statement alone": summary(claim_only),
+    }
+
+
+# --- plans ------------------------------------------------------------------------------
+
+
+def explain_all(conn: psycopg.Connection[Any]) -> Json:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statements behind each request, at this size."""
+    deep = int(one(conn, "SELECT min(id) FROM jobs WHERE name LIKE 'scale-%'")) + PAGE + PAGE // 2
+    some_id = int(one(conn, "SELECT max(id) / 2 FROM jobs"))
+    cursor = 2**31 - 1
+    plans: Json = {}
+    statements: list[tuple[str, bytes, dict[str, Any]]] = [
+        ("list first page", q("list_jobs"), {"before_id": cursor, "limit": PAGE}),
+        ("list deep page", q("list_jobs"), {"before_id": deep, "limit": PAGE}),
+        (
+            "list status=failed",
+            q("list_jobs_by_status"),
+            {"status": "failed", "before_id": cursor, "limit": PAGE},
+        ),
+        (
+            "list status=cancelled (none)",
+            q("list_jobs_by_status"),
+            {"status": "cancelled", "before_id": cursor, "limit": PAGE},
+        ),
+        ("stats (count_by_status)", q("count_by_status"), {}),
+        ("get job by id", q("get_job"), {"id": some_id}),
+        ("next_retry", q("next_retry"), {}),
+    ]
+    for name, query, params in statements:
+        plans[name] = explain(conn, query, params)
+    # The scheduler's statements are prepared by psycopg after 5 runs, and PostgreSQL then
+    # may switch to a generic plan, made without knowing the status asked for.
+    by_status = (
+        q("list_jobs_by_status")
+        .replace(b"%(status)s", b"$1")
+        .replace(b"%(before_id)s", b"$2")
+        .replace(b"%(limit)s", b"$3")
+    )
+    conn.execute(b"PREPARE bench_by_status(varchar, integer, integer) AS " + by_status)
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        for status in ("failed", "cancelled"):
+            plans[f"list status={status}, generic plan"] = explain(
+                conn, f"EXECUTE bench_by_status('{status}', {cursor}, {PAGE})".encode(), {}
+            )
+    finally:
+        conn.execute("RESET plan_cache_mode")
+        conn.execute("DEALLOCATE bench_by_status")
+    # One queued job to claim, inserted in the same transaction, rolled back with it.
+    plans["claim"] = explain(
+        conn,
+        q("claim"),
+        {"n": 1, "runner_id": "bench-probe", "lease_seconds": 10.0, "default_timeout": 0},
+        setup="INSERT INTO jobs (name, command) VALUES ('claim-probe-explain', 'true')",
+    )
+    return plans
+
+
+def explain(
+    conn: psycopg.Connection[Any],
+    query: bytes,
+    params: dict[str, Any],
+    runs: int = 3,
+    setup: LiteralString | None = None,
+) -> Json:
+    """The plan of the last of `runs` runs, and each run's execution time; each run in a
+    transaction that is rolled back, after `setup`."""
+    times: list[float] = []
+    lines: list[str] = []
+    for _ in range(runs):
+        with conn.transaction(force_rollback=True):
+            if setup:
+                conn.execute(setup)
+            rows = conn.execute(b"EXPLAIN (ANALYZE, BUFFERS) " + query, params or None).fetchall()
+        lines = [str(r[0]) for r in rows]
+        execution = next((line for line in lines if line.startswith("Execution Time")), "")
+        if execution:
+            times.append(float(execution.split(":")[1].split()[0]))
+    return {"execution_ms": min(times) if times else None, "runs_ms": times, "plan": lines}
+
+
+# --- the whole run ------------------------------------------------------------------------
+
+
+def background(conn: psycopg.Connection[Any]) -> dict[str, int | None]:
+    """Counters of what PostgreSQL did by itself: checkpoints and autovacuum runs."""
+    found: dict[str, int | None] = {}
+    for name, query in (
+        ("checkpoints", "SELECT num_timed + num_requested FROM pg_stat_checkpointer"),
+        (
+            "autovacuum_runs",
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM "
+            "pg_stat_user_tables WHERE relname IN ('jobs', 'job_attempts')",
+        ),
+    ):
+        try:
+            found[name] = int(one(conn, query))
+        except psycopg.Error:  # pg_stat_checkpointer is new in PostgreSQL 17
+            found[name] = None
+    return found
+
+
+def delta(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
+
+def measure_phase(
+    client: httpx.Client, conn: psycopg.Connection[Any], name: str, requests: int, cycles: int
+) -> Json:
+    phase: Json = {"max_id": max_id(conn), "load_average_before": os.getloadavg()}
+    phase["rows"] = int(one(conn, "SELECT count(*) FROM jobs"))
+    before = background(conn)
+    started = time.monotonic()
+    phase["reads"] = measure_reads(client, conn, requests)
+    phase["dispatch"] = measure_dispatch(client, conn, name, cycles)
+    phase["claim_sql"] = measure_claim_sql(conn, requests)
+    phase["seconds"] = round(time.monotonic() - started, 2)
+    after = background(conn)
+    phase["during"] = {k: delta(before[k], after[k]) for k in before}
+    phase["load_average_after"] = os.getloadavg()
+    return phase
+
+
+def measure_scale(quick: bool, rows: int | None = None, keep: bool = False) -> Json:
+    """Empty table, 10,000 finished jobs, then N (1,000,000; quick 50,000). See module doc."""
+    total = rows or (50_000 if quick else 1_000_000)
+    requests = 200
+    cycles = 100 if quick else 200
+    tmp = Path(tempfile.mkdtemp(prefix="jobsched-scale-"))
+    result: Json = {
+        "meta": {
+            "quick": quick,
+            "rows": total,
+            "requests_per_kind": requests,
+            "dispatch_cycles": cycles,
+            "warmup": WARMUP,
+            "page": PAGE,
+            "failed_fraction": 1 / FAILED_EVERY,
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "runners": 1,
+            "load_average_at_start": os.getloadavg(),
+        },
+        "phases": {},
+        "fills": {},
+    }
+    started = time.monotonic()
+    try:
+        with running_system(tmp) as (system, server):
+            with (
+                httpx.Client(base_url=system.gateway_url, timeout=30) as client,
+                psycopg.connect(server.get_uri(), autocommit=True) as conn,
+            ):
+                result["meta"]["postgres_version"] = str(one(conn, "SHOW server_version"))
+                wait_for(
+                    lambda: client.get("/api/stats").json().get("runners_connected", 0) >= 1,
+                    30,
+                    "runner",
+                )
+                phases: Json = result["phases"]
+                phases["empty"] = measure_phase(client, conn, "empty", requests, cycles)
+                middle = min(MIDDLE_ROWS, total)
+                result["fills"]["10k"] = fill(conn, 1, middle)
+                phases["10k"] = measure_phase(client, conn, "10k", requests, cycles)
+                result["fills"]["N"] = fill(conn, middle + 1, total)
+                phases["N"] = measure_phase(client, conn, "N", requests, cycles)
+                result["explain_at_N"] = explain_all(conn)
+                result["scheduler_stats"] = client.get("/api/stats").json()
+    finally:
+        result["meta"]["seconds_total"] = round(time.monotonic() - started, 1)
+        result["meta"]["load_average_at_end"] = os.getloadavg()
+        if keep:
+            result["meta"]["kept"] = str(tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def figures(phase: Json) -> dict[str, Json]:
+    """Every measured figure of a phase, by name."""
+    return {**phase["reads"], **phase["dispatch"], **phase["claim_sql"]}
+
+
+def ratio(big: Any, small: Any) -> str:
+    if not isinstance(big, int | float) or not isinstance(small, int | float) or small <= 0:
+        return "-"
+    return f"{big / small:.2f}x"
+
+
+def render(result: Json) -> str:
+    phases = result["phases"]
+    n = result["meta"]["rows"]
+    label = f"{n:,}"
+    out = [
+        f"Scale: p50 / p99 in ms, {result['meta']['requests_per_kind']} sequential requests "
+        f"per kind ({result['meta']['dispatch_cycles']} dispatch cycles), "
+        f"after {result['meta']['warmup']} warm-up ones",
+        "",
+        f"{'figure':40} {'empty':>17} {'10k rows':>17} {label + ' rows':>19} "
+        f"{'p50 N/empty':>11} {'p50 N/10k':>10} {'p99 N/10k':>10}",
+    ]
+    empty, middle, big = (figures(phases[k]) for k in ("empty", "10k", "N"))
+
+    def cell(f: Json) -> str:
+        if not f.get("n"):
+            return "-"
+        return f"{f['p50_ms']:7.2f} / {f['p99_ms']:7.2f}"
+
+    for name, f in big.items():
+        e, m = empty.get(name, {}), middle.get(name, {})
+        out.append(
+            f"{name:40} {cell(e):>17} {cell(m):>17} {cell(f):>19} "
+            f"{ratio(f.get('p50_ms'), e.get('p50_ms')):>11} "
+            f"{ratio(f.get('p50_ms'), m.get('p50_ms')):>10} "
+            f"{ratio(f.get('p99_ms'), m.get('p99_ms')):>10}"
+        )
+    out.append("")
+    for key, phase in phases.items():
+        out.append(
+            f"phase {key}: {phase['rows']:,} rows, {phase['seconds']} s; during it PostgreSQL "
+            f"ran {phase['during']['checkpoints']} checkpoints and "
+            f"{phase['during']['autovacuum_runs']} autovacuum/autoanalyze runs on jobs tables; "
+            f"load average {phase['load_average_before'][0]:.2f} -> "
+            f"{phase['load_average_after'][0]:.2f}"
+        )
+    for key, f in result["fills"].items():
+        out.append(
+            f"fill to {key}: {f['rows']:,} rows in {f['total_s']} s (jobs INSERT "
+            f"{f['insert_jobs_s']} s, attempts {f['insert_attempts_s']} s, VACUUM ANALYZE "
+            f"{f['vacuum_analyze_s']} s, scheduler reading the notifications "
+            f"{f['scheduler_digest_s']} s more); jobs {f['jobs_table_mb']} MB, "
+            f"job_attempts {f['attempts_table_mb']} MB"
+        )
+    out.append("")
+    out.append(f"EXPLAIN ANALYZE at {label} rows (execution time, ms):")
+    for name, plan in result.get("explain_at_N", {}).items():
+        lines = [line.strip().removeprefix("->  ") for line in plan["plan"]]
+        node = next((line for line in lines if " Scan " in line), lines[0] if lines else "")
+        removed = next((line for line in lines if line.startswith("Rows Removed")), "")
+        node = node.split("  (cost=")[0] + (f"; {removed}" if removed else "")
+        out.append(f"  {name:36} {plan['execution_ms']!s:>8}  {node[:80]}")
+    out.append("")
+    out.append(f"whole run: {result['meta']['seconds_total']} s")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50,000 rows instead of 1,000,000")
+    parser.add_argument("--rows", type=int, help="rows in the big table (overrides --quick)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    if args.rows is not None and args.rows < MIDDLE_ROWS:
+        parser.error(f"--rows must be at least {MIDDLE_ROWS}")
+    result = measure_scale(args.quick, rows=args.rows, keep=args.keep)
+    print(render(result), flush=True)
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
