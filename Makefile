@@ -9,7 +9,7 @@ PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e
 
 .PHONY: install run test check lint typecheck protos browser bench chaos clean
 
-$(STAMP): requirements-dev.txt protos/pyproject.toml libs/common/pyproject.toml \
+$(STAMP): requirements-dev.txt bench/requirements.txt protos/pyproject.toml libs/common/pyproject.toml \
           services/scheduler/pyproject.toml services/runner/pyproject.toml \
           services/api-gateway/pyproject.toml clients/jobsctl/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,8 @@ protos: install
 chaos: install
 	$(PY) scripts/chaos.py
 
-# About 4 minutes on 2 cores; pgqueuer is installed for the peer comparison only.
+# About 4 minutes on 2 cores.
 bench: install
-	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
 	$(PY) bench/peer.py

@@ -49,6 +49,24 @@ class InvalidArgument(Exception):
     pass
 
 
+class NotFound(Exception):
+    pass
+
+
+class FailedPrecondition(Exception):
+    pass
+
+
+def _changed(outcome: tuple[Row | None, bool], job_id: int, refusal: str) -> Row:
+    """The job a cancel or retry changed; else why it could not be changed."""
+    row, changed = outcome
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    if not changed:
+        raise FailedPrecondition(f"job {job_id} " + refusal.format(status=row["status"]))
+    return row
+
+
 def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
     """Maps our exceptions to gRPC status codes, so that no RPC fails as UNKNOWN."""
 
@@ -58,6 +76,10 @@ def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
             return await handler(self, request, context)
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except FailedPrecondition as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except psycopg.DataError as exc:  # e.g. an id beyond the column's range
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid value: {exc}")
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
@@ -172,14 +194,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
-        row, changed = await self.store.cancel(request.id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-        if not changed:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"job {request.id} is already {row['status']}",
-            )
+        row = _changed(await self.store.cancel(request.id), request.id, "is already {status}")
         if row["status"] == "running":
             key = AttemptKey(row["id"], row["attempt"])
             self.dispatcher.kill(row["runner_id"] or "", key, "cancelled")
@@ -188,14 +203,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def RetryJob(self, request: pb.RetryJobRequest, context: Ctx) -> pb.Job:
-        row, queued = await self.store.retry(request.id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-        if not queued:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"job {request.id} is {row['status']}: only a finished job can be retried",
-            )
+        row = _changed(
+            await self.store.retry(request.id),
+            request.id,
+            "is {status}: only a finished job can be retried",
+        )
         log.info("Queued job %d again", row["id"], extra={"job_id": row["id"]})
         return job_to_pb(row)
 
