@@ -8,7 +8,10 @@ a full page, so its payload is the same as at scale) and with N finished jobs (N
 `INSERT ... SELECT FROM generate_series` through the real triggers, then
 `VACUUM ANALYZE`. For each request kind: p50 and p99 over sequential requests, after a
 few warm-up ones; for dispatch, create-to-claim of one job at a time, and the claim
-transaction's SQL itself (timed in a transaction that is rolled back).
+transaction's SQL itself (timed in a transaction that is rolled back). At N it also
+runs EXPLAIN ANALYZE of each statement behind those requests, and of the status filter
+under a generic plan (the one PostgreSQL may switch to for a statement that psycopg has
+prepared, after five runs).
 
 Prints one table and writes the figures as JSON (`--out`)."""
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -72,7 +76,7 @@ FROM jobs WHERE id > %(after)s
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
