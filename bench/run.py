@@ -44,7 +44,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from local_system import LocalSystem, embedded_postgres, free_port, wait_for  # noqa: E402
+from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2
@@ -337,35 +337,10 @@ class Database:
         self.conn.close()
 
 
-@contextlib.contextmanager
-def running_system(tmp: Path) -> Iterator[tuple[LocalSystem, Any]]:
-    server = embedded_postgres(tmp / "postgres")
-    try:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_"))
-        }
-        env.update(
-            DATABASE_URL=server.get_uri(),
-            RUNNER_CAPACITY=str(CAPACITY),
-            RUNNER_DRAIN_SECONDS="5",
-        )
-        system = LocalSystem(
-            env,
-            runners=RUNNERS,
-            gateway_port=free_port(),
-            scheduler_port=free_port(),
-            metrics_port=free_port(),  # the default may be taken by another instance
-            log_dir=tmp / "logs",
-        )
-        try:
-            system.start(timeout=60)
-            yield system, server
-        finally:
-            system.stop_all()
-    finally:
-        server.cleanup()
+def running_system(tmp: Path) -> contextlib.AbstractContextManager[tuple[LocalSystem, Any]]:
+    return throwaway_system(
+        tmp, runners=RUNNERS, RUNNER_CAPACITY=str(CAPACITY), RUNNER_DRAIN_SECONDS="5"
+    )
 
 
 def api(system: LocalSystem) -> httpx.Client:

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, LiteralString
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from jobsched_scheduler.queries import q  # noqa: E402
-from local_system import LocalSystem, embedded_postgres, free_port, wait_for  # noqa: E402
+from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
 
 Json = dict[str, Any]
 MIDDLE_ROWS = 10_000  # enough for a full page of every request, 100 of them failed
@@ -97,35 +97,8 @@ def summary(samples_ms: list[float], **extra: Any) -> Json:
 # --- the system under test ----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running_system(tmp: Path) -> Iterator[tuple[LocalSystem, Any]]:
-    server = embedded_postgres(tmp / "postgres")
-    try:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_"))
-        }
-        env.update(
-            DATABASE_URL=server.get_uri(),
-            RUNNER_DRAIN_SECONDS="5",
-            LOG_LEVEL="WARNING",
-            METRICS_BIND="",  # none: a fixed port may be taken by another instance
-        )
-        system = LocalSystem(
-            env,
-            runners=1,
-            gateway_port=free_port(),
-            scheduler_port=free_port(),
-            log_dir=tmp / "logs",
-        )
-        try:
-            system.start(timeout=60)
-            yield system, server
-        finally:
-            system.stop_all()
-    finally:
-        server.cleanup()
+def running_system(tmp: Path) -> contextlib.AbstractContextManager[tuple[LocalSystem, Any]]:
+    return throwaway_system(tmp, runners=1, RUNNER_DRAIN_SECONDS="5", LOG_LEVEL="WARNING")
 
 
 def one(conn: psycopg.Connection[Any], query: LiteralString, params: Any = None) -> Any:

@@ -6,6 +6,7 @@ same processes through `LocalSystem`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,36 @@ class LocalSystem:
                 self.procs[name].send_signal(signal.SIGTERM)
         for name in [*order, *list(self.procs)]:
             self.stop(name)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without database, token or service settings, plus
+    `extra`: what a throwaway system of the tests or benchmarks starts with."""
+    own = ("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **extra}
+
+
+@contextlib.contextmanager
+def throwaway_system(tmp: Path, runners: int = 2, **env: str) -> Iterator[tuple[LocalSystem, Any]]:
+    """The whole system on free ports over an embedded PostgreSQL in `tmp`; yields it
+    and the server, and stops both afterwards."""
+    server = embedded_postgres(tmp / "postgres")
+    try:
+        system = LocalSystem(
+            clean_env(DATABASE_URL=server.get_uri(), **env),
+            runners=runners,
+            gateway_port=free_port(),
+            scheduler_port=free_port(),
+            metrics_port=free_port(),
+            log_dir=tmp / "logs",
+        )
+        try:
+            system.start()
+            yield system, server
+        finally:
+            system.stop_all()
+    finally:
+        server.cleanup()
 
 
 def main() -> None:

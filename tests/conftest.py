@@ -21,7 +21,7 @@ from tests.postgres import admin, postgres_server, with_database
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from local_system import LocalSystem, free_port, wait_for  # noqa: E402
+from local_system import LocalSystem, clean_env, free_port, wait_for  # noqa: E402
 
 TEMPLATE = "jobsched_template"
 _counter = itertools.count()
@@ -97,13 +97,14 @@ def start_live_system(
     database_url: str, tmp_path: Path, runners: int = 2, **env: str
 ) -> LiveSystem:
     system = LiveSystem(
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "API_TOKEN"))},
-            "DATABASE_URL": database_url,
-            "CHECK_INTERVAL": "10",
-            "RUNNER_DRAIN_SECONDS": "5",
-            **env,
-        },
+        env=clean_env(
+            **{
+                "DATABASE_URL": database_url,
+                "CHECK_INTERVAL": "10",
+                "RUNNER_DRAIN_SECONDS": "5",
+                **env,
+            }
+        ),
         runners=runners,
         gateway_port=free_port(),
         scheduler_port=free_port(),
