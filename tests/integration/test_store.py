@@ -52,6 +52,31 @@ def test_claims_never_exceed_the_limit_under_concurrent_schedulers(database_url:
     run(scenario())
 
 
+def test_claims_spread_slots_evenly_over_runners(database_url: str) -> None:
+    async def spread(store: PgStore, free: dict[str, int]) -> dict[str, int]:
+        result = await store.claim(free)
+        return {runner: len(jobs) for runner, jobs in result.by_runner.items()}
+
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            await store.set_max_concurrent(100)
+            for i in range(40):
+                await store.create_job(f"job-{i}", "true", 1, None)
+            assert await spread(store, {"a": 2, "b": 2}) == {"a": 2, "b": 2}
+            assert await spread(store, {"a": 1, "b": 8, "c": 0}) == {"a": 1, "b": 8}
+            # Three slots left under the limit: each goes to the runner with most free.
+            await store.set_max_concurrent(16)
+            assert await spread(store, {"a": 1, "b": 8}) == {"b": 3}
+            # One job at a time, between equals, does not always land on the same runner.
+            chosen: set[str] = set()
+            for limit in range(17, 37):
+                await store.set_max_concurrent(limit)
+                chosen |= (await spread(store, {"a": 8, "b": 8})).keys()
+            assert chosen == {"a", "b"}
+
+    run(scenario())
+
+
 def test_lowering_the_limit_starts_nothing_until_under_it(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):

@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -46,6 +46,8 @@ CHANNEL_OPTIONS = [
 # A runner cut off from every scheduler stops its jobs this far into their lease, before
 # a scheduler may hand them to another runner.
 LEASE_SAFETY = 0.7
+# How often the processes of each job are counted.
+CENSUS_INTERVAL = 0.25
 
 
 def _ref(key: Key) -> pb.AttemptRef:
@@ -75,6 +77,9 @@ class RunnerAgent:
         self._lease_from: dict[Key, float] = {}
         self._heartbeat_sent: dict[int, float] = {}
         self._seq = itertools.count(1)
+        # Each job's environment starts from the runner's, copied once: os.environ
+        # decodes and encodes every variable on each read.
+        self._job_env = dict(os.environb)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -152,8 +157,11 @@ class RunnerAgent:
         take the runner, or the machine, down with it."""
         limit = self.settings.JOB_MAX_PROCESSES
         while limit:
-            await asyncio.sleep(0.25)
-            if not self.running:
+            await asyncio.sleep(CENSUS_INTERVAL)
+            # Reading all of /proc is costly; a job younger than a round waits for the
+            # next one, so a burst of short jobs costs no census at all.
+            born_before = _now() - timedelta(seconds=CENSUS_INTERVAL)
+            if not any(e.started_at < born_before for e in self.running.values()):
                 continue
             counts = await asyncio.to_thread(count_groups)
             for execution in list(self.running.values()):
@@ -272,7 +280,11 @@ class RunnerAgent:
                 memory_bytes=self.settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
                 max_processes=self.settings.JOB_MAX_PROCESSES,
             ),
-            env={**os.environ, "JOBSCHED_JOB_ID": str(key[0]), "JOBSCHED_ATTEMPT": str(key[1])},
+            env={
+                **self._job_env,
+                b"JOBSCHED_JOB_ID": b"%d" % key[0],
+                b"JOBSCHED_ATTEMPT": b"%d" % key[1],
+            },
         )
         self.running[key] = execution
         # The lease began at the claim, moments ago: the safety margin covers the delivery.

@@ -2,10 +2,12 @@
 
 import asyncio
 import codecs
+import concurrent.futures
 import contextlib
 import os
 import resource
 import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +15,9 @@ from typing import Protocol
 
 READ_SIZE = 64 * 1024
 SHELL = "/bin/sh"
+# fork and exec block the thread that calls them: two threads keep two cores spawning.
+SPAWN_THREADS = 2
+_SPAWNER: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class Execution:
         output_limit: int,
         groups: ProcessGroups | None = None,
         limits: Limits = Limits(),
-        env: dict[str, str] | None = None,
+        env: dict[bytes, bytes] | None = None,
     ):
         self.command = command
         self.env = env
@@ -89,7 +94,9 @@ class Execution:
         self.kill_grace = kill_grace
         self.output = CapturedOutput(output_limit)
         self._stop_reason: str | None = None
-        self._stop_requested = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] | None = None  # while the command runs
+        self._kill_timer: asyncio.TimerHandle | None = None
         self.started_at = datetime.now(UTC)
 
     @property
@@ -97,22 +104,24 @@ class Execution:
         return self._stop_reason is not None
 
     def stop(self, reason: str) -> None:
+        """SIGTERM to the process group now, SIGKILL after the grace period."""
         if self._stop_reason is None:
             self._stop_reason = reason
-            self._stop_requested.set()
+            if self._exited is not None:
+                self._terminate()
+
+    def _terminate(self) -> None:
+        if self.pgid is None or self._exited is None or self._exited.done():
+            return
+        _signal_group(self.pgid, signal.SIGTERM)
+        self._kill_timer = self._loop.call_later(
+            self.kill_grace, _signal_group, self.pgid, signal.SIGKILL
+        )
 
     async def run(self, on_started: Callable[[datetime], None]) -> Outcome:
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                SHELL,
-                "-c",
-                self._script(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # its own process group, killed as a whole
-                env=self.env,
-            )
+            proc = self._spawn()
         except OSError as exc:
             now = datetime.now(UTC)
             return Outcome(127, f"could not start: {exc}", self.started_at, now)
@@ -122,29 +131,42 @@ class Execution:
         if self.groups is not None:
             self.groups.watch(proc.pid)
         on_started(self.started_at)
-        reader = asyncio.create_task(self._read(proc))
-        waiter = asyncio.create_task(proc.wait())
-        stopper = asyncio.create_task(self._stop_requested.wait())
-        done, _ = await asyncio.wait(
-            {waiter, stopper}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            self.stop("timed out")
-            await self._terminate(proc, waiter)
-        stopper.cancel()
+        assert proc.stdout is not None
+        output_done = _read_until_end(loop, proc.stdout.fileno(), self.output)
+        exited = _wait_for_exit(loop, proc)
+        self._loop, self._exited = loop, exited
+        timer = loop.call_later(self.timeout, self.stop, "timed out") if self.timeout else None
+        if self._stop_reason is not None:  # asked to stop while it was being spawned
+            self._terminate()
+        code = await exited
+        for handle in (timer, self._kill_timer):
+            if handle is not None:
+                handle.cancel()
         # The command is done: whatever it left behind in its group goes too, and the
         # pipe closes even if a grandchild held it open.
         _signal_group(proc.pid, signal.SIGKILL)
         if self.groups is not None:
             self.groups.forget(proc.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reader, 5)
-        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+        if not output_done.done():
+            await asyncio.wait({output_done}, timeout=5)
+        # Done, or a grandchild outside the group still holds the pipe: stop reading.
+        loop.remove_reader(proc.stdout.fileno())
+        proc.stdout.close()
         return Outcome(
             exit_code=code if code >= 0 else 128 - code,
             reason=self._stop_reason or ("" if code >= 0 else f"killed by signal {-code}"),
             started_at=self.started_at,
             finished_at=datetime.now(UTC),
+        )
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [SHELL, "-c", self._script()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as a whole
+            env=self.env,
         )
 
     def _script(self) -> str:
@@ -169,19 +191,56 @@ class Execution:
         if self.pgid is not None:
             _signal_group(self.pgid, signal.SIGKILL)
 
-    async def _terminate(self, proc: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> None:
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), self.kill_grace)
-        except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
-            await waiter
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while data := await proc.stdout.read(READ_SIZE):
-            self.output.feed(data)
-        self.output.feed(b"", final=True)
+def _spawner() -> concurrent.futures.ThreadPoolExecutor:
+    global _SPAWNER
+    if _SPAWNER is None:
+        _SPAWNER = concurrent.futures.ThreadPoolExecutor(SPAWN_THREADS, "spawn")
+    return _SPAWNER
+
+
+def _read_until_end(
+    loop: asyncio.AbstractEventLoop, fd: int, output: CapturedOutput
+) -> asyncio.Future[None]:
+    """Feeds what arrives on `fd` into `output`; the future is done at end of file."""
+    done: asyncio.Future[None] = loop.create_future()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        if data:
+            output.feed(data)
+            return
+        output.feed(b"", final=True)
+        loop.remove_reader(fd)
+        done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    return done
+
+
+def _wait_for_exit(
+    loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes]
+) -> asyncio.Future[int]:
+    """The command's exit code (negative: killed by that signal), from a pidfd in the
+    event loop rather than a thread per child."""
+    exited: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def ended() -> None:
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        if pid == 0:
+            return
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not reap it again
+        exited.set_result(proc.returncode)
+
+    loop.add_reader(pidfd, ended)
+    return exited
 
 
 def count_groups() -> dict[int, int]:

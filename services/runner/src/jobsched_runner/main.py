@@ -2,8 +2,6 @@
 
 import asyncio
 import logging
-import os
-import sys
 
 import grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
@@ -18,17 +16,7 @@ from .settings import Settings
 log = logging.getLogger("jobsched.runner")
 
 
-def watch_children_with_pidfd() -> None:
-    """Python 3.11 waits for each child in a thread of its own; a pidfd in the event
-    loop does the same without a thread per job (3.12 does this by itself)."""
-    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
-
-
 async def serve(settings: Settings) -> None:
-    watch_children_with_pidfd()
     stop = shutdown_event()
     reaper = Reaper()
     agent = RunnerAgent(settings, reaper)

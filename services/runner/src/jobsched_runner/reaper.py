@@ -5,6 +5,8 @@ the scheduler will soon give to another job.
 The runner writes `+PGID` and `-PGID` lines to the reaper's stdin; end of input means
 the runner is gone."""
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,7 +32,8 @@ def main() -> None:
 
 
 class Reaper:
-    """The runner's handle on its reaper process."""
+    """The runner's handle on its reaper process. Lines written in one turn of the
+    event loop go to the reaper in one write."""
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
@@ -38,14 +41,23 @@ class Reaper:
             stdin=subprocess.PIPE,
             start_new_session=True,
         )
+        self._flush_scheduled = False
 
     def _send(self, line: str) -> None:
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(line.encode())
-            self._proc.stdin.flush()
         except BrokenPipeError:  # the reaper died: jobs still run, only unguarded
-            pass
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.flush()
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}\n")
@@ -55,7 +67,8 @@ class Reaper:
 
     def close(self) -> None:
         if self._proc.stdin is not None:
-            self._proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
         self._proc.wait(5)
 
 

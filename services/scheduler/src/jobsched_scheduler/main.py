@@ -41,14 +41,6 @@ SERVER_OPTIONS = [
 POOL_WAIT_SECONDS = 3.0
 
 
-async def _configure(conn: Any) -> None:
-    # psycopg prepares a query after 5 runs; a generic plan for "jobs of one status"
-    # cannot know how rare the status is, and may scan the whole table by id instead of
-    # using (status, id). Planning each execution keeps every list on its index.
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
-    await conn.commit()
-
-
 async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionPool[Any] | None:
     """Waits for the database as long as it takes, unless asked to stop."""
     delay = 0.5
@@ -59,7 +51,6 @@ async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionP
             max_size=settings.DB_POOL_SIZE,
             open=False,
             check=AsyncConnectionPool.check_connection,
-            configure=_configure,
             # Fail fast while the database is away: callers answer UNAVAILABLE.
             timeout=POOL_WAIT_SECONDS,
         )

@@ -1,6 +1,5 @@
 """Plain values that move between the runner link, dispatch and the store."""
 
-import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,21 +74,3 @@ class Finish:
     reason: str
     started_at: datetime | None
     finished_at: datetime
-
-
-def plan_claims(slots: int, free_by_runner: dict[str, int]) -> dict[str, int]:
-    """Spreads the free slots over runners one at a time, so that load stays even."""
-    remaining = {runner: free for runner, free in free_by_runner.items() if free > 0}
-    # Ties go to a random runner, so that a trickle of jobs does not all land on one.
-    tiebreak = {runner: random.random() for runner in remaining}
-    plan: dict[str, int] = {}
-    while slots > 0 and remaining:
-        for runner in sorted(remaining, key=lambda r: (-remaining[r], tiebreak[r])):
-            if slots == 0:
-                break
-            plan[runner] = plan.get(runner, 0) + 1
-            slots -= 1
-            remaining[runner] -= 1
-            if remaining[runner] == 0:
-                del remaining[runner]
-    return plan

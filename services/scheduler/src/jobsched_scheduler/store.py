@@ -1,5 +1,6 @@
 """The PostgreSQL adapter: every read and write of jobs, attempts and config."""
 
+import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,6 @@ from .model import (
     ClaimResult,
     Ended,
     StoredReports,
-    plan_claims,
 )
 from .queries import q
 
@@ -48,10 +48,12 @@ class PgStore:
             row: Row | None = await cur.fetchone()
             return row
 
-    async def _all(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
+    async def _all(
+        self, query: str, params: dict[str, Any] | None = None, prepare: bool | None = None
+    ) -> list[Row]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(q(query), params)
+            await cur.execute(q(query), params, prepare=prepare)
             rows: list[Row] = await cur.fetchall()
             return rows
 
@@ -79,7 +81,11 @@ class PgStore:
     async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[Row]:
         cursor = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
         params = {"status": status, "limit": limit, "before_id": cursor}
-        return await self._all("list_jobs_by_status" if status else "list_jobs", params)
+        if not status:
+            return await self._all("list_jobs", params)
+        # Never prepared: a generic plan cannot know how rare a status is, and may scan
+        # the whole table by id instead of using (status, id).
+        return await self._all("list_jobs_by_status", params, prepare=False)
 
     async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
         return await self._one("get_output", {"id": job_id, "attempt": attempt})
@@ -102,37 +108,39 @@ class PgStore:
     # --- dispatch -----------------------------------------------------------------
 
     async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
-        """One short transaction, serialised across schedulers: read the limit, count
-        running, and claim up to min(limit - running, free runner capacity)."""
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(q("lock_dispatch"))
-            await cur.execute(q("get_max_concurrent"))
-            row = await cur.fetchone()
-            limit = int(row["value"]) if row else DEFAULT_LIMIT
-            await cur.execute(q("count_running_and_queued"))
-            counts = await cur.fetchone() or {"running": 0, "queued": 0}
-            running, queued = int(counts["running"]), int(counts["queued"])
-            result = ClaimResult(limit=limit, running=running, queued=queued)
-            plan = plan_claims(min(result.available, queued), free_by_runner)
-            for runner_id, n in plan.items():
-                params = {
-                    "n": n,
-                    "runner_id": runner_id,
-                    "lease_seconds": self.lease_seconds,
-                    "default_timeout": self.default_timeout,
-                }
-                await cur.execute(q("claim"), params)
-                claimed = [
-                    Claimed(AttemptKey(r["id"], r["attempt"]), r["command"], r["timeout_seconds"])
-                    for r in await cur.fetchall()
-                ]
-                if claimed:
-                    result.by_runner[runner_id] = claimed
-            if result.claimed < sum(plan.values()):
+        """One short transaction, serialised across schedulers, sent in one round trip:
+        read the limit, count running, and claim up to min(limit - running, free runner
+        capacity)."""
+        runners = [r for r, free in free_by_runner.items() if free > 0]
+        params = {
+            "runner_ids": runners,
+            "free": [free_by_runner[r] for r in runners],
+            # Ties go to a random runner, so that a trickle of jobs does not all land on one.
+            "tiebreaks": [random.random() for _ in runners],
+            "default_limit": DEFAULT_LIMIT,
+            "lease_seconds": self.lease_seconds,
+            "default_timeout": self.default_timeout,
+        }
+        async with self.pool.connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(q("lock_dispatch"))
+                cur = await conn.cursor(row_factory=dict_row).execute(q("claim"), params)
+            rows = await cur.fetchall()
+            first = rows[0]
+            result = ClaimResult(
+                limit=first["max_concurrent"], running=first["running"], queued=first["queued"]
+            )
+            for r in rows:
+                if r["id"] is not None:
+                    claimed = Claimed(
+                        AttemptKey(r["id"], r["attempt"]), r["command"], r["timeout_seconds"]
+                    )
+                    result.by_runner.setdefault(r["runner_id"], []).append(claimed)
+            if result.claimed < min(result.available, result.queued, sum(free_by_runner.values())):
                 # Some queued jobs are waiting out a retry backoff: note when one is due.
-                await cur.execute(q("next_retry"))
-                result.next_retry_at = (await cur.fetchone() or {}).get("at")
+                async with conn.transaction():
+                    row = await (await conn.execute(q("next_retry"))).fetchone()
+                result.next_retry_at = row[0] if row else None
             return result
 
     # --- runner reports -------------------------------------------------------------

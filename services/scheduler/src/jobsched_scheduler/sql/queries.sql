@@ -39,36 +39,54 @@ RETURNING value::integer AS value;
 SELECT status, sum(n)::bigint AS n FROM job_counts GROUP BY status;
 
 -- name: lock_dispatch
--- Serialises claims across every scheduler process, until the transaction ends.
+-- Serialises claims across every scheduler process, until the transaction ends. A
+-- statement of its own: the claim that follows must see what the last holder committed.
 SELECT pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
 
--- name: count_running_and_queued
--- Slots taken (every attempt claimed and not yet reported finished) and jobs waiting,
--- from the counters: exact, since they change in the same transactions as the rows.
-SELECT coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running,
-       coalesce(sum(n) FILTER (WHERE status = 'queued'), 0)::bigint AS queued
-FROM job_counts WHERE status IN ('running', 'queued');
-
 -- name: claim
--- Claims up to n queued jobs, oldest first, for one runner, and opens their attempts.
-WITH picked AS (
-    SELECT id FROM jobs WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())
-    ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+-- Claims queued jobs, oldest first, for the free slots of the connected runners, as far
+-- as the limit allows, and opens their attempts. Slots are filled one at a time on the
+-- runner with the most free (ties by a random tiebreak), so that load stays even.
+-- Slots taken (every attempt claimed and not yet reported finished) and jobs waiting
+-- come from the counters: exact, since they change in the same transactions as the rows.
+-- One row per claimed job, each with the limit and counts seen; one row with no job
+-- when nothing was claimed.
+WITH budget AS (
+    SELECT coalesce((SELECT value::integer FROM scheduler_config
+                     WHERE key = 'max_concurrent_jobs'), %(default_limit)s) AS max_concurrent,
+           coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running,
+           coalesce(sum(n) FILTER (WHERE status = 'queued'), 0)::bigint AS queued
+    FROM job_counts WHERE status IN ('running', 'queued')
+), slots AS (
+    SELECT r.runner_id, row_number() OVER (ORDER BY r.free - g DESC, r.tiebreak) AS slot
+    FROM unnest(%(runner_ids)s::text[], %(free)s::integer[], %(tiebreaks)s::float8[])
+        AS r(runner_id, free, tiebreak),
+        generate_series(1, r.free) AS g
+), picked AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS slot
+    FROM (SELECT id FROM jobs
+          WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())
+          ORDER BY id
+          LIMIT (SELECT greatest(0, least(max_concurrent - running, queued, (SELECT count(*) FROM slots)))
+                 FROM budget)
+          FOR UPDATE SKIP LOCKED) p
 ), claimed AS (
     UPDATE jobs j
-    SET status = 'running', attempt = j.attempt + 1, runner_id = %(runner_id)s,
+    SET status = 'running', attempt = j.attempt + 1, runner_id = slots.runner_id,
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         last_run = now(), updated_at = now(),
         started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
         cancel_requested = false, run_after = NULL
-    FROM picked WHERE j.id = picked.id
-    RETURNING j.id, j.attempt, j.command,
+    FROM picked JOIN slots USING (slot) WHERE j.id = picked.id
+    RETURNING j.id, j.attempt, j.runner_id, j.command,
         coalesce(j.timeout_seconds, nullif(%(default_timeout)s, 0)) AS timeout_seconds
 ), opened AS (
     INSERT INTO job_attempts (job_id, attempt, runner_id)
-    SELECT id, attempt, %(runner_id)s FROM claimed
+    SELECT id, attempt, runner_id FROM claimed
 )
-SELECT id, attempt, command, timeout_seconds FROM claimed ORDER BY id;
+SELECT b.max_concurrent, b.running, b.queued, c.id, c.attempt, c.runner_id, c.command,
+    c.timeout_seconds
+FROM budget b LEFT JOIN claimed c ON true ORDER BY c.id;
 
 -- name: record_started
 -- Start times of current attempts, as the runners report them.
