@@ -1,4 +1,4 @@
-"""Pure logic: slot arithmetic, notification parsing, SQL loading, output capture, settings,
+"""Pure logic: slot planning, notification parsing, SQL loading, output capture, settings,
 message batching."""
 
 import asyncio
@@ -9,9 +9,19 @@ from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.agent import _drain_queue
 from jobsched_runner.execute import CapturedOutput
 from jobsched_scheduler.events import parse_payload, wakes_dispatch
-from jobsched_scheduler.model import ClaimResult
+from jobsched_scheduler.model import ClaimResult, slot_order
 from jobsched_scheduler.queries import migrations, parse, queries
 from jobsched_scheduler.settings import Settings as SchedulerSettings
+
+
+def test_slots_fill_the_runner_with_most_free_first() -> None:
+    assert sorted(slot_order({"a": 2, "b": 2}, 100)) == ["a", "a", "b", "b"]
+    assert slot_order({"a": 1, "b": 3}, 100)[:2] == ["b", "b"]
+    assert slot_order({"a": 8, "b": 8}, 3).count("a") in (1, 2)
+    assert slot_order({"a": 0, "b": -1}, 100) == []
+    assert len(slot_order({"a": 10_000, "b": 10_000}, 50)) == 50
+    # One job at a time does not always land on the same runner.
+    assert {slot_order({"a": 8, "b": 8}, 1)[0] for _ in range(100)} == {"a", "b"}
 
 
 def test_claim_result_available_is_never_negative() -> None:

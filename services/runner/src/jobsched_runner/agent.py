@@ -31,7 +31,7 @@ CONNECTED = Gauge("jobsched_runner_connected", "1 while the link to a scheduler 
 
 Key = tuple[int, int]  # (job id, attempt): the attempt is the fencing token
 OUTPUT_FLUSH_SECONDS = 0.25
-# A job that ends this soon after it starts is reported by its finish alone.
+# A job that ends this soon after it starts is reported, and logged, by its finish alone.
 STARTED_REPORT_DELAY = 0.05
 MAX_RESULTS_PER_MESSAGE = 500
 ACK_WAIT_SECONDS = 5.0
@@ -295,11 +295,11 @@ class RunnerAgent:
 
     async def _run(self, key: Key, execution: Execution) -> None:
         job = {"job_id": key[0]}
-        log.info("Executing job %d (attempt %d)", *key, extra=job)
         RUNNING.inc()
 
         def report_started(at: datetime) -> None:
             if key in self.running:
+                log.info("Executing job %d (attempt %d)", *key, extra=job)
                 self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
 
         def started(at: datetime) -> None:
@@ -327,11 +327,14 @@ class RunnerAgent:
         RUNNING.dec()
         ok = outcome.exit_code == 0 and not outcome.reason
         FINISHED.labels("completed" if ok else "failed").inc()
+        took = (outcome.finished_at - outcome.started_at).total_seconds() * 1000
         if ok:
-            log.info("Job %d completed successfully", key[0], extra=job)
+            log.info("Job %d completed successfully (attempt %d, %.0f ms)", *key, took, extra=job)
         else:
             why = outcome.reason or f"exit code {outcome.exit_code}"
-            log.info("Job %d failed: %s", key[0], why, extra=job)
+            log.info(
+                "Job %d failed: %s (attempt %d, %.0f ms)", key[0], why, key[1], took, extra=job
+            )
 
 
 async def _drain_queue(

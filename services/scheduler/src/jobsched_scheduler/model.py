@@ -1,5 +1,6 @@
 """Plain values that move between the runner link, dispatch and the store."""
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -74,3 +75,17 @@ class Finish:
     reason: str
     started_at: datetime | None
     finished_at: datetime
+
+
+def slot_order(free_by_runner: dict[str, int], most: int) -> list[str]:
+    """The runner of each free slot, in the order to fill them: always one of the
+    runners with the most free slots left, so that load stays even. Ties go to a random
+    runner, so that a trickle of jobs does not all land on one. At most `most` slots."""
+    tiebreak = {runner: random.random() for runner in free_by_runner}
+    slots = [
+        (free - taken, tiebreak[runner], runner)
+        for runner, free in free_by_runner.items()
+        for taken in range(min(free, most))
+    ]
+    slots.sort(key=lambda slot: (-slot[0], slot[1]))
+    return [runner for _, _, runner in slots[:most]]

@@ -1,6 +1,5 @@
 """The PostgreSQL adapter: every read and write of jobs, attempts and config."""
 
-import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,12 +15,14 @@ from .model import (
     ClaimResult,
     Ended,
     StoredReports,
+    slot_order,
 )
 from .queries import q
 
 Row = dict[str, Any]
 DEFAULT_LIMIT = 2
 _NO_CURSOR = 2**31 - 1  # ids are SERIAL (int4)
+MAX_SLOTS_PER_CLAIM = 10_000  # the highest limit there can be
 
 
 class DuplicateName(Exception):
@@ -111,12 +112,9 @@ class PgStore:
         """One short transaction, serialised across schedulers, sent in one round trip:
         read the limit, count running, and claim up to min(limit - running, free runner
         capacity)."""
-        runners = [r for r, free in free_by_runner.items() if free > 0]
+        slots = slot_order(free_by_runner, MAX_SLOTS_PER_CLAIM)
         params = {
-            "runner_ids": runners,
-            "free": [free_by_runner[r] for r in runners],
-            # Ties go to a random runner, so that a trickle of jobs does not all land on one.
-            "tiebreaks": [random.random() for _ in runners],
+            "slots": slots,
             "default_limit": DEFAULT_LIMIT,
             "lease_seconds": self.lease_seconds,
             "default_timeout": self.default_timeout,
@@ -136,7 +134,7 @@ class PgStore:
                         AttemptKey(r["id"], r["attempt"]), r["command"], r["timeout_seconds"]
                     )
                     result.by_runner.setdefault(r["runner_id"], []).append(claimed)
-            if result.claimed < min(result.available, result.queued, sum(free_by_runner.values())):
+            if result.claimed < min(result.available, result.queued, len(slots)):
                 # Some queued jobs are waiting out a retry backoff: note when one is due.
                 async with conn.transaction():
                     row = await (await conn.execute(q("next_retry"))).fetchone()

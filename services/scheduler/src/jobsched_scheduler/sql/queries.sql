@@ -44,9 +44,8 @@ SELECT status, sum(n)::bigint AS n FROM job_counts GROUP BY status;
 SELECT pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
 
 -- name: claim
--- Claims queued jobs, oldest first, for the free slots of the connected runners, as far
--- as the limit allows, and opens their attempts. Slots are filled one at a time on the
--- runner with the most free (ties by a random tiebreak), so that load stays even.
+-- Claims queued jobs, oldest first, for free runner slots (the runner of each slot, in
+-- the order to fill them), as far as the limit allows, and opens their attempts.
 -- Slots taken (every attempt claimed and not yet reported finished) and jobs waiting
 -- come from the counters: exact, since they change in the same transactions as the rows.
 -- One row per claimed job, each with the limit and counts seen; one row with no job
@@ -57,27 +56,29 @@ WITH budget AS (
            coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running,
            coalesce(sum(n) FILTER (WHERE status = 'queued'), 0)::bigint AS queued
     FROM job_counts WHERE status IN ('running', 'queued')
-), slots AS (
-    SELECT r.runner_id, row_number() OVER (ORDER BY r.free - g DESC, r.tiebreak) AS slot
-    FROM unnest(%(runner_ids)s::text[], %(free)s::integer[], %(tiebreaks)s::float8[])
-        AS r(runner_id, free, tiebreak),
-        generate_series(1, r.free) AS g
 ), picked AS (
     SELECT id, row_number() OVER (ORDER BY id) AS slot
     FROM (SELECT id FROM jobs
           WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())
           ORDER BY id
-          LIMIT (SELECT greatest(0, least(max_concurrent - running, queued, (SELECT count(*) FROM slots)))
+          LIMIT (SELECT greatest(0, least(max_concurrent - running, queued,
+                                          cardinality(%(slots)s::text[])))
                  FROM budget)
           FOR UPDATE SKIP LOCKED) p
+), assigned AS (
+    SELECT picked.id, s.runner_id
+    FROM picked JOIN unnest(%(slots)s::text[]) WITH ORDINALITY AS s(runner_id, slot) USING (slot)
 ), claimed AS (
     UPDATE jobs j
-    SET status = 'running', attempt = j.attempt + 1, runner_id = slots.runner_id,
+    SET status = 'running', attempt = j.attempt + 1, runner_id = assigned.runner_id,
         lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
         last_run = now(), updated_at = now(),
         started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
         cancel_requested = false, run_after = NULL
-    FROM picked JOIN slots USING (slot) WHERE j.id = picked.id
+    FROM assigned
+    -- The ANY keeps this on the primary key, however many rows the planner expects from
+    -- a LIMIT it cannot see (it guesses a tenth of the queue, and would scan the table).
+    WHERE j.id = assigned.id AND j.id = ANY (ARRAY(SELECT id FROM picked))
     RETURNING j.id, j.attempt, j.runner_id, j.command,
         coalesce(j.timeout_seconds, nullif(%(default_timeout)s, 0)) AS timeout_seconds
 ), opened AS (
