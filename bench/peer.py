@@ -1,7 +1,8 @@
 """Runs the drain benchmark's work through pgqueuer, a peer, for comparison.
 
-The same work as `bench/run.py`'s drain: N jobs that each run `/bin/sh -c true` (an
-asyncio subprocess with piped output), at most 64 at once in total, on a PostgreSQL of
+The same work as `bench/run.py`'s drain: N jobs that each run `/bin/sh -c true` (with
+our runner's executor, so that both sides spawn alike; `--spawn asyncio` for asyncio's
+subprocess), at most 64 at once in total, on a PostgreSQL of
 its own (embedded, in a temporary directory). pgqueuer's schema is installed with its
 Python API, the N jobs are enqueued in one batch, then consumer processes (two, as our
 two runners) each run a `QueueManager` in drain mode with one entrypoint whose
@@ -76,8 +77,11 @@ async def make_queries(uri: str, driver: str) -> Any:
     return Queries(PsycopgDriver(conn))
 
 
-async def consume(uri: str, driver: str, concurrency: int, batch_size: int, seconds: float) -> Json:
+async def consume(
+    uri: str, driver: str, concurrency: int, batch_size: int, seconds: float, spawn: str
+) -> Json:
     """Drains the queue with one QueueManager; returns what its handler recorded."""
+    from jobsched_runner.execute import Execution
     from pgqueuer import Job, QueueManager
     from pgqueuer.domain.types import QueueExecutionMode
 
@@ -89,12 +93,17 @@ async def consume(uri: str, driver: str, concurrency: int, batch_size: int, seco
     async def shell_true(job: Job) -> None:
         nonlocal failed
         started = time.time()  # wall clock: spans from two processes are compared
-        proc = await asyncio.create_subprocess_exec(
-            *COMMAND, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        await proc.communicate()
+        if spawn == "runner":
+            outcome = await Execution(COMMAND[-1], None, 5.0, 1024 * 1024).run(lambda _: None)
+            code: int | None = outcome.exit_code
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *COMMAND, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            await proc.communicate()
+            code = proc.returncode
         spans.append((started, time.time()))
-        if proc.returncode != 0:
+        if code != 0:
             failed += 1
 
     async def deadline() -> None:
@@ -237,6 +246,7 @@ def measure_pgqueuer(
     batch_size: int = 10,
     loop: str = "asyncio",
     keep: bool = False,
+    spawn: str = "runner",
 ) -> Json:
     """N `/bin/sh -c true` jobs through pgqueuer with at most `concurrency` at once."""
     driver = driver or default_driver()
@@ -252,6 +262,7 @@ def measure_pgqueuer(
         "concurrency": concurrency,
         "driver": driver,
         "event_loop": loop,
+        "spawn": spawn,
         "batch_size": batch_size,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
@@ -284,6 +295,8 @@ def measure_pgqueuer(
                             driver,
                             "--loop",
                             loop,
+                            "--spawn",
+                            spawn,
                             "--concurrency",
                             str(concurrency),
                             "--batch-size",
@@ -362,7 +375,10 @@ def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> int:
 def render(result: Json) -> str:
     rows = [
         ("pgqueuer", result["pgqueuer_version"]),
-        ("driver / event loop", f"{result['driver']} / {result['event_loop']}"),
+        (
+            "driver / event loop / spawn",
+            f"{result['driver']} / {result['event_loop']} / {result['spawn']}",
+        ),
         ("consumers x batch size", f"{result['consumers']} x {result['batch_size']}"),
         ("concurrency limit (total)", result["concurrency"]),
         ("jobs", result["jobs"]),
@@ -401,6 +417,13 @@ def main(argv: list[str] | None = None) -> None:
         help="consumers' event loop: asyncio (as our runners; default) or uvloop (as "
         "pgqueuer's CLI), whose fork-based spawn halves the rate of `true` here",
     )
+    parser.add_argument(
+        "--spawn",
+        choices=["runner", "asyncio"],
+        default="runner",
+        help="how the handler runs the command: with our runner's executor (default: the "
+        "same spawn on both sides, so the queues are compared) or asyncio's subprocess",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     # Internal: run as one consumer process.
@@ -415,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.concurrency,
                 args.batch_size,
                 args.seconds,
+                args.spawn,
             ),
             args.loop,
         )
@@ -426,7 +450,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.concurrency < 2 * args.batch_size:
         parser.error("pgqueuer needs --concurrency at least twice --batch-size")
     result = measure_pgqueuer(
-        jobs, args.concurrency, args.consumers, args.driver, args.batch_size, args.loop, args.keep
+        jobs,
+        args.concurrency,
+        args.consumers,
+        args.driver,
+        args.batch_size,
+        args.loop,
+        args.keep,
+        args.spawn,
     )
     print(render(result), flush=True)
     out: Path = args.out

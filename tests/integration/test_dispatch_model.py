@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
-from jobsched_scheduler.store import PgStore
+from jobsched_scheduler.store import PgStore, new_pool
 from psycopg_pool import AsyncConnectionPool
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,7 +51,7 @@ class DispatchMachine(RuleBasedStateMachine):
     def _new_store(self) -> PgStore:
         if self.pool is not None:
             self._run(self.pool.close())
-        self.pool = AsyncConnectionPool(self.database_url, min_size=1, max_size=4, open=False)
+        self.pool = new_pool(self.database_url, max_size=4)
         self._run(self.pool.open(wait=True))
         return PgStore(self.pool, lease_seconds=60, output_limit=1000)
 

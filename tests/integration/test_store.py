@@ -9,14 +9,13 @@ import psycopg
 import pytest
 from jobsched_scheduler.migrations import migrate
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
-from jobsched_scheduler.store import DuplicateName, PgStore
-from psycopg_pool import AsyncConnectionPool
+from jobsched_scheduler.store import DuplicateName, PgStore, new_pool
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def _store(url: str, lease: float = 10.0) -> AsyncIterator[PgStore]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(url, min_size=1, max_size=8, open=False)
+    pool = new_pool(url, max_size=8)
     await pool.open(wait=True)
     try:
         yield PgStore(pool, lease_seconds=lease, output_limit=1000)

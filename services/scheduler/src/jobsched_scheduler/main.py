@@ -24,7 +24,7 @@ from .leases import sweep_leases
 from .migrations import migrate
 from .runner_link import RunnerLinks
 from .settings import Settings
-from .store import PgStore
+from .store import PgStore, new_pool
 
 log = logging.getLogger("jobsched.scheduler")
 
@@ -67,11 +67,10 @@ async def open_pool(settings: Settings, stop: asyncio.Event) -> AsyncConnectionP
     delay = 0.5
     while not stop.is_set():
         idle = IdleCheck()
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool = new_pool(
             settings.database_url,
+            settings.DB_POOL_SIZE,
             min_size=2,
-            max_size=settings.DB_POOL_SIZE,
-            open=False,
             check=idle.check,
             reset=idle.returned,
             # Fail fast while the database is away: callers answer UNAVAILABLE.
