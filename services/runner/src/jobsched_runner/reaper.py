@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 
+FORGET_WITHIN_SECONDS = 0.1
+
 
 def main() -> None:
     # Ctrl+C reaches the whole terminal group: the runner drains, the reaper waits for it.
@@ -32,8 +34,9 @@ def main() -> None:
 
 
 class Reaper:
-    """The runner's handle on its reaper process. Lines written in one turn of the
-    event loop go to the reaper in one write."""
+    """The runner's handle on its reaper process. A new group is sent at the end of
+    this turn of the event loop, together with whatever else came up in it; a group
+    that ended can wait a little for the next write, since killing it would be a no-op."""
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
@@ -41,29 +44,33 @@ class Reaper:
             stdin=subprocess.PIPE,
             start_new_session=True,
         )
-        self._flush_scheduled = False
+        self._flush_at: float | None = None  # when the next write is scheduled
 
-    def _send(self, line: str) -> None:
+    def _send(self, line: str, within: float) -> None:
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(line.encode())
         except BrokenPipeError:  # the reaper died: jobs still run, only unguarded
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + within
+        if self._flush_at is None or due < self._flush_at:
+            self._flush_at = due
+            loop.call_at(due, self._flush, due)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
+    def _flush(self, due: float) -> None:
+        if self._flush_at != due:
+            return  # an earlier write took it
+        self._flush_at = None
         assert self._proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.flush()
 
     def watch(self, pgid: int) -> None:
-        self._send(f"+{pgid}\n")
+        self._send(f"+{pgid}\n", 0)
 
     def forget(self, pgid: int) -> None:
-        self._send(f"-{pgid}\n")
+        self._send(f"-{pgid}\n", FORGET_WITHIN_SECONDS)
 
     def close(self) -> None:
         if self._proc.stdin is not None:
