@@ -43,7 +43,7 @@ protos: install
 chaos: install
 	$(PY) scripts/chaos.py
 
-# About 4 minutes on 2 cores.
+# About 3 minutes on 2 cores.
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py

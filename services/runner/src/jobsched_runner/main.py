@@ -18,7 +18,7 @@ log = logging.getLogger("jobsched.runner")
 
 async def serve(settings: Settings) -> None:
     stop = shutdown_event()
-    reaper = Reaper()
+    reaper = Reaper(asyncio.get_running_loop())
     agent = RunnerAgent(settings, reaper)
     health_server = None
     if settings.RUNNER_HEALTH_BIND:

@@ -5,12 +5,15 @@ the scheduler will soon give to another job.
 The runner writes `+PGID` and `-PGID` lines to the reaper's stdin; end of input means
 the runner is gone."""
 
-import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the reaper process itself has no event loop: it stays small
+    import asyncio
 
 FORGET_WITHIN_SECONDS = 0.1
 
@@ -38,7 +41,8 @@ class Reaper:
     this turn of the event loop, together with whatever else came up in it; a group
     that ended can wait a little for the next write, since killing it would be a no-op."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: "asyncio.AbstractEventLoop") -> None:
+        self._loop = loop
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "jobsched_runner.reaper"],
             stdin=subprocess.PIPE,
@@ -52,11 +56,10 @@ class Reaper:
             self._proc.stdin.write(line.encode())
         except BrokenPipeError:  # the reaper died: jobs still run, only unguarded
             return
-        loop = asyncio.get_running_loop()
-        due = loop.time() + within
+        due = self._loop.time() + within
         if self._flush_at is None or due < self._flush_at:
             self._flush_at = due
-            loop.call_at(due, self._flush, due)
+            self._loop.call_at(due, self._flush, due)
 
     def _flush(self, due: float) -> None:
         if self._flush_at != due:
