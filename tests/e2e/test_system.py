@@ -1,8 +1,10 @@
 """The whole system as real processes on loopback, driven over REST, gRPC and SQL."""
 
+import re
 import subprocess
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -43,6 +45,20 @@ def test_the_original_example_limit_two_five_jobs(live_system: LiveSystem, tmp_p
     assert history.never_started([f"job{i}" for i in range(1, 6)]) == []
     stats = live_system.api("GET", "/api/stats").json()
     assert stats["completed"] == 5 and stats["queued"] == 0 and stats["running"] == 0
+    # The original's log lines, from the scheduler and the runners.
+    logs = tmp_path / "logs"
+    expected = [
+        ("scheduler", r"Max concurrent: 2, Running: \d+, Available slots: \d+"),
+        ("scheduler", r"Found \d+ queued job\(s\)"),
+        ("scheduler", r"Assigned \d+ job\(s\) to runners"),
+        *[("runner-*", rf"Job {job_id} completed successfully") for job_id in ids],
+    ]
+
+    def logged(service: str, pattern: str) -> bool:
+        return any(re.search(pattern, f.read_text()) for f in logs.glob(f"{service}.log"))
+
+    for service, pattern in expected:
+        wait_for(partial(logged, service, pattern), 5, f"{pattern!r} in the {service} log")
 
 
 def test_raising_the_limit_takes_effect_without_a_restart(

@@ -10,6 +10,7 @@ connects. Nothing else calls wake(), so that one change costs one claim cycle.""
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,9 @@ from . import metrics
 from .model import AttemptKey, Claimed, ClaimResult
 
 log = logging.getLogger(__name__)
+# Under load, dispatch runs hundreds of cycles a second: this many seconds apart at most,
+# one is logged at INFO.
+CYCLE_LOG_SECONDS = 1.0
 
 
 class ClaimStore(Protocol):
@@ -47,6 +51,8 @@ class Dispatcher:
         metrics.RUNNERS.set_function(lambda: len(self.runners))
         self._wake = asyncio.Event()
         self._next_retry_at: datetime | None = None
+        self._told_at = -CYCLE_LOG_SECONDS  # when a cycle was last logged at INFO
+        self._untold = 0  # jobs assigned since, in cycles logged at DEBUG
 
     def wake(self) -> None:
         self._wake.set()
@@ -122,7 +128,16 @@ class Dispatcher:
         return result
 
     def _log_cycle(self, result: ClaimResult, timer: bool) -> None:
-        level = logging.INFO if timer or result.claimed else logging.DEBUG
+        """The original's lines for a timer cycle or one that assigned jobs; under load
+        at most one cycle a second is told at INFO, the rest at DEBUG."""
+        now = time.monotonic()
+        loud = timer or (result.claimed > 0 and now - self._told_at >= CYCLE_LOG_SECONDS)
+        untold = self._untold
+        if loud:
+            self._told_at, self._untold = now, 0
+        else:
+            self._untold += result.claimed
+        level = logging.INFO if loud else logging.DEBUG
         if not log.isEnabledFor(level):
             return
         log.log(
@@ -141,7 +156,8 @@ class Dispatcher:
                 min(result.available, result.queued),
             )
         if result.claimed:
-            log.log(level, "Assigned %d job(s) to runners", result.claimed)
+            more = f" ({untold} more since the last report)" if loud and untold else ""
+            log.log(level, "Assigned %d job(s) to runners%s", result.claimed, more)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
