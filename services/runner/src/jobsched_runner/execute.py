@@ -114,7 +114,7 @@ class Execution:
         )
 
     async def run(self, on_started: Callable[[datetime], None]) -> Outcome:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         try:
             pid, output_fd = self._spawn()
         except OSError as exc:
@@ -127,8 +127,7 @@ class Execution:
             self.groups.watch(pid)
         on_started(self.started_at)
         output_done = _read_until_end(loop, output_fd, self.output)
-        exited = _wait_for_exit(loop, pid)
-        self._loop, self._exited = loop, exited
+        exited = self._exited = _wait_for_exit(loop, pid)
         timer = loop.call_later(self.timeout, self.stop, "timed out") if self.timeout else None
         if self._stop_reason is not None:  # asked to stop before it started
             self._terminate()
