@@ -2,9 +2,13 @@
 message batching."""
 
 import asyncio
+import random
+from datetime import UTC, datetime
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
+from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.agent import _drain_queue
 from jobsched_runner.execute import CapturedOutput
@@ -120,3 +124,14 @@ def test_finished_reports_back_to_back_travel_together() -> None:
     assert asyncio.run(sent(messages)) == ["results:1,2", "heartbeat", "results:3,4,5"]
     assert asyncio.run(sent([finished(1), heartbeat, None])) == ["finished:1", "heartbeat"]
     assert asyncio.run(sent([heartbeat, None, heartbeat])) == ["heartbeat"]
+
+
+def test_timestamp_conversions_agree_with_protobufs_own() -> None:
+    rng = random.Random(7)
+    instants = [EPOCH, datetime(2026, 11, 29, 6, 5, 45, 999_999, tzinfo=UTC)]
+    instants += [datetime.fromtimestamp(rng.uniform(0, 4e9), UTC) for _ in range(2000)]
+    for instant in instants:
+        theirs = Timestamp()
+        theirs.FromDatetime(instant)
+        assert to_timestamp(instant) == theirs
+        assert from_timestamp(theirs) == theirs.ToDatetime(tzinfo=UTC) == instant

@@ -1,10 +1,11 @@
 """The REST shapes: the original's field names, plus what we add."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
+from jobsched_common.timestamps import from_timestamp
 from pydantic import BaseModel, Field
 
 # Ids travel as protobuf int64.
@@ -85,7 +86,7 @@ def _time(message: pb.Job | pb.Attempt, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[arg-type]
         return None
     ts: Timestamp = getattr(message, field)
-    return ts.ToDatetime(tzinfo=UTC)
+    return from_timestamp(ts)
 
 
 def job_from_pb(job: pb.Job) -> Job:

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
+from jobsched_common.timestamps import to_timestamp
 from prometheus_client import Counter, Gauge
 
 from .execute import Execution, Limits, Outcome, ProcessGroups, count_groups
@@ -52,12 +52,6 @@ CENSUS_INTERVAL = 0.25
 
 def _ref(key: Key) -> pb.AttemptRef:
     return pb.AttemptRef(job_id=key[0], attempt=key[1])
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 class RunnerAgent:
@@ -300,7 +294,7 @@ class RunnerAgent:
         def report_started(at: datetime) -> None:
             if key in self.running:
                 log.info("Executing job %d (attempt %d)", *key, extra=job)
-                self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=_ts(at))))
+                self._send(pb.RunnerMessage(started=pb.Started(ref=_ref(key), at=to_timestamp(at))))
 
         def started(at: datetime) -> None:
             loop = asyncio.get_running_loop()
@@ -313,8 +307,8 @@ class RunnerAgent:
             outcome = Outcome(1, f"runner error: {exc}", execution.started_at, _now())
         finished = pb.Finished(
             ref=_ref(key),
-            started_at=_ts(outcome.started_at),
-            finished_at=_ts(outcome.finished_at),
+            started_at=to_timestamp(outcome.started_at),
+            finished_at=to_timestamp(outcome.finished_at),
             exit_code=outcome.exit_code,
             reason=outcome.reason,
             output_tail=execution.output.take().encode(),

@@ -13,6 +13,7 @@ import psycopg_pool
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
+from jobsched_common.timestamps import to_timestamp
 
 from . import metrics
 from .dispatch import Dispatcher
@@ -108,11 +109,7 @@ def validate_job(name: str, command: str, max_attempts: int, timeout_seconds: in
 
 
 def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return None if value is None else to_timestamp(value)
 
 
 def job_to_pb(row: Row) -> pb.Job:

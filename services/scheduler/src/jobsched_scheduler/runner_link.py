@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
+from jobsched_common.timestamps import from_timestamp
 
 from .dispatch import ConnectedRunner, Dispatcher
 from .model import AttemptKey, Claimed, Finish
@@ -27,7 +28,7 @@ def _ref(key: AttemptKey) -> pb.AttemptRef:
 
 
 def _time(ts: Timestamp) -> datetime | None:
-    return ts.ToDatetime(tzinfo=UTC) if ts.seconds or ts.nanos else None
+    return from_timestamp(ts) if ts.seconds or ts.nanos else None
 
 
 def _text(data: bytes) -> str:
