@@ -45,7 +45,7 @@ from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
 Json = dict[str, Any]
 # The scheduler's claim for one runner with one free slot.
 CLAIM_PROBE = {
-    "slots": ["bench-probe"],
+    "slots": '["bench-probe"]',
     "default_limit": 2,
     "lease_seconds": 10.0,
     "default_timeout": 0,

@@ -1,6 +1,7 @@
 """The PostgreSQL adapter: every read and write of jobs, attempts and config."""
 
 import contextlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -130,7 +131,7 @@ class PgStore:
         capacity)."""
         slots = slot_order(free_by_runner, MAX_SLOTS_PER_CLAIM)
         params = {
-            "slots": slots,
+            "slots": json.dumps(slots),
             "default_limit": DEFAULT_LIMIT,
             "lease_seconds": self.lease_seconds,
             "default_timeout": self.default_timeout,
@@ -254,15 +255,21 @@ def _atomic(conn: Any, needed: bool) -> contextlib.AbstractAsyncContextManager[A
 
 
 def _finish_params(finished: list[AttemptReport], output_limit: int) -> dict[str, Any]:
-    ends = [r.finished for r in finished if r.finished]
-    return {
-        "job_ids": [r.key.job_id for r in finished],
-        "attempts": [r.key.attempt for r in finished],
-        "exit_codes": [f.exit_code for f in ends],
-        "reasons": [f.reason for f in ends],
-        "started_ats": [f.started_at or r.started_at for f, r in zip(ends, finished, strict=True)],
-        "finished_ats": [f.finished_at for f in ends],
-        "outputs": ["".join(r.output) for r in finished],
-        "truncated": [r.truncated for r in finished],
-        "output_limit": output_limit,
-    }
+    batch = []
+    for report in finished:
+        assert report.finished is not None
+        end = report.finished
+        started_at = end.started_at or report.started_at
+        batch.append(
+            {
+                "job_id": report.key.job_id,
+                "attempt": report.key.attempt,
+                "exit_code": end.exit_code,
+                "reason": end.reason,
+                "started_at": started_at.isoformat() if started_at else None,
+                "finished_at": end.finished_at.isoformat(),
+                "output": "".join(report.output),
+                "truncated": report.truncated,
+            }
+        )
+    return {"batch": json.dumps(batch), "output_limit": output_limit}

@@ -44,8 +44,9 @@ SELECT status, sum(n)::bigint AS n FROM job_counts GROUP BY status;
 SELECT pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
 
 -- name: claim
--- Claims queued jobs, oldest first, for free runner slots (the runner of each slot, in
--- the order to fill them), as far as the limit allows, and opens their attempts.
+-- Claims queued jobs, oldest first, for free runner slots (a JSON array: the runner of
+-- each slot, in the order to fill them), as far as the limit allows, and opens their
+-- attempts.
 -- Slots taken (every attempt claimed and not yet reported finished) and jobs waiting
 -- come from the counters: exact, since they change in the same transactions as the rows.
 -- One row per claimed job, each with the limit and counts seen; one row with no job
@@ -62,12 +63,14 @@ WITH budget AS (
           WHERE status = 'queued' AND (run_after IS NULL OR run_after <= now())
           ORDER BY id
           LIMIT (SELECT greatest(0, least(max_concurrent - running, queued,
-                                          cardinality(%(slots)s::text[])))
+                                          jsonb_array_length(%(slots)s::jsonb)))
                  FROM budget)
           FOR UPDATE SKIP LOCKED) p
 ), assigned AS (
     SELECT picked.id, s.runner_id
-    FROM picked JOIN unnest(%(slots)s::text[]) WITH ORDINALITY AS s(runner_id, slot) USING (slot)
+    FROM picked
+    JOIN jsonb_array_elements_text(%(slots)s::jsonb) WITH ORDINALITY AS s(runner_id, slot)
+        USING (slot)
 ), claimed AS (
     UPDATE jobs j
     SET status = 'running', attempt = j.attempt + 1, runner_id = assigned.runner_id,
@@ -120,11 +123,10 @@ WHERE a.job_id = o.job_id AND a.attempt = o.attempt;
 -- Ends current attempts: completed, cancelled, queued again after a backoff when attempts
 -- remain, or failed. Reports of stale attempts change nothing.
 WITH f AS (
-    SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
-                         %(exit_codes)s::integer[], %(reasons)s::text[],
-                         %(started_ats)s::timestamptz[], %(finished_ats)s::timestamptz[],
-                         %(outputs)s::text[], %(truncated)s::boolean[])
-        AS f(job_id, attempt, exit_code, reason, started_at, finished_at, output, truncated)
+    -- One JSON parameter: psycopg would dump eight arrays element by element in Python.
+    SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
+        AS f(job_id integer, attempt integer, exit_code integer, reason text,
+             started_at timestamptz, finished_at timestamptz, output text, truncated boolean)
 ), done AS (
     UPDATE jobs j
     SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
