@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from local_system import embedded_postgres  # noqa: E402
+from measure import postgres_cpu, write_results  # noqa: E402
 
 Json = dict[str, Any]
 ENTRYPOINT = "shell_true"
@@ -146,40 +147,6 @@ def cpu_of(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def proc_times(pid: int) -> tuple[float, float]:
-    """(own, reaped children's) user+system CPU seconds of a process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    own = (int(fields[11]) + int(fields[12])) / tick
-    return own, (int(fields[13]) + int(fields[14])) / tick
-
-
-def postgres_cpu(postmaster: int) -> float:
-    """CPU seconds of the postmaster, its live children and its reaped ones."""
-    own, reaped = proc_times(postmaster)
-    total = own + reaped
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{postmaster}/task"):
-            path = f"/proc/{postmaster}/task/{task}/children"
-            with contextlib.suppress(OSError), open(path) as children:
-                total += sum(proc_times(int(child))[0] for child in children.read().split())
-    return total
-
-
-def postmaster_of(conn: psycopg.Connection[Any]) -> int | None:
-    """The postmaster's pid: the parent of this connection's backend."""
-    row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        with open(f"/proc/{row[0] if row else 0}/stat", "rb") as stat:
-            return int(stat.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def rate_by_tenth(spans: list[tuple[float, float]]) -> list[float]:
     """Jobs/s over each tenth of the jobs, in the order they finished."""
     ends = sorted(f for _, f in spans)
@@ -276,7 +243,7 @@ def measure_pgqueuer(
         with psycopg.connect(uri, autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()
             result["postgres_version"] = str(version[0]) if version else "?"
-            postmaster = postmaster_of(conn)
+        postmaster = server.get_pid()
         result.update(run_loop(prepare(uri, driver, jobs), loop))
         outs = [tmp / f"consumer-{i}.json" for i in range(consumers)]
         logs = [tmp / f"consumer-{i}.log" for i in range(consumers)]
@@ -460,10 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         args.spawn,
     )
     print(render(result), flush=True)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwritten to {out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
+from measure import children_of, cpu_seconds, percentile, postgres_cpu  # noqa: E402
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2
@@ -175,29 +176,6 @@ def read_rss_kb(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(own user+system, reaped children's user+system) CPU seconds of a process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    # After the ")": state is field 0, so utime, stime, cutime, cstime are 11 to 14.
-    own = (int(fields[11]) + int(fields[12])) / tick
-    children = (int(fields[13]) + int(fields[14])) / tick
-    return own, children
-
-
-def children_of(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
-                found.extend(int(p) for p in f.read().split())
-    return found
-
-
 def exe_of(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/exe")
@@ -233,15 +211,6 @@ def service_processes(procs: dict[str, int]) -> dict[str, int]:
                 module = args[args.index("-m") + 1] if "-m" in args[:-1] else f"pid {child}"
                 found[f"{name} {module.rsplit('.', 1)[-1]}"] = child
     return found
-
-
-def postgres_cpu(postmaster: int) -> float:
-    """CPU seconds of the postmaster, its live backends and its reaped ones."""
-    own, reaped = cpu_seconds(postmaster)
-    total = own + reaped
-    for child in children_of(postmaster):
-        total += cpu_seconds(child)[0]
-    return total
 
 
 @dataclass
@@ -369,12 +338,6 @@ def set_limit(client: httpx.Client, limit: int) -> None:
     reply = client.put("/api/config", json={"max_concurrent_jobs": limit})
     reply.raise_for_status()
     assert reply.json()["max_concurrent_jobs"] == limit
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def epoch(value: Any) -> float:

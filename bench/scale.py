@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
 import platform
 import random
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from jobsched_scheduler.queries import q  # noqa: E402
 from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
+from measure import percentile, write_results  # noqa: E402
 
 Json = dict[str, Any]
 # The scheduler's claim for one runner with one free slot.
@@ -78,13 +77,6 @@ FROM jobs WHERE id > %(after)s
 
 
 # --- figures ----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
-    return ordered[rank - 1]
 
 
 def summary(samples_ms: list[float], **extra: Any) -> Json:
@@ -544,10 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--rows must be at least {MIDDLE_ROWS}")
     result = measure_scale(args.quick, rows=args.rows, keep=args.keep)
     print(render(result), flush=True)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwritten to {out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":
