@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import grpc
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -27,10 +27,11 @@ from .schemas import (
     Job,
     JobCreate,
     JobOutput,
+    JsonBody,
     Stats,
     Status,
-    attempt_from_pb,
-    job_from_pb,
+    attempt_json,
+    job_json,
 )
 from .settings import Settings
 
@@ -114,7 +115,8 @@ def create_app(settings: Settings) -> FastAPI:
             detail = f"scheduler unavailable: {detail}"
         return JSONResponse({"detail": detail}, status)
 
-    def require_token(request: Request) -> None:
+    async def require_token(request: Request) -> None:
+        """Async, so that FastAPI runs it on the loop, not in a worker thread."""
         if not settings.API_TOKEN:
             return
         given = request.headers.get("authorization", "")
@@ -140,16 +142,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/jobs", dependencies=authorized)
+    @app.get("/api/jobs", response_model=list[Job], dependencies=authorized)
     async def list_jobs(
         request: Request,
-        response: Response,
         status: Status | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[
             int | None, Query(ge=1, le=MAX_ID, description="keyset cursor: ids below")
         ] = None,
-    ) -> list[Job]:
+    ) -> JsonBody:
         """Jobs, newest first. Follow the `Link: rel="next"` header for the next page."""
         reply: pb.ListJobsResponse = await call(request, "ListJobs")(
             pb.ListJobsRequest(
@@ -158,15 +159,16 @@ def create_app(settings: Settings) -> FastAPI:
                 before_id=before or 0,
             )
         )
+        headers = {}
         if reply.next_before_id:
             query = {"limit": limit, "before": reply.next_before_id}
             if status:
                 query["status"] = status  # type: ignore[assignment]
-            response.headers["Link"] = f'</api/jobs?{urlencode(query)}>; rel="next"'
-        return [job_from_pb(j) for j in reply.jobs]
+            headers["Link"] = f'</api/jobs?{urlencode(query)}>; rel="next"'
+        return JsonBody([job_json(j) for j in reply.jobs], headers=headers)
 
-    @app.post("/api/jobs/create", status_code=201, dependencies=authorized)
-    async def create_job(request: Request, body: JobCreate) -> Job:
+    @app.post("/api/jobs/create", status_code=201, response_model=Job, dependencies=authorized)
+    async def create_job(request: Request, body: JobCreate) -> JsonBody:
         job = await call(request, "CreateJob")(
             pb.CreateJobRequest(
                 name=body.name,
@@ -175,11 +177,11 @@ def create_app(settings: Settings) -> FastAPI:
                 timeout_seconds=body.timeout_seconds or 0,
             )
         )
-        return job_from_pb(job)
+        return JsonBody(job_json(job), status_code=201)
 
-    @app.get("/api/jobs/{job_id}", dependencies=authorized)
-    async def get_job(request: Request, job_id: JobId) -> Job:
-        return job_from_pb(await call(request, "GetJob")(pb.GetJobRequest(id=job_id)))
+    @app.get("/api/jobs/{job_id}", response_model=Job, dependencies=authorized)
+    async def get_job(request: Request, job_id: JobId) -> JsonBody:
+        return JsonBody(job_json(await call(request, "GetJob")(pb.GetJobRequest(id=job_id))))
 
     @app.get("/api/jobs/{job_id}/output", dependencies=authorized)
     async def get_output(
@@ -194,21 +196,21 @@ def create_app(settings: Settings) -> FastAPI:
             job_id=out.job_id, attempt=out.attempt, output=out.output, truncated=out.truncated
         )
 
-    @app.post("/api/jobs/{job_id}/cancel", dependencies=authorized)
-    async def cancel_job(request: Request, job_id: JobId) -> Job:
+    @app.post("/api/jobs/{job_id}/cancel", response_model=Job, dependencies=authorized)
+    async def cancel_job(request: Request, job_id: JobId) -> JsonBody:
         """Ends a queued job at once; stops a running one (it then ends `cancelled`)."""
-        return job_from_pb(await call(request, "CancelJob")(pb.CancelJobRequest(id=job_id)))
+        return JsonBody(job_json(await call(request, "CancelJob")(pb.CancelJobRequest(id=job_id))))
 
-    @app.post("/api/jobs/{job_id}/retry", dependencies=authorized)
-    async def retry_job(request: Request, job_id: JobId) -> Job:
+    @app.post("/api/jobs/{job_id}/retry", response_model=Job, dependencies=authorized)
+    async def retry_job(request: Request, job_id: JobId) -> JsonBody:
         """Queues a finished job again (with one more attempt if it had used them all)."""
-        return job_from_pb(await call(request, "RetryJob")(pb.RetryJobRequest(id=job_id)))
+        return JsonBody(job_json(await call(request, "RetryJob")(pb.RetryJobRequest(id=job_id))))
 
-    @app.get("/api/jobs/{job_id}/attempts", dependencies=authorized)
-    async def list_attempts(request: Request, job_id: JobId) -> list[Attempt]:
+    @app.get("/api/jobs/{job_id}/attempts", response_model=list[Attempt], dependencies=authorized)
+    async def list_attempts(request: Request, job_id: JobId) -> JsonBody:
         """Every attempt of the job, oldest first: runner, timings, exit code, reason."""
         reply = await call(request, "ListAttempts")(pb.ListAttemptsRequest(job_id=job_id))
-        return [attempt_from_pb(a) for a in reply.attempts]
+        return JsonBody([attempt_json(a) for a in reply.attempts])
 
     @app.get("/api/config", dependencies=authorized)
     async def get_config(request: Request) -> Config:

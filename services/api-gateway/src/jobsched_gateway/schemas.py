@@ -1,12 +1,13 @@
 """The REST shapes: the original's field names, plus what we add."""
 
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
+import pydantic_core
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
-from jobsched_common.timestamps import from_timestamp
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 # Ids travel as protobuf int64.
 MAX_ID = 2**63 - 1
@@ -82,43 +83,71 @@ class Stats(BaseModel):
     runners_connected: int
 
 
-def _time(message: pb.Job | pb.Attempt, field: str) -> datetime | None:
-    if not message.HasField(field):  # type: ignore[arg-type]
-        return None
-    ts: Timestamp = getattr(message, field)
-    return from_timestamp(ts)
+def utc_iso(ts: Timestamp) -> str:
+    """A Timestamp as pydantic writes an aware UTC datetime: `2025-01-01T05:33:20Z`, with
+    `.ffffff` only when there are microseconds. The date and time of each second are
+    kept: the times on a page of jobs fall in few seconds, and formatting is the cost."""
+    seconds = ts.seconds
+    prefix = _SECOND_PREFIX.get(seconds)
+    if prefix is None:
+        if len(_SECOND_PREFIX) >= _SECOND_PREFIX_LIMIT:
+            _SECOND_PREFIX.clear()
+        prefix = _SECOND_PREFIX[seconds] = (_NAIVE_EPOCH + timedelta(seconds=seconds)).isoformat()
+    micros = ts.nanos // 1000
+    return f"{prefix}.{micros:06d}Z" if micros else prefix + "Z"
 
 
-def job_from_pb(job: pb.Job) -> Job:
-    return Job(
-        id=job.id,
-        name=job.name,
-        command=job.command,
-        status=STATUS_FROM_PB.get(job.status, "queued"),
-        last_run=_time(job, "last_run"),
-        created_at=_time(job, "created_at"),
-        updated_at=_time(job, "updated_at"),
-        attempt=job.attempt,
-        max_attempts=job.max_attempts,
-        timeout_seconds=job.timeout_seconds or None,
-        runner_id=job.runner_id or None,
-        started_at=_time(job, "started_at"),
-        finished_at=_time(job, "finished_at"),
-        exit_code=job.exit_code if job.HasField("exit_code") else None,
-        reason=job.reason or None,
-    )
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SECOND_PREFIX: dict[int, str] = {}
+_SECOND_PREFIX_LIMIT = 4096
 
 
-def attempt_from_pb(attempt: pb.Attempt) -> Attempt:
-    return Attempt(
-        job_id=attempt.job_id,
-        attempt=attempt.attempt,
-        runner_id=attempt.runner_id,
-        claimed_at=_time(attempt, "claimed_at"),
-        started_at=_time(attempt, "started_at"),
-        finished_at=_time(attempt, "finished_at"),
-        exit_code=attempt.exit_code if attempt.HasField("exit_code") else None,
-        reason=attempt.reason or None,
-        output_length=attempt.output_length,
-        output_truncated=attempt.output_truncated,
-    )
+def job_json(job: pb.Job) -> dict[str, Any]:
+    """A job in the shape of `Job`, ready for JSON. The REST API writes jobs from these
+    directly: building pydantic models cost a page of 100 jobs about 1 ms."""
+    has = job.HasField
+    return {
+        "id": job.id,
+        "name": job.name,
+        "command": job.command,
+        "status": STATUS_FROM_PB.get(job.status, "queued"),
+        "last_run": utc_iso(job.last_run) if has("last_run") else None,
+        "created_at": utc_iso(job.created_at) if has("created_at") else None,
+        "updated_at": utc_iso(job.updated_at) if has("updated_at") else None,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "timeout_seconds": job.timeout_seconds or None,
+        "runner_id": job.runner_id or None,
+        "started_at": utc_iso(job.started_at) if has("started_at") else None,
+        "finished_at": utc_iso(job.finished_at) if has("finished_at") else None,
+        "exit_code": job.exit_code if has("exit_code") else None,
+        "reason": job.reason or None,
+    }
+
+
+def attempt_json(attempt: pb.Attempt) -> dict[str, Any]:
+    """An attempt in the shape of `Attempt`, ready for JSON."""
+    has = attempt.HasField
+    return {
+        "job_id": attempt.job_id,
+        "attempt": attempt.attempt,
+        "runner_id": attempt.runner_id,
+        "claimed_at": utc_iso(attempt.claimed_at) if has("claimed_at") else None,
+        "started_at": utc_iso(attempt.started_at) if has("started_at") else None,
+        "finished_at": utc_iso(attempt.finished_at) if has("finished_at") else None,
+        "exit_code": attempt.exit_code if has("exit_code") else None,
+        "reason": attempt.reason or None,
+        "output_length": attempt.output_length,
+        "output_truncated": attempt.output_truncated,
+    }
+
+
+class JsonBody(Response):
+    """A body of plain JSON values, written by pydantic-core's serializer. Routes that
+    return it declare their model with `response_model` for the OpenAPI schema; the
+    unit tests check that these bodies validate against it."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content)

@@ -13,7 +13,7 @@ import psycopg_pool
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
-from jobsched_common.timestamps import to_timestamp
+from jobsched_common.timestamps import set_timestamp, to_timestamp
 
 from . import metrics
 from .dispatch import Dispatcher
@@ -112,24 +112,35 @@ def _ts(value: datetime | None) -> Timestamp | None:
     return None if value is None else to_timestamp(value)
 
 
+JOB_TIMES = ("last_run", "created_at", "updated_at", "started_at", "finished_at")
+
+
+def job_fields(row: Row) -> dict[str, Any]:
+    """A jobs row's scalar fields as pb.Job arguments; its times go in with `set_times`."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "command": row["command"],
+        "status": STATUS_TO_PB.get(row["status"] or "queued", pb.JOB_STATUS_UNSPECIFIED),
+        "attempt": row["attempt"],
+        "max_attempts": row["max_attempts"],
+        "timeout_seconds": row["timeout_seconds"] or 0,
+        "runner_id": row["runner_id"] or "",
+        "exit_code": row["exit_code"],
+        "reason": row["reason"] or "",
+    }
+
+
+def set_times(job: pb.Job, row: Row) -> pb.Job:
+    for field in JOB_TIMES:
+        value = row[field]
+        if value is not None:
+            set_timestamp(getattr(job, field), value)
+    return job
+
+
 def job_to_pb(row: Row) -> pb.Job:
-    return pb.Job(
-        id=row["id"],
-        name=row["name"],
-        command=row["command"],
-        status=STATUS_TO_PB.get(row["status"] or "queued", pb.JOB_STATUS_UNSPECIFIED),
-        last_run=_ts(row["last_run"]),
-        created_at=_ts(row["created_at"]),
-        updated_at=_ts(row["updated_at"]),
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        timeout_seconds=row["timeout_seconds"] or 0,
-        runner_id=row["runner_id"] or "",
-        started_at=_ts(row["started_at"]),
-        finished_at=_ts(row["finished_at"]),
-        exit_code=row["exit_code"],
-        reason=row["reason"] or "",
-    )
+    return set_times(pb.Job(**job_fields(row)), row)
 
 
 class JobApi(jobs_pb2_grpc.JobServiceServicer):
@@ -172,8 +183,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         limit = request.limit or DEFAULT_LIMIT
         status = PB_TO_STATUS.get(request.status)
         rows = await self.store.list_jobs(status, limit, request.before_id)
-        next_before = rows[-1]["id"] if len(rows) == limit else 0
-        return pb.ListJobsResponse(jobs=[job_to_pb(r) for r in rows], next_before_id=next_before)
+        reply = pb.ListJobsResponse(next_before_id=rows[-1]["id"] if len(rows) == limit else 0)
+        add = reply.jobs.add  # filled in place: a page is the API's hottest conversion
+        for row in rows:
+            set_times(add(**job_fields(row)), row)
+        return reply
 
     @rpc
     async def GetJobOutput(self, request: pb.GetJobOutputRequest, context: Ctx) -> pb.JobOutput:

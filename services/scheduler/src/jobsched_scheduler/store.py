@@ -42,8 +42,20 @@ def new_pool(
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True},
+        configure=_in_utc,
         **options,
     )
+
+
+async def _in_utc(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Times then come back with `datetime.UTC`, not a ZoneInfo such as `Etc/UTC`:
+    arithmetic on those is several times slower, and a page of jobs does it 500 times."""
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Row]:
+    """Rows as dicts, sent by PostgreSQL in binary: no text to format and parse again."""
+    return conn.cursor(row_factory=dict_row, binary=True)
 
 
 class PgStore:
@@ -61,7 +73,7 @@ class PgStore:
 
     async def _one(self, query: str, params: dict[str, Any] | None = None) -> Row | None:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
+            cur = _cursor(conn)
             await cur.execute(q(query), params)
             row: Row | None = await cur.fetchone()
             return row
@@ -70,7 +82,7 @@ class PgStore:
         self, query: str, params: dict[str, Any] | None = None, prepare: bool | None = None
     ) -> list[Row]:
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
+            cur = _cursor(conn)
             await cur.execute(q(query), params, prepare=prepare)
             rows: list[Row] = await cur.fetchall()
             return rows
@@ -139,7 +151,7 @@ class PgStore:
         async with self.pool.connection() as conn:
             async with conn.pipeline(), conn.transaction():
                 await conn.execute(q("lock_dispatch"))
-                cur = await conn.cursor(row_factory=dict_row).execute(q("claim"), params)
+                cur = await _cursor(conn).execute(q("claim"), params)
             rows = await cur.fetchall()
             first = rows[0]
             result = ClaimResult(
@@ -189,7 +201,7 @@ class PgStore:
                 )
             ended: list[Ended] = []
             if finished:
-                cur = conn.cursor(row_factory=dict_row)
+                cur = _cursor(conn)
                 await cur.execute(q("finish"), _finish_params(finished, self.output_limit))
                 ended = [
                     Ended(
@@ -206,7 +218,7 @@ class PgStore:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
         as it now is (None when it does not exist) and whether this call changed it."""
         async with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
+            cur = _cursor(conn)
             for query in ("cancel_queued", "request_cancel", "get_job"):
                 await cur.execute(q(query), {"id": job_id})
                 row: Row | None = await cur.fetchone()

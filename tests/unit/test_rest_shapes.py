@@ -1,0 +1,98 @@
+"""The gateway writes jobs and attempts as plain JSON values, not through its pydantic
+models: those bodies must still be exactly what the models (and so the OpenAPI schema)
+say, down to how times are written."""
+
+import json
+import random
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from jobsched.v1 import jobs_pb2 as pb
+from jobsched_common.timestamps import from_timestamp, to_timestamp
+from jobsched_gateway.schemas import (
+    Attempt,
+    Job,
+    JsonBody,
+    attempt_json,
+    job_json,
+    utc_iso,
+)
+from pydantic import TypeAdapter
+
+TIME = TypeAdapter(datetime)
+
+
+def some_time(rng: random.Random) -> Timestamp | None:
+    choice = rng.random()
+    if choice < 0.2:
+        return None
+    instant = datetime.fromtimestamp(rng.uniform(0, 4e9), UTC)
+    if choice < 0.4:
+        instant = instant.replace(microsecond=0)
+    return to_timestamp(instant)
+
+
+def some_job(rng: random.Random) -> pb.Job:
+    job = pb.Job(
+        id=rng.randint(1, 2**63 - 1),
+        name=rng.choice(["a", "nightly backup", "Überweisung ✓", 'quote " and \\ back']),
+        command=rng.choice(["true", "echo 'x'\nexit 3", "printf '\\t'"]),
+        status=rng.choice(list(pb.JobStatus.values())),
+        attempt=rng.randint(0, 100),
+        max_attempts=rng.randint(1, 100),
+        timeout_seconds=rng.choice([0, 1, 604800]),
+        runner_id=rng.choice(["", "runner-1"]),
+        reason=rng.choice(["", "exit code 1", "lease expired"]),
+    )
+    if rng.random() < 0.5:
+        job.exit_code = rng.randint(-128, 255)
+    for field in ("last_run", "created_at", "updated_at", "started_at", "finished_at"):
+        ts = some_time(rng)
+        if ts is not None:
+            getattr(job, field).CopyFrom(ts)
+    return job
+
+
+def some_attempt(rng: random.Random) -> pb.Attempt:
+    attempt = pb.Attempt(
+        job_id=rng.randint(1, 2**31 - 1),
+        attempt=rng.randint(1, 100),
+        runner_id="runner-2",
+        reason=rng.choice(["", "timed out after 5 s"]),
+        output_length=rng.randint(0, 2**40),
+        output_truncated=rng.random() < 0.5,
+    )
+    if rng.random() < 0.5:
+        attempt.exit_code = rng.randint(-128, 255)
+    for field in ("claimed_at", "started_at", "finished_at"):
+        ts = some_time(rng)
+        if ts is not None:
+            getattr(attempt, field).CopyFrom(ts)
+    return attempt
+
+
+def test_job_bodies_are_what_the_job_model_writes() -> None:
+    rng = random.Random(3)
+    jobs = [some_job(rng) for _ in range(2000)]
+    bodies = [job_json(job) for job in jobs]
+    for body in bodies:
+        assert Job.model_validate(body).model_dump(mode="json") == body
+    assert json.loads(bytes(JsonBody(bodies).body)) == bodies
+    assert JsonBody(bodies).headers["content-type"] == "application/json"
+
+
+def test_attempt_bodies_are_what_the_attempt_model_writes() -> None:
+    rng = random.Random(4)
+    for _ in range(1000):
+        body = attempt_json(some_attempt(rng))
+        assert Attempt.model_validate(body).model_dump(mode="json") == body
+
+
+def test_times_are_written_as_pydantic_writes_them_beyond_the_cache() -> None:
+    rng = random.Random(5)
+    # More distinct seconds than the formatter keeps, and the same seconds again.
+    seconds = [rng.randint(0, 253402300799) for _ in range(6000)]
+    for second in seconds + seconds[:100]:
+        for nanos in (0, 1000, 999_999_000, rng.randrange(0, 10**9, 1000)):
+            ts = Timestamp(seconds=second, nanos=nanos)
+            assert utc_iso(ts) == TIME.dump_python(from_timestamp(ts), mode="json")
