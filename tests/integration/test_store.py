@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from jobsched_scheduler.api import job_to_pb
 from jobsched_scheduler.migrations import migrate
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
 from jobsched_scheduler.store import DuplicateName, PgStore, new_pool
@@ -213,7 +214,14 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
 
         first, second = run(twice())
         assert (
-            first == ["001_initial.sql", "002_cancel_and_retry.sql", "003_job_counts.sql"]
+            first
+            == [
+                "001_initial.sql",
+                "002_cancel_and_retry.sql",
+                "003_job_counts.sql",
+                "004_claim_function.sql",
+                "005_zoned_times.sql",
+            ]
             and second == []
         )
 
@@ -222,6 +230,10 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 assert await store.get_max_concurrent() == 5
                 claimed = await store.claim({"r": 1})
                 assert claimed.claimed == 1
+                # The original's times have no zone: they still convert, as UTC.
+                (old,) = await store.list_jobs(None, 10, 0)
+                job = job_to_pb(old)
+                assert job.name == "old" and job.created_at.seconds > 0
 
         run(check())
     finally:

@@ -149,9 +149,7 @@ class PgStore:
             "default_timeout": self.default_timeout,
         }
         async with self.pool.connection() as conn:
-            async with conn.pipeline(), conn.transaction():
-                await conn.execute(q("lock_dispatch"))
-                cur = await _cursor(conn).execute(q("claim"), params)
+            cur = await _cursor(conn).execute(q("claim"), params)
             rows = await cur.fetchall()
             first = rows[0]
             result = ClaimResult(
