@@ -9,13 +9,16 @@ RETURNING *;
 SELECT * FROM jobs WHERE id = %(id)s;
 
 -- name: list_jobs
--- A page of jobs, newest first, below a keyset cursor.
-SELECT * FROM jobs WHERE id < %(before_id)s ORDER BY id DESC LIMIT %(limit)s;
+-- A page of jobs, newest first, below a keyset cursor; only what the API shows.
+SELECT id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+       timeout_seconds, runner_id, started_at, finished_at, exit_code, reason
+FROM jobs WHERE id < %(before_id)s ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: list_jobs_by_status
 -- A page of jobs in one status, newest first, below a keyset cursor.
-SELECT * FROM jobs
-WHERE status = %(status)s AND id < %(before_id)s
+SELECT id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+       timeout_seconds, runner_id, started_at, finished_at, exit_code, reason
+FROM jobs WHERE status = %(status)s AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: get_output
