@@ -408,11 +408,13 @@ def measure_phase(
     return phase
 
 
-def measure_scale(quick: bool, rows: int | None = None, keep: bool = False) -> Json:
+def measure_scale(
+    quick: bool, rows: int | None = None, keep: bool = False, requests: int | None = None
+) -> Json:
     """Empty table, 10,000 finished jobs, then N (1,000,000; quick 50,000). See module doc."""
     total = rows or (50_000 if quick else 1_000_000)
-    requests = 200
-    cycles = 100 if quick else 200
+    cycles = requests or (100 if quick else 200)
+    requests = requests or 200
     tmp = Path(tempfile.mkdtemp(prefix="jobsched-scale-"))
     result: Json = {
         "meta": {
@@ -541,10 +543,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, help="rows in the big table (overrides --quick)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument(
+        "--requests", type=int, help="per request kind and dispatch cycles (200; quick 200, 100)"
+    )
     args = parser.parse_args(argv)
     if args.rows is not None and args.rows < MIDDLE_ROWS:
         parser.error(f"--rows must be at least {MIDDLE_ROWS}")
-    result = measure_scale(args.quick, rows=args.rows, keep=args.keep)
+    result = measure_scale(args.quick, rows=args.rows, keep=args.keep, requests=args.requests)
     print(render(result), flush=True)
     write_results(args.out, result)
 

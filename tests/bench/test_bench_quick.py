@@ -88,3 +88,26 @@ def test_quick_bench_measures_everything_and_loses_nothing(tmp_path: Path) -> No
     table = done.stdout
     assert "cores" in table and "jobs/s" in table and "spawns/s" in table
     assert "bench/peer.py" in table and "bench/scale.py" in table
+
+
+@pytest.mark.e2e
+def test_scale_bench_measures_every_request_and_explains_every_statement(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    command = [sys.executable, str(ROOT / "bench" / "scale.py"), "--rows", "10000"]
+    command += ["--requests", "20", "--out", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    results = json.loads(out.read_text())
+    for name, phase in results["phases"].items():
+        for kind, figure in {**phase["reads"], **phase["claim_sql"]}.items():
+            assert figure["n"] == 20 and figure["p50_ms"] > 0, (name, kind, figure)
+            # Ids are drawn between the lowest and highest, and rolled-back probes leave gaps.
+            expected = {"200", "404"} if kind == "get job by id" else {"200"}
+            assert set(figure.get("codes", {"200": 20})) <= expected, (name, kind, figure)
+        assert phase["dispatch"]["claim seen (2xx to leaves queued)"]["stuck"] == 0, name
+    plans = results["explain_at_N"]
+    assert all(plan["execution_ms"] and plan["plan"] for plan in plans.values()), plans
+    # The claim's query, taken from its migration, is planned on the queue's index.
+    assert any("jobs_queued_idx" in line for line in plans["claim"]["plan"]), plans["claim"]
