@@ -5,7 +5,8 @@ runners and the gateway as processes (`LocalSystem`), then measures:
 
 1. the ceiling: how fast plain Python spawns `/bin/sh -c true` (one process, one per core);
 2. drain: N `true` jobs inserted with one SQL statement, run with a limit of 64;
-3. sustained: K clients creating jobs one by one through the REST API;
+3. sustained: K clients creating jobs one by one through the REST API, then
+   2 clients creating them 100 at a time (`POST /api/jobs/bulk`);
 4. latency, open loop: creates sent on a fixed schedule; the job records its own start;
 5. memory: peak RSS of each service process (sampled every 100 ms).
 
@@ -50,6 +51,7 @@ from measure import children_of, cpu_seconds, percentile, postgres_cpu  # noqa: 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2
 CONNECTIONS = 64  # most open-loop requests in flight at once
+BULK = 100  # jobs in each request of the bulk sustained phase
 # Measured by their own scripts, which `make bench` runs after this one.
 ELSEWHERE = {
     "peer comparison with pgqueuer": "bench/peer.py",
@@ -399,7 +401,10 @@ def measure_sustained(
     seconds: float,
     timeout: float,
     watcher: Watcher,
+    batch: int = 1,
 ) -> Json:
+    """Clients creating jobs as fast as they are answered: one per request, or `batch`
+    per request through the bulk endpoint."""
     before = db.max_id()
     created = [0] * clients
     errors = [0] * clients
@@ -412,18 +417,22 @@ def measure_sustained(
             n = 0
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
+                jobs = [
+                    {"name": f"sustained-{before}-{index}-{n}-{k}", "command": "true"}
+                    for k in range(batch)
+                ]
                 try:
-                    reply = http.post(
-                        "/api/jobs/create",
-                        json={"name": f"sustained-{before}-{index}-{n}", "command": "true"},
-                    )
+                    if batch == 1:
+                        reply = http.post("/api/jobs/create", json=jobs[0])
+                    else:
+                        reply = http.post("/api/jobs/bulk", json={"jobs": jobs})
                     ok = reply.status_code == 201
                 except httpx.HTTPError:
                     ok = False
                 durations[index].append(time.perf_counter() - t0)
                 n += 1
                 if ok:
-                    created[index] += 1
+                    created[index] += batch
                 else:
                     errors[index] += 1
 
@@ -449,6 +458,7 @@ def measure_sustained(
     all_durations = [d for per in durations for d in per]
     return {
         "clients": clients,
+        "batch": batch,
         "seconds": window,
         "created": total,
         "errors": sum(errors),
@@ -709,6 +719,16 @@ def run(plan: Plan, tmp: Path, results: Json) -> None:
             results["sustained"] = measure_sustained(
                 db, system, plan.clients, plan.sustained_seconds, idle_timeout, watcher
             )
+            if not db.wait_finished(0, idle_timeout):
+                raise TimeoutError("jobs still unfinished after the sustained phase")
+            print(
+                f"sustained bulk: 2 clients, {BULK} jobs a request, "
+                f"for {plan.sustained_seconds:.0f}s...",
+                flush=True,
+            )
+            results["sustained_bulk"] = measure_sustained(
+                db, system, 2, plan.sustained_seconds, idle_timeout, watcher, batch=BULK
+            )
 
             latency: Json = {}
             results["latency"] = latency
@@ -781,14 +801,17 @@ def table(results: Json) -> str:
         add("drain", "first start after insert", d["first_start_after_insert_ms"], "ms")
         add("drain", "mean jobs running (limit 64)", d["mean_concurrency"], "jobs")
         add("drain", "CPU used", _cpu(d), "cores")
-    if s := results.get("sustained"):
-        label = f"{s['clients']} clients, {s['seconds']:.0f}s"
-        add("sustained", f"created ({label})", s["created_per_s"], "jobs/s")
-        add("sustained", "completed within the window", s["completed_in_window_per_s"], "jobs/s")
-        add("sustained", "completed, until the last finished", s["completed_per_s"], "jobs/s")
-        add("sustained", "create request p50 / p99", _pair(s, "request"), "ms")
-        add("sustained", "errors / lost", f"{s['errors']} / {s['lost']}", "")
-        add("sustained", "CPU used while sending", _cpu(s), "cores")
+    for key, section in (("sustained", "sustained"), ("sustained_bulk", "sustained bulk")):
+        if s := results.get(key):
+            label = f"{s['clients']} clients, {s['seconds']:.0f}s"
+            if s["batch"] > 1:
+                label += f", {s['batch']} a request"
+            add(section, f"created ({label})", s["created_per_s"], "jobs/s")
+            add(section, "completed within the window", s["completed_in_window_per_s"], "jobs/s")
+            add(section, "completed, until the last finished", s["completed_per_s"], "jobs/s")
+            add(section, "create request p50 / p99", _pair(s, "request"), "ms")
+            add(section, "errors / lost", f"{s['errors']} / {s['lost']}", "")
+            add(section, "CPU used while sending", _cpu(s), "cores")
     for rate, lat in results.get("latency", {}).items():
         section = f"latency {rate}/s"
         add(section, "answer→start p50 / p99", _pair(lat, ""), "ms")
@@ -893,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _anything_lost(results: Json) -> bool:
-    phases: list[Json] = [results.get("drain", {}), results.get("sustained", {})]
+    phases: list[Json] = [results.get(key, {}) for key in ("drain", "sustained", "sustained_bulk")]
     phases += list(results.get("latency", {}).values())
     return any(p.get("lost", 0) or p.get("timed_out", False) for p in phases)
 

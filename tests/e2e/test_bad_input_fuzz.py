@@ -62,6 +62,15 @@ def test_creating_jobs_from_any_json(live_system: LiveSystem, body: Any) -> None
 
 
 @SETTINGS
+@given(
+    body=json_values
+    | st.fixed_dictionaries({"jobs": json_values | st.lists(job_bodies | json_values, max_size=5)})
+)
+def test_creating_jobs_in_bulk_from_any_json(live_system: LiveSystem, body: Any) -> None:
+    check(live_system.api("POST", "/api/jobs/bulk", body))
+
+
+@SETTINGS
 @given(body=json_values | st.fixed_dictionaries({"max_concurrent_jobs": json_values}))
 def test_setting_the_config_from_any_json(live_system: LiveSystem, body: Any) -> None:
     reply = live_system.api("PUT", "/api/config", body)

@@ -260,3 +260,26 @@ def test_a_token_protected_system(database_url: str, tmp_path: Path) -> None:
         assert json.loads(jobsctl(url, "--json", "stats", token=token).stdout)["completed"] == 1
     finally:
         system.stop_all()
+
+
+def test_submit_many_reads_json_lines_in_requests_of_a_thousand(
+    live_system: LiveSystem, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"name": f"many-{i}", "command": f"echo {i}"}) for i in range(1500)]
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(lines[:700]) + "\n\n" + "\n".join(lines[700:]) + "\n")
+    created = as_json(live_system, "submit-many", str(jobs_file))
+    assert [j["name"] for j in created] == [f"many-{i}" for i in range(1500)]
+    for job in (created[1234], created[-1]):
+        live_system.wait_for_job(job["id"], {"completed"}, timeout=60)
+    assert ok(live_system, "output", str(created[1234]["id"])) == "1234\n"
+
+    again = jobsctl(live_system.gateway_url, "submit-many", str(jobs_file))
+    assert again.returncode == 2
+    assert "job name 'many-0' already exists (jobs from line 1)" in again.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"name": "fine", "command": "true"}\n[1, 2]\n')
+    refused = jobsctl(live_system.gateway_url, "submit-many", str(bad))
+    assert refused.returncode == 2 and "line 2: a job is a JSON object" in refused.stderr
+    missing = jobsctl(live_system.gateway_url, "submit-many", str(tmp_path / "none.jsonl"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr

@@ -319,3 +319,39 @@ def test_a_finished_job_can_be_retried(live_system: LiveSystem) -> None:
     refused = live_system.api("POST", f"/api/jobs/{running}/retry")
     assert refused.status_code == 409 and "only a finished job" in refused.json()["detail"]
     assert live_system.api("POST", "/api/jobs/999999/retry").status_code == 404
+
+
+def test_bulk_create_is_all_or_none_and_keeps_the_order(live_system: LiveSystem) -> None:
+    jobs: list[dict[str, str | int]] = [
+        {"name": f"bulk-{i}", "command": f"echo {i}"} for i in range(50)
+    ]
+    jobs[7]["max_attempts"] = 3
+    reply = live_system.api("POST", "/api/jobs/bulk", {"jobs": jobs})
+    assert reply.status_code == 201, reply.text
+    created = reply.json()
+    assert [j["name"] for j in created] == [j["name"] for j in jobs]
+    assert [j["id"] for j in created] == sorted(j["id"] for j in created)
+    assert created[7]["max_attempts"] == 3 and created[8]["max_attempts"] == 1
+    for job in created:
+        assert live_system.wait_for_job(job["id"], {"completed"})["status"] == "completed"
+    output = live_system.api("GET", f"/api/jobs/{created[42]['id']}/output").json()
+    assert output["output"] == "42\n"
+
+    before = live_system.sql("SELECT count(*) FROM jobs")[0][0]
+    taken = [{"name": "bulk-fresh", "command": "true"}, {"name": "bulk-3", "command": "true"}]
+    refused = live_system.api("POST", "/api/jobs/bulk", {"jobs": taken})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == "job name 'bulk-3' already exists"
+    twice = [{"name": "bulk-twice", "command": "true"}] * 2
+    cases = [
+        ({"jobs": twice}, "job 1: name 'bulk-twice' is given twice"),
+        ({"jobs": [{"name": "ok", "command": "true"}, {"name": "x\u0000", "command": "y"}]}, ""),
+        ({"jobs": []}, ""),
+        ({"jobs": [{"name": f"many-{i}", "command": "true"} for i in range(1001)]}, ""),
+    ]
+    for body, detail in cases:
+        reply = live_system.api("POST", "/api/jobs/bulk", body)
+        assert reply.status_code == 422, (body, reply.text)
+        assert detail in str(reply.json()["detail"]), reply.text
+    # Nothing of a refused request was inserted.
+    assert live_system.sql("SELECT count(*) FROM jobs")[0][0] == before

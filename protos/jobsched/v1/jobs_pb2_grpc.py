@@ -40,6 +40,11 @@ class JobServiceStub:
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
                 response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.CreateJobs = channel.unary_unary(
+                '/jobsched.v1.JobService/CreateJobs',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobsRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobsResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/jobsched.v1.JobService/GetJob',
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
@@ -98,6 +103,14 @@ class JobServiceServicer:
 
     def CreateJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJobs(self, request, context):
+        """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
+        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -175,6 +188,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CreateJob,
                     request_deserializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobRequest.FromString,
                     response_serializer=jobsched_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'CreateJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJobs,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobsRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.CreateJobsResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -255,6 +273,33 @@ class JobService:
             '/jobsched.v1.JobService/CreateJob',
             jobsched_dot_v1_dot_jobs__pb2.CreateJobRequest.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/CreateJobs',
+            jobsched_dot_v1_dot_jobs__pb2.CreateJobsRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.CreateJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

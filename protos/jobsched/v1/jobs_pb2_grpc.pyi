@@ -34,6 +34,10 @@ class JobServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> JobServiceAsyncStub: ...
     CreateJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobRequest, _jobs_pb2.Job]
+    CreateJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobsRequest, _jobs_pb2.CreateJobsResponse]
+    """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
+    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.Job]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]
     """Newest first, keyset paged: pass the previous page's next_before_id as before_id."""
@@ -58,6 +62,10 @@ class JobServiceAsyncStub(JobServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
+    CreateJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobsRequest, _jobs_pb2.CreateJobsResponse]  # type: ignore[assignment]
+    """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
+    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Newest first, keyset paged: pass the previous page's next_before_id as before_id."""
@@ -85,6 +93,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _jobs_pb2.CreateJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_jobs_pb2.Job, _abc.Awaitable[_jobs_pb2.Job]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateJobs(
+        self,
+        request: _jobs_pb2.CreateJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.CreateJobsResponse, _abc.Awaitable[_jobs_pb2.CreateJobsResponse]]:
+        """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
+        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+        """
 
     @_abc_1.abstractmethod
     def GetJob(

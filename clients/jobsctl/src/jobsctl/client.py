@@ -74,6 +74,11 @@ class Client:
         job: Json = self._json("POST", "/api/jobs/create", json=body)
         return job
 
+    def create_jobs(self, jobs: list[Json]) -> list[Json]:
+        """Up to 1000 jobs in one request, all or none."""
+        created: list[Json] = self._json("POST", "/api/jobs/bulk", json={"jobs": jobs})
+        return created
+
     def list_jobs(
         self, status: str | None = None, limit: int | None = None, page: str | None = None
     ) -> tuple[list[Json], str | None]:

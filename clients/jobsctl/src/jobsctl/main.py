@@ -7,16 +7,18 @@ command line was wrong); `submit --wait` exits with the job's own exit code.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import output
 from .client import DEFAULT_URL, TERMINAL, ApiError, Client, Json
 
 POLL_SECONDS = 0.5
+BULK_LIMIT = 1000  # jobs in one request of the API's bulk create
 STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
 
 Handler = Callable[[Client, argparse.Namespace], int]
@@ -73,6 +75,44 @@ def cmd_submit(api: Client, args: argparse.Namespace) -> int:
         job = follow(api, job["id"], 0, sys.stdout.write)
         note(output.finished(job))
     return job_exit_status(job)
+
+
+def read_jobs(lines: Iterable[str]) -> list[Json]:
+    """JSON Lines of jobs, as the API takes them; blank lines are skipped."""
+    jobs = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ApiError(f"line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(job, dict):
+            raise ApiError(f"line {number}: a job is a JSON object")
+        jobs.append(job)
+    return jobs
+
+
+def cmd_submit_many(api: Client, args: argparse.Namespace) -> int:
+    try:
+        with open(args.file, encoding="utf-8") if args.file != "-" else sys.stdin as source:
+            jobs = read_jobs(source)
+    except OSError as exc:
+        raise ApiError(f"cannot read {args.file}: {exc.strerror}") from None
+    created: list[Json] = []
+    for start in range(0, len(jobs), BULK_LIMIT):
+        try:
+            created += api.create_jobs(jobs[start : start + BULK_LIMIT])
+        except ApiError as exc:
+            done = f"; the {len(created)} before line {start + 1} were submitted" if created else ""
+            raise ApiError(f"{exc} (jobs from line {start + 1}{done})") from None
+    if args.json:
+        say(output.as_json(created))
+    elif created:
+        say(f"submitted {len(created)} jobs (ids {created[0]['id']} to {created[-1]['id']})")
+    else:
+        say("no jobs to submit")
+    return 0
 
 
 def cmd_list(api: Client, args: argparse.Namespace) -> int:
@@ -182,6 +222,15 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=int, metavar="S", help="seconds before it is killed")
     submit.add_argument(
         "--wait", action="store_true", help="print its output; exit with its exit code"
+    )
+
+    many = command(
+        "submit-many",
+        cmd_submit_many,
+        "create jobs from JSON Lines, 1000 to a request, each request all or none",
+    )
+    many.add_argument(
+        "file", help='one job a line: {"name": ..., "command": ...}; - reads standard input'
     )
 
     listing = command("list", cmd_list, "list jobs, newest first")

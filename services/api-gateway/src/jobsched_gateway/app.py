@@ -27,6 +27,7 @@ from .schemas import (
     Job,
     JobCreate,
     JobOutput,
+    JobsCreate,
     JsonBody,
     Stats,
     Status,
@@ -169,15 +170,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/api/jobs/create", status_code=201, response_model=Job, dependencies=authorized)
     async def create_job(request: Request, body: JobCreate) -> JsonBody:
-        job = await call(request, "CreateJob")(
-            pb.CreateJobRequest(
-                name=body.name,
-                command=body.command,
-                max_attempts=body.max_attempts,
-                timeout_seconds=body.timeout_seconds or 0,
-            )
-        )
+        job = await call(request, "CreateJob")(body.to_pb())
         return JsonBody(job_json(job), status_code=201)
+
+    @app.post("/api/jobs/bulk", status_code=201, response_model=list[Job], dependencies=authorized)
+    async def create_jobs(request: Request, body: JobsCreate) -> JsonBody:
+        """Up to 1000 jobs in one insert, all or none: a name that is taken fails the
+        whole request (409). The jobs come back in the order given."""
+        reply = await call(request, "CreateJobs")(body.to_pb())
+        return JsonBody([job_json(j) for j in reply.jobs], status_code=201)
 
     @app.get("/api/jobs/{job_id}", response_model=Job, dependencies=authorized)
     async def get_job(request: Request, job_id: JobId) -> JsonBody:

@@ -29,6 +29,21 @@ class JobCreate(BaseModel):
     max_attempts: int = Field(default=1, ge=1, le=100)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
 
+    def to_pb(self) -> pb.CreateJobRequest:
+        return pb.CreateJobRequest(
+            name=self.name,
+            command=self.command,
+            max_attempts=self.max_attempts,
+            timeout_seconds=self.timeout_seconds or 0,
+        )
+
+
+class JobsCreate(BaseModel):
+    jobs: list[JobCreate] = Field(min_length=1, max_length=1000)
+
+    def to_pb(self) -> pb.CreateJobsRequest:
+        return pb.CreateJobsRequest(jobs=[job.to_pb() for job in self.jobs])
+
 
 class Job(BaseModel):
     id: int

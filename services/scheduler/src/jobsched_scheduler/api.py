@@ -3,7 +3,7 @@
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from jobsched_common.timestamps import set_timestamp, to_timestamp
 from . import metrics
 from .dispatch import Dispatcher
 from .events import EventHub
-from .model import AttemptKey
+from .model import AttemptKey, NewJob
 from .store import DuplicateName, PgStore, Row
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_NAME = 255
 MAX_COMMAND = 64 * 1024
 MAX_LIMIT = 1000
+MAX_BATCH = 1000  # jobs in one CreateJobs
 DEFAULT_LIMIT = 100
 MAX_CONCURRENT = 10_000
 MAX_ATTEMPTS = 100
@@ -143,6 +144,32 @@ def job_to_pb(row: Row) -> pb.Job:
     return set_times(pb.Job(**job_fields(row)), row)
 
 
+def add_jobs(jobs: Any, rows: list[Row]) -> None:
+    """Appends rows to a repeated Job field, each filled in place: pages of jobs are the
+    API's hottest conversion."""
+    add = jobs.add
+    for row in rows:
+        set_times(add(**job_fields(row)), row)
+
+
+def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
+    """The jobs of a CreateJobs request, each validated, and no name given twice."""
+    if not 1 <= len(requests) <= MAX_BATCH:
+        raise InvalidArgument(f"give between 1 and {MAX_BATCH} jobs, not {len(requests)}")
+    names: set[str] = set()
+    jobs = []
+    for index, r in enumerate(requests):
+        try:
+            validate_job(r.name, r.command, r.max_attempts, r.timeout_seconds)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"job {index}: {exc}") from None
+        if r.name in names:
+            raise InvalidArgument(f"job {index}: name '{r.name}' is given twice")
+        names.add(r.name)
+        jobs.append(NewJob(r.name, r.command, r.max_attempts or 1, r.timeout_seconds or None))
+    return jobs
+
+
 class JobApi(jobs_pb2_grpc.JobServiceServicer):
     def __init__(self, store: PgStore, dispatcher: Dispatcher, events: EventHub):
         self.store = store
@@ -168,6 +195,22 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         return job_to_pb(row)
 
     @rpc
+    async def CreateJobs(
+        self, request: pb.CreateJobsRequest, context: Ctx
+    ) -> pb.CreateJobsResponse:
+        jobs = new_jobs(request.jobs)
+        try:
+            rows = await self.store.create_jobs(jobs)
+        except DuplicateName as exc:
+            taken = f"job name '{exc}'" if str(exc) else "a job name"
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{taken} already exists")
+        log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0]["id"], rows[-1]["id"])
+        metrics.JOBS_CREATED.inc(len(rows))
+        reply = pb.CreateJobsResponse()
+        add_jobs(reply.jobs, rows)
+        return reply
+
+    @rpc
     async def GetJob(self, request: pb.GetJobRequest, context: Ctx) -> pb.Job:
         row = await self.store.get_job(request.id)
         if row is None:
@@ -184,9 +227,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         status = PB_TO_STATUS.get(request.status)
         rows = await self.store.list_jobs(status, limit, request.before_id)
         reply = pb.ListJobsResponse(next_before_id=rows[-1]["id"] if len(rows) == limit else 0)
-        add = reply.jobs.add  # filled in place: a page is the API's hottest conversion
-        for row in rows:
-            set_times(add(**job_fields(row)), row)
+        add_jobs(reply.jobs, rows)
         return reply
 
     @rpc

@@ -3,9 +3,17 @@
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 STATUSES = ("queued", "running", *sorted(TERMINAL))
+
+
+class NewJob(NamedTuple):
+    name: str
+    command: str
+    max_attempts: int
+    timeout_seconds: int | None
 
 
 @dataclass(frozen=True)

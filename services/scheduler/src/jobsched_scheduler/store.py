@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from .model import (
     Claimed,
     ClaimResult,
     Ended,
+    NewJob,
     StoredReports,
     slot_order,
 )
@@ -28,7 +30,12 @@ MAX_SLOTS_PER_CLAIM = 10_000  # the highest limit there can be
 
 
 class DuplicateName(Exception):
-    pass
+    """A job name that is taken; its message is the name, when PostgreSQL says which."""
+
+
+def _taken_name(exc: psycopg.errors.UniqueViolation) -> str:
+    found = re.search(r"\(name\)=\((.*)\) already exists", exc.diag.message_detail or "")
+    return found.group(1) if found else ""
 
 
 def new_pool(
@@ -104,6 +111,15 @@ class PgStore:
             raise DuplicateName(name) from exc
         assert row is not None
         return row
+
+    async def create_jobs(self, jobs: list[NewJob]) -> list[Row]:
+        """Inserts every job or none, in one statement; rows in the order given."""
+        batch = json.dumps([job._asdict() for job in jobs])
+        try:
+            rows = await self._all("create_jobs", {"batch": batch})
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateName(_taken_name(exc)) from exc
+        return sorted(rows, key=lambda row: int(row["id"]))
 
     async def get_job(self, job_id: int) -> Row | None:
         return await self._one("get_job", {"id": job_id})

@@ -4,6 +4,17 @@ INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
 VALUES (%(name)s, %(command)s, %(max_attempts)s, %(timeout_seconds)s)
 RETURNING *;
 
+-- name: create_jobs
+-- Inserts queued jobs from a JSON array, ids in its order; a duplicate name raises a
+-- unique violation and inserts none.
+INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
+SELECT name, command, max_attempts, timeout_seconds
+FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
+                AS (name text, command text, max_attempts integer, timeout_seconds integer))
+     WITH ORDINALITY AS j(name, command, max_attempts, timeout_seconds, position)
+ORDER BY position
+RETURNING *;
+
 -- name: get_job
 -- One job by id.
 SELECT * FROM jobs WHERE id = %(id)s;
