@@ -1,0 +1,124 @@
+"""Where a page of jobs costs its time: each step of `GET /api/jobs` on its own.
+
+Starts an embedded PostgreSQL in a temporary directory, applies the migrations, fills
+10,000 finished jobs as `bench/scale.py` does, then times each step the real code
+takes for a page (p50 of sequential runs, in ms per page and µs per row) and for an
+empty page: the scheduler's query through its store (binary rows as dicts), the page's
+protobuf, its encoding and decoding, and the gateway's JSON body. What is left of an
+HTTP request (FastAPI, uvicorn, gRPC calls, the network) does not grow with the rows.
+
+`bench/scale.py` measures the whole request; this splits it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from jobsched.v1 import jobs_pb2 as pb  # noqa: E402
+from jobsched_gateway.schemas import JsonBody, job_json  # noqa: E402
+from jobsched_scheduler.api import add_jobs  # noqa: E402
+from jobsched_scheduler.migrations import migrate  # noqa: E402
+from jobsched_scheduler.store import PgStore, new_pool  # noqa: E402
+from local_system import embedded_postgres  # noqa: E402
+from scale import FILL_JOBS, PAGE  # noqa: E402
+
+ROWS = 10_000
+Step = Callable[[], Any]
+
+
+def p50_ms(step: Step, runs: int) -> float:
+    for _ in range(10):
+        step()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        step()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+async def query_p50_ms(store: PgStore, before: int, runs: int) -> float:
+    for _ in range(10):
+        await store.list_jobs(None, PAGE, before)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await store.list_jobs(None, PAGE, before)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def page(rows: list[Any]) -> pb.ListJobsResponse:
+    reply = pb.ListJobsResponse()
+    add_jobs(reply.jobs, rows)
+    return reply
+
+
+def steps(rows: list[Any]) -> dict[str, Step]:
+    """The steps after the query, on these rows."""
+    reply = page(rows)
+    jobs = pb.ListJobsResponse.FromString(reply.SerializeToString()).jobs
+    return {
+        "protobuf page (add_jobs)": lambda: page(rows),
+        "encode + decode": lambda: pb.ListJobsResponse.FromString(reply.SerializeToString()),
+        "gateway JSON body (job_json)": lambda: JsonBody([job_json(j) for j in jobs]).body,
+    }
+
+
+async def measure(url: str, runs: int) -> dict[str, list[float]]:
+    """{step: [ms for a full page, ms for an empty page]}"""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await migrate(conn)
+        await conn.execute(FILL_JOBS, {"first": 1, "last": ROWS})
+        await conn.execute("VACUUM ANALYZE jobs")
+    pool = new_pool(url, max_size=1)
+    await pool.open(wait=True)
+    store = PgStore(pool, lease_seconds=60, output_limit=1000)
+    try:
+        found: dict[str, list[float]] = {"query (store.list_jobs)": []}
+        for before in (ROWS // 2, 1):  # a full page, then an empty one (no id below 1)
+            found["query (store.list_jobs)"].append(await query_p50_ms(store, before, runs))
+            rows = await store.list_jobs(None, PAGE, before)
+            for name, step in steps(rows).items():
+                found.setdefault(name, []).append(p50_ms(step, runs))
+        return found
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=500, help="timed runs of each step")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="jobsched-listcost-"))
+    server = embedded_postgres(tmp / "postgres")
+    try:
+        found = asyncio.run(measure(server.get_uri(), args.runs))
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"A page of {PAGE} jobs, step by step: p50 of {args.runs} runs\n")
+    print(f"{'step':32} {'page ms':>8} {'empty ms':>9} {'µs a row':>9}")
+    total = [0.0, 0.0]
+    for name, (full, empty) in found.items():
+        total = [total[0] + full, total[1] + empty]
+        print(f"{name:32} {full:8.3f} {empty:9.3f} {(full - empty) * 1000 / PAGE:9.1f}")
+    full, empty = total
+    print(f"{'all of these':32} {full:8.3f} {empty:9.3f} {(full - empty) * 1000 / PAGE:9.1f}")
+
+
+if __name__ == "__main__":
+    main()
