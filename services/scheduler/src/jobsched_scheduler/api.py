@@ -80,6 +80,8 @@ def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except NotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except DuplicateName as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except FailedPrecondition as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except psycopg.DataError as exc:  # e.g. an id beyond the column's range
@@ -179,17 +181,12 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
         validate_job(request.name, request.command, request.max_attempts, request.timeout_seconds)
-        try:
-            row = await self.store.create_job(
-                request.name,
-                request.command,
-                request.max_attempts or 1,
-                request.timeout_seconds or None,
-            )
-        except DuplicateName:
-            await context.abort(
-                grpc.StatusCode.ALREADY_EXISTS, f"job name '{request.name}' already exists"
-            )
+        row = await self.store.create_job(
+            request.name,
+            request.command,
+            request.max_attempts or 1,
+            request.timeout_seconds or None,
+        )
         log.info("Created new job: %s", request.name, extra={"job_id": row["id"]})
         metrics.JOBS_CREATED.inc()
         return job_to_pb(row)
@@ -198,12 +195,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     async def CreateJobs(
         self, request: pb.CreateJobsRequest, context: Ctx
     ) -> pb.CreateJobsResponse:
-        jobs = new_jobs(request.jobs)
-        try:
-            rows = await self.store.create_jobs(jobs)
-        except DuplicateName as exc:
-            taken = f"job name '{exc}'" if str(exc) else "a job name"
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{taken} already exists")
+        rows = await self.store.create_jobs(new_jobs(request.jobs))
         log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0]["id"], rows[-1]["id"])
         metrics.JOBS_CREATED.inc(len(rows))
         reply = pb.CreateJobsResponse()

@@ -30,7 +30,11 @@ MAX_SLOTS_PER_CLAIM = 10_000  # the highest limit there can be
 
 
 class DuplicateName(Exception):
-    """A job name that is taken; its message is the name, when PostgreSQL says which."""
+    """A job name that is taken: the name, when PostgreSQL says which."""
+
+    def __init__(self, name: str):
+        taken = f"job name '{name}'" if name else "a job name"
+        super().__init__(f"{taken} already exists")
 
 
 def _taken_name(exc: psycopg.errors.UniqueViolation) -> str:
