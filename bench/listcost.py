@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -33,32 +33,25 @@ from jobsched_scheduler.api import add_jobs  # noqa: E402
 from jobsched_scheduler.migrations import migrate  # noqa: E402
 from jobsched_scheduler.store import PgStore, new_pool  # noqa: E402
 from local_system import embedded_postgres  # noqa: E402
+from measure import percentile  # noqa: E402
 from scale import FILL_JOBS, PAGE  # noqa: E402
 
 ROWS = 10_000
+WARMUP = 10
 Step = Callable[[], Any]
 
 
-def p50_ms(step: Step, runs: int) -> float:
-    for _ in range(10):
-        step()
+async def p50_ms(step: Step, runs: int) -> float:
+    """p50 of `runs` timed calls after 10 warm-up ones; a step may return an awaitable."""
     samples = []
-    for _ in range(runs):
+    for n in range(WARMUP + runs):
         started = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
-
-
-async def query_p50_ms(store: PgStore, before: int, runs: int) -> float:
-    for _ in range(10):
-        await store.list_jobs(None, PAGE, before)
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await store.list_jobs(None, PAGE, before)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+        done = step()
+        if inspect.isawaitable(done):
+            await done
+        if n >= WARMUP:
+            samples.append(time.perf_counter() - started)
+    return percentile(samples, 50) * 1000
 
 
 def page(rows: list[Any]) -> pb.ListJobsResponse:
@@ -88,12 +81,12 @@ async def measure(url: str, runs: int) -> dict[str, list[float]]:
     await pool.open(wait=True)
     store = PgStore(pool, lease_seconds=60, output_limit=1000)
     try:
-        found: dict[str, list[float]] = {"query (store.list_jobs)": []}
+        found: dict[str, list[float]] = {}
         for before in (ROWS // 2, 1):  # a full page, then an empty one (no id below 1)
-            found["query (store.list_jobs)"].append(await query_p50_ms(store, before, runs))
             rows = await store.list_jobs(None, PAGE, before)
-            for name, step in steps(rows).items():
-                found.setdefault(name, []).append(p50_ms(step, runs))
+            timed = {"query (store.list_jobs)": lambda b=before: store.list_jobs(None, PAGE, b)}
+            for name, step in {**timed, **steps(rows)}.items():
+                found.setdefault(name, []).append(await p50_ms(step, runs))
         return found
     finally:
         await pool.close()
