@@ -3,7 +3,7 @@
 Starts an embedded PostgreSQL in a temporary directory, applies the migrations, fills
 10,000 finished jobs as `bench/scale.py` does, then times each step the real code
 takes for a page (p50 of sequential runs, in ms per page and µs per row) and for an
-empty page: the scheduler's query through its store (binary rows as dicts), the page's
+empty page: the scheduler's query through its store (binary rows as JobRows), the page's
 protobuf, its encoding and decoding, and the gateway's JSON body. What is left of an
 HTTP request (FastAPI, uvicorn, gRPC calls, the network) does not grow with the rows.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from jobsched_common.timestamps import to_timestamp
 from jobsched_scheduler.api import job_to_pb
 from jobsched_scheduler.migrations import migrate
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
@@ -103,19 +104,19 @@ def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
             job = await store.create_job("fenced", "true", 1, None)
             claimed = await store.claim({"r": 1})
             key = claimed.by_runner["r"][0].key
-            assert key == AttemptKey(job["id"], 1)
+            assert key == AttemptKey(job.id, 1)
             await asyncio.sleep(0.1)
             assert await store.expire_leases() == [key]
-            lost = await store.get_job(job["id"])
-            assert lost is not None and lost["status"] == "failed"
-            assert lost["reason"] == "runner lost"
+            lost = await store.get_job(job.id)
+            assert lost is not None and lost.status == "failed"
+            assert lost.reason == "runner lost"
             # The runner comes back late with a result: it is acknowledged, not applied.
             stored = await store.apply_reports([finish_report(key, output="late")])
             assert stored.acknowledged == [key] and stored.ended == []
-            after = await store.get_job(job["id"])
-            assert after is not None and after["status"] == "failed" and after["exit_code"] is None
+            after = await store.get_job(job.id)
+            assert after is not None and after.status == "failed" and after.exit_code is None
             assert await store.renew_leases("r", [key]) == (set(), set())
-            output = await store.get_output(job["id"])
+            output = await store.get_output(job.id)
             assert output is not None and output["output"] == ""
 
     run(scenario())
@@ -130,21 +131,54 @@ def test_finish_stores_exit_code_reason_and_capped_output(database_url: str) -> 
             keys = {c.key.job_id: c.key for c in claimed.by_runner["r"]}
             await store.apply_reports(
                 [
-                    AttemptReport(keys[ok["id"]], output=["x" * 600]),
-                    AttemptReport(keys[bad["id"]], started_at=datetime.now(UTC)),
+                    AttemptReport(keys[ok.id], output=["x" * 600]),
+                    AttemptReport(keys[bad.id], started_at=datetime.now(UTC)),
                 ]
             )
             await store.apply_reports(
-                [finish_report(keys[ok["id"]], 0, "y" * 600), finish_report(keys[bad["id"]], 3)]
+                [finish_report(keys[ok.id], 0, "y" * 600), finish_report(keys[bad.id], 3)]
             )
-            done = await store.get_job(ok["id"])
-            failed = await store.get_job(bad["id"])
-            assert done is not None and done["status"] == "completed" and done["exit_code"] == 0
-            assert failed is not None and failed["status"] == "failed"
-            assert failed["reason"] == "exit code 3" and failed["exit_code"] == 3
-            output = await store.get_output(ok["id"])
+            done = await store.get_job(ok.id)
+            failed = await store.get_job(bad.id)
+            assert done is not None and done.status == "completed" and done.exit_code == 0
+            assert failed is not None and failed.status == "failed"
+            assert failed.reason == "exit code 3" and failed.exit_code == 3
+            output = await store.get_output(ok.id)
             assert output is not None
             assert output["output"] == "x" * 600 + "y" * 400 and output["output_truncated"]
+
+    run(scenario())
+
+
+def test_job_times_reach_the_api_exact_to_the_microsecond(database_url: str) -> None:
+    """Job rows carry times as PostgreSQL sends them (microseconds since 2000-01-01):
+    on both sides of that epoch, and of 1970's, they become the same Timestamps as the
+    datetimes do."""
+    times = {
+        "last_run": datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        "started_at": datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        "finished_at": datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=UTC),
+        "updated_at": datetime(2000, 1, 1, tzinfo=UTC),
+    }
+
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            created = await store.create_job("timed", "true", 1, None)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    "UPDATE jobs SET last_run = %(last_run)s, started_at = %(started_at)s,"
+                    " finished_at = %(finished_at)s, updated_at = %(updated_at)s"
+                    " WHERE id = %(id)s",
+                    {**times, "id": created.id},
+                )
+                (created_at,) = conn.execute(
+                    "SELECT created_at FROM jobs WHERE id = %s", (created.id,)
+                ).fetchone() or (None,)
+            row = await store.get_job(created.id)
+            assert row is not None
+            job = job_to_pb(row)
+            for field, value in {**times, "created_at": created_at}.items():
+                assert getattr(job, field) == to_timestamp(value), field
 
     run(scenario())
 
@@ -167,8 +201,8 @@ def test_keyset_pages_cover_every_job_once(database_url: str) -> None:
             seen: list[int] = []
             before = 0
             while page := await store.list_jobs(None, 3, before):
-                seen += [r["id"] for r in page]
-                before = page[-1]["id"]
+                seen += [r.id for r in page]
+                before = page[-1].id
             assert seen == sorted(seen, reverse=True) and len(set(seen)) == 7
 
     run(scenario())

@@ -13,13 +13,13 @@ import psycopg_pool
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
-from jobsched_common.timestamps import set_timestamp, to_timestamp
+from jobsched_common.timestamps import to_timestamp
 
 from . import metrics
 from .dispatch import Dispatcher
 from .events import EventHub
-from .model import AttemptKey, NewJob
-from .store import DuplicateName, PgStore, Row
+from .model import AttemptKey, JobRow, NewJob
+from .store import DuplicateName, PgStore
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ class FailedPrecondition(Exception):
     pass
 
 
-def _changed(outcome: tuple[Row | None, bool], job_id: int, refusal: str) -> Row:
+def _changed(outcome: tuple[JobRow | None, bool], job_id: int, refusal: str) -> JobRow:
     """The job a cancel or retry changed; else why it could not be changed."""
     row, changed = outcome
     if row is None:
         raise NotFound(f"job {job_id} not found")
     if not changed:
-        raise FailedPrecondition(f"job {job_id} " + refusal.format(status=row["status"]))
+        raise FailedPrecondition(f"job {job_id} " + refusal.format(status=row.status))
     return row
 
 
@@ -115,43 +115,54 @@ def _ts(value: datetime | None) -> Timestamp | None:
     return None if value is None else to_timestamp(value)
 
 
-JOB_TIMES = ("last_run", "created_at", "updated_at", "started_at", "finished_at")
+PG_EPOCH = 946_684_800  # 2000-01-01 UTC in Unix seconds: where JobRow times count from
 
 
-def job_fields(row: Row) -> dict[str, Any]:
-    """A jobs row's scalar fields as pb.Job arguments; its times go in with `set_times`."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "command": row["command"],
-        "status": STATUS_TO_PB.get(row["status"] or "queued", pb.JOB_STATUS_UNSPECIFIED),
-        "attempt": row["attempt"],
-        "max_attempts": row["max_attempts"],
-        "timeout_seconds": row["timeout_seconds"] or 0,
-        "runner_id": row["runner_id"] or "",
-        "exit_code": row["exit_code"],
-        "reason": row["reason"] or "",
-    }
+def set_pg_time(ts: Timestamp, micros: int) -> None:
+    seconds, micros = divmod(micros, 1_000_000)
+    ts.seconds = seconds + PG_EPOCH
+    ts.nanos = micros * 1000
 
 
-def set_times(job: pb.Job, row: Row) -> pb.Job:
-    for field in JOB_TIMES:
-        value = row[field]
-        if value is not None:
-            set_timestamp(getattr(job, field), value)
+def add_job(add: Callable[..., pb.Job], row: JobRow) -> pb.Job:
+    """A job made by `add`: `pb.Job` itself, or the `add` of a repeated field, which
+    fills the message in place (pages of jobs are the API's hottest conversion)."""
+    (id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+     timeout_seconds, runner_id, started_at, finished_at, exit_code, reason) = row  # fmt: skip
+    job = add(
+        id=id,
+        name=name,
+        command=command,
+        status=STATUS_TO_PB.get(status or "queued", pb.JOB_STATUS_UNSPECIFIED),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+        runner_id=runner_id,
+        exit_code=exit_code,
+        reason=reason,
+    )
+    if last_run is not None:
+        set_pg_time(job.last_run, last_run)
+    if created_at is not None:
+        set_pg_time(job.created_at, created_at)
+    if updated_at is not None:
+        set_pg_time(job.updated_at, updated_at)
+    if started_at is not None:
+        set_pg_time(job.started_at, started_at)
+    if finished_at is not None:
+        set_pg_time(job.finished_at, finished_at)
     return job
 
 
-def job_to_pb(row: Row) -> pb.Job:
-    return set_times(pb.Job(**job_fields(row)), row)
+def job_to_pb(row: JobRow) -> pb.Job:
+    return add_job(pb.Job, row)
 
 
-def add_jobs(jobs: Any, rows: list[Row]) -> None:
-    """Appends rows to a repeated Job field, each filled in place: pages of jobs are the
-    API's hottest conversion."""
+def add_jobs(jobs: Any, rows: list[JobRow]) -> None:
+    """Appends rows to a repeated Job field."""
     add = jobs.add
     for row in rows:
-        set_times(add(**job_fields(row)), row)
+        add_job(add, row)
 
 
 def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
@@ -187,7 +198,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             request.max_attempts or 1,
             request.timeout_seconds or None,
         )
-        log.info("Created new job: %s", request.name, extra={"job_id": row["id"]})
+        log.info("Created new job: %s", request.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
         return job_to_pb(row)
 
@@ -196,7 +207,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.CreateJobsRequest, context: Ctx
     ) -> pb.CreateJobsResponse:
         rows = await self.store.create_jobs(new_jobs(request.jobs))
-        log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0]["id"], rows[-1]["id"])
+        log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0].id, rows[-1].id)
         metrics.JOBS_CREATED.inc(len(rows))
         reply = pb.CreateJobsResponse()
         add_jobs(reply.jobs, rows)
@@ -218,7 +229,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         limit = request.limit or DEFAULT_LIMIT
         status = PB_TO_STATUS.get(request.status)
         rows = await self.store.list_jobs(status, limit, request.before_id)
-        reply = pb.ListJobsResponse(next_before_id=rows[-1]["id"] if len(rows) == limit else 0)
+        reply = pb.ListJobsResponse(next_before_id=rows[-1].id if len(rows) == limit else 0)
         add_jobs(reply.jobs, rows)
         return reply
 
@@ -239,10 +250,9 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
         row = _changed(await self.store.cancel(request.id), request.id, "is already {status}")
-        if row["status"] == "running":
-            key = AttemptKey(row["id"], row["attempt"])
-            self.dispatcher.kill(row["runner_id"] or "", key, "cancelled")
-        log.info("Cancelled job %d (%s)", row["id"], row["status"], extra={"job_id": row["id"]})
+        if row.status == "running":
+            self.dispatcher.kill(row.runner_id or "", AttemptKey(row.id, row.attempt), "cancelled")
+        log.info("Cancelled job %d (%s)", row.id, row.status, extra={"job_id": row.id})
         return job_to_pb(row)
 
     @rpc
@@ -252,7 +262,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             request.id,
             "is {status}: only a finished job can be retried",
         )
-        log.info("Queued job %d again", row["id"], extra={"job_id": row["id"]})
+        log.info("Queued job %d again", row.id, extra={"job_id": row.id})
         return job_to_pb(row)
 
     @rpc

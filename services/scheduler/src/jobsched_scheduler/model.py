@@ -9,6 +9,28 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 STATUSES = ("queued", "running", *sorted(TERMINAL))
 
 
+class JobRow(NamedTuple):
+    """A job as the API shows it, in the order of `pb.Job`'s fields. Times are
+    microseconds since 2000-01-01 UTC, PostgreSQL's epoch, as it sends them in binary
+    (None when unset): a page of jobs costs no datetime objects."""
+
+    id: int
+    name: str
+    command: str
+    status: str
+    last_run: int | None
+    created_at: int | None
+    updated_at: int | None
+    attempt: int
+    max_attempts: int
+    timeout_seconds: int | None
+    runner_id: str | None
+    started_at: int | None
+    finished_at: int | None
+    exit_code: int | None
+    reason: str | None
+
+
 class NewJob(NamedTuple):
     name: str
     command: str

@@ -3,11 +3,13 @@
 import contextlib
 import json
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import RowMaker, dict_row
+from psycopg.types.numeric import Int8BinaryLoader
 from psycopg_pool import AsyncConnectionPool
 
 from .model import (
@@ -17,6 +19,7 @@ from .model import (
     Claimed,
     ClaimResult,
     Ended,
+    JobRow,
     NewJob,
     StoredReports,
     slot_order,
@@ -69,6 +72,26 @@ def _cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Row]:
     return conn.cursor(row_factory=dict_row, binary=True)
 
 
+def _job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[JobRow]:
+    """Each row as a JobRow, its columns picked by name from what the query returns."""
+    names = [column.name for column in cursor.description or ()]
+    pick = itemgetter(*(names.index(field) for field in JobRow._fields))
+    return lambda values: JobRow._make(pick(values))
+
+
+def _job_cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[JobRow]:
+    """Jobs as JobRows in binary, a timestamptz read as the int8 it is on the wire
+    (microseconds since 2000-01-01 UTC): a page of jobs is the API's hottest read, and
+    building datetimes only to take them apart again cost it a third of its time."""
+    cur = conn.cursor(row_factory=_job_rows, binary=True)
+    cur.adapters.register_loader("timestamptz", Int8BinaryLoader)
+    return cur
+
+
+R = TypeVar("R")
+CursorOf = Callable[[psycopg.AsyncConnection[Any]], psycopg.AsyncCursor[R]]
+
+
 class PgStore:
     def __init__(
         self,
@@ -82,27 +105,41 @@ class PgStore:
         self.output_limit = output_limit
         self.default_timeout = default_timeout
 
-    async def _one(self, query: str, params: dict[str, Any] | None = None) -> Row | None:
+    async def _fetch(
+        self,
+        cursor: CursorOf[R],
+        query: str,
+        params: dict[str, Any] | None,
+        prepare: bool | None = None,
+    ) -> list[R]:
         async with self.pool.connection() as conn:
-            cur = _cursor(conn)
-            await cur.execute(q(query), params)
-            row: Row | None = await cur.fetchone()
-            return row
+            cur = cursor(conn)
+            await cur.execute(q(query), params, prepare=prepare)
+            return await cur.fetchall()
 
     async def _all(
         self, query: str, params: dict[str, Any] | None = None, prepare: bool | None = None
     ) -> list[Row]:
-        async with self.pool.connection() as conn:
-            cur = _cursor(conn)
-            await cur.execute(q(query), params, prepare=prepare)
-            rows: list[Row] = await cur.fetchall()
-            return rows
+        return await self._fetch(_cursor, query, params, prepare)
+
+    async def _one(self, query: str, params: dict[str, Any] | None = None) -> Row | None:
+        rows = await self._all(query, params)
+        return rows[0] if rows else None
+
+    async def _jobs(
+        self, query: str, params: dict[str, Any], prepare: bool | None = None
+    ) -> list[JobRow]:
+        return await self._fetch(_job_cursor, query, params, prepare)
+
+    async def _job(self, query: str, params: dict[str, Any]) -> JobRow | None:
+        rows = await self._jobs(query, params)
+        return rows[0] if rows else None
 
     # --- public API -------------------------------------------------------------
 
     async def create_job(
         self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
-    ) -> Row:
+    ) -> JobRow:
         params = {
             "name": name,
             "command": command,
@@ -110,32 +147,32 @@ class PgStore:
             "timeout_seconds": timeout_seconds,
         }
         try:
-            row = await self._one("create_job", params)
+            row = await self._job("create_job", params)
         except psycopg.errors.UniqueViolation as exc:
             raise DuplicateName(name) from exc
         assert row is not None
         return row
 
-    async def create_jobs(self, jobs: list[NewJob]) -> list[Row]:
+    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
         """Inserts every job or none, in one statement; rows in the order given."""
         batch = json.dumps([job._asdict() for job in jobs])
         try:
-            rows = await self._all("create_jobs", {"batch": batch})
+            rows = await self._jobs("create_jobs", {"batch": batch})
         except psycopg.errors.UniqueViolation as exc:
             raise DuplicateName(_taken_name(exc)) from exc
-        return sorted(rows, key=lambda row: int(row["id"]))
+        return sorted(rows, key=lambda row: row.id)
 
-    async def get_job(self, job_id: int) -> Row | None:
-        return await self._one("get_job", {"id": job_id})
+    async def get_job(self, job_id: int) -> JobRow | None:
+        return await self._job("get_job", {"id": job_id})
 
-    async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[Row]:
-        cursor = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
-        params = {"status": status, "limit": limit, "before_id": cursor}
+    async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[JobRow]:
+        below = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
+        params = {"status": status, "limit": limit, "before_id": below}
         if not status:
-            return await self._all("list_jobs", params)
+            return await self._jobs("list_jobs", params)
         # Never prepared: a generic plan cannot know how rare a status is, and may scan
         # the whole table by id instead of using (status, id).
-        return await self._all("list_jobs_by_status", params, prepare=False)
+        return await self._jobs("list_jobs_by_status", params, prepare=False)
 
     async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
         return await self._one("get_output", {"id": job_id, "attempt": attempt})
@@ -232,22 +269,22 @@ class PgStore:
                 ]
         return StoredReports([r.key for r in finished], ended)
 
-    async def cancel(self, job_id: int) -> tuple[Row | None, bool]:
+    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
         as it now is (None when it does not exist) and whether this call changed it."""
         async with self.pool.connection() as conn, conn.transaction():
-            cur = _cursor(conn)
+            cur = _job_cursor(conn)
             for query in ("cancel_queued", "request_cancel", "get_job"):
                 await cur.execute(q(query), {"id": job_id})
-                row: Row | None = await cur.fetchone()
+                row = await cur.fetchone()
                 if row is not None:
                     return row, query != "get_job"
             return None, False
 
-    async def retry(self, job_id: int) -> tuple[Row | None, bool]:
+    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
         """Queues a finished job again. Returns the job as it now is (None when it does
         not exist) and whether this call queued it."""
-        row = await self._one("retry_job", {"id": job_id})
+        row = await self._job("retry_job", {"id": job_id})
         if row is not None:
             return row, True
         return await self.get_job(job_id), False
