@@ -171,9 +171,8 @@ def test_job_times_reach_the_api_exact_to_the_microsecond(database_url: str) -> 
                     " WHERE id = %(id)s",
                     {**times, "id": created.id},
                 )
-                (created_at,) = conn.execute(
-                    "SELECT created_at FROM jobs WHERE id = %s", (created.id,)
-                ).fetchone() or (None,)
+                stored = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (created.id,))
+                (created_at,) = stored.fetchone() or (None,)
             row = await store.get_job(created.id)
             assert row is not None
             job = job_to_pb(row)
