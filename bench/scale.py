@@ -7,11 +7,11 @@ a full page, so its payload is the same as at scale) and with N finished jobs (N
 1,000,000; quick 50,000; about 1% of them `failed`). The rows are filled with one
 `INSERT ... SELECT FROM generate_series` through the real triggers, then
 `VACUUM ANALYZE`. For each request kind: p50 and p99 over sequential requests, after a
-few warm-up ones; for dispatch, create-to-claim of one job at a time, and the claim
-statement itself (timed in a transaction that is rolled back). At N it also
-runs EXPLAIN ANALYZE of each statement behind those requests, and of the status filter
-under a generic plan (the one PostgreSQL may switch to for a statement that psycopg has
-prepared, after five runs).
+few warm-up ones; for dispatch, create-to-claim of one job at a time (seen through the
+notifications the scheduler listens to), and the claim statement itself (timed in a
+transaction that is rolled back). At N it also runs EXPLAIN ANALYZE of each statement
+behind those requests, and of the status filter under a generic plan (the one
+PostgreSQL may switch to for a statement that psycopg has prepared, after five runs).
 
 Prints one table and writes the figures as JSON (`--out`)."""
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import re
@@ -37,6 +38,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from jobsched_scheduler.events import CHANNEL as EVENTS_CHANNEL  # noqa: E402
+from jobsched_scheduler.model import TERMINAL  # noqa: E402
 from jobsched_scheduler.queries import migrations, q  # noqa: E402
 from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
 from measure import percentile, write_results  # noqa: E402
@@ -199,59 +202,71 @@ def measure_reads(client: httpx.Client, conn: psycopg.Connection[Any], count: in
 # --- dispatch ---------------------------------------------------------------------------
 
 
-def measure_dispatch(
-    client: httpx.Client, conn: psycopg.Connection[Any], phase: str, count: int
-) -> Json:
-    """One job at a time: POST it, poll the row every 1 ms until it leaves `queued`, then
-    until it ends. create = the POST's round trip; claim seen = 2xx to the row leaving
-    `queued` (the poll's view); claim in db = created_at to last_run (database clock,
-    insert transaction to claim transaction); done = 2xx to a terminal status."""
+def measure_dispatch(client: httpx.Client, url: str, phase: str, count: int) -> Json:
+    """One job at a time: POST it, then wait for its notifications on the channel that
+    the scheduler itself listens on. create = the POST's round trip; claim seen = 2xx
+    to the notification that it left `queued` (zero when that came first); claim in db =
+    created_at to last_run (database clock, insert transaction to claim transaction);
+    done = 2xx to the notification of its terminal status."""
     create: list[float] = []
     seen: list[float] = []
     in_db: list[float] = []
     done: list[float] = []
     stuck = 0
-    for k in range(count + WARMUP):
-        started = time.perf_counter()
-        reply = client.post(
-            "/api/jobs/create", json={"name": f"cycle-{phase}-{k}", "command": "true"}
-        )
-        replied = time.perf_counter()
-        reply.raise_for_status()
-        job_id = int(reply.json()["id"])
-        claimed: float | None = None
-        finished: float | None = None
-        deadline = replied + 10
-        while time.perf_counter() < deadline:
-            row = conn.execute(
-                "SELECT status, extract(epoch FROM last_run - created_at)::float8 "
-                "FROM jobs WHERE id = %s",
-                (job_id,),
-            ).fetchone()
-            assert row is not None
-            now = time.perf_counter()
-            if claimed is None and row[0] != "queued":
-                claimed = now
-                if k >= WARMUP and row[1] is not None:
-                    in_db.append(float(row[1]) * 1000)
-            if row[0] in ("completed", "failed", "cancelled"):
-                finished = now
-                break
-            time.sleep(0.001)
-        if k < WARMUP:
-            continue
-        create.append((replied - started) * 1000)
-        if claimed is None or finished is None:
-            stuck += 1
-            continue
-        seen.append((claimed - replied) * 1000)
-        done.append((finished - replied) * 1000)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+        for k in range(count + WARMUP):
+            started = time.perf_counter()
+            reply = client.post(
+                "/api/jobs/create", json={"name": f"cycle-{phase}-{k}", "command": "true"}
+            )
+            replied = time.perf_counter()
+            reply.raise_for_status()
+            job_id = int(reply.json()["id"])
+            claimed, finished = wait_claimed_and_finished(listener, job_id, timeout=10)
+            if k < WARMUP:
+                continue
+            create.append((replied - started) * 1000)
+            if claimed is None or finished is None:
+                stuck += 1
+                continue
+            seen.append(max(0.0, claimed - replied) * 1000)
+            done.append(max(0.0, finished - replied) * 1000)
+            in_db.append(
+                float(
+                    one(
+                        listener,
+                        "SELECT extract(epoch FROM last_run - created_at)::float8 "
+                        "FROM jobs WHERE id = %s",
+                        (job_id,),
+                    )
+                )
+                * 1000
+            )
     return {
         "create (POST round trip)": summary(create),
         "claim seen (2xx to leaves queued)": summary(seen, stuck=stuck),
         "claim in db (created_at to last_run)": summary(in_db),
         "done (2xx to completed)": summary(done),
     }
+
+
+def wait_claimed_and_finished(
+    listener: psycopg.Connection[Any], job_id: int, timeout: float
+) -> tuple[float | None, float | None]:
+    """perf_counter() when the job's first status after `queued` and its terminal status
+    were notified (notifications already waiting are read at once)."""
+    claimed: float | None = None
+    for note in listener.notifies(timeout=timeout):
+        now = time.perf_counter()
+        events = json.loads(note.payload)
+        for event_id, status, _attempt in events if isinstance(events, list) else []:
+            if event_id != job_id or status == "queued":
+                continue
+            claimed = claimed or now
+            if status in TERMINAL:
+                return claimed, now
+    return claimed, None
 
 
 def measure_claim_sql(conn: psycopg.Connection[Any], count: int) -> Json:
@@ -393,14 +408,19 @@ def delta(before: int | None, after: int | None) -> int | None:
 
 
 def measure_phase(
-    client: httpx.Client, conn: psycopg.Connection[Any], name: str, requests: int, cycles: int
+    client: httpx.Client,
+    conn: psycopg.Connection[Any],
+    url: str,
+    name: str,
+    requests: int,
+    cycles: int,
 ) -> Json:
     phase: Json = {"max_id": max_id(conn), "load_average_before": os.getloadavg()}
     phase["rows"] = int(one(conn, "SELECT count(*) FROM jobs"))
     before = background(conn)
     started = time.monotonic()
     phase["reads"] = measure_reads(client, conn, requests)
-    phase["dispatch"] = measure_dispatch(client, conn, name, cycles)
+    phase["dispatch"] = measure_dispatch(client, url, name, cycles)
     phase["claim_sql"] = measure_claim_sql(conn, requests)
     phase["seconds"] = round(time.monotonic() - started, 2)
     after = background(conn)
@@ -449,12 +469,16 @@ def measure_scale(
                     "runner",
                 )
                 phases: Json = result["phases"]
-                phases["empty"] = measure_phase(client, conn, "empty", requests, cycles)
+
+                def measure(name: str) -> Json:
+                    return measure_phase(client, conn, server.get_uri(), name, requests, cycles)
+
+                phases["empty"] = measure("empty")
                 middle = min(MIDDLE_ROWS, total)
                 result["fills"]["10k"] = fill(conn, 1, middle)
-                phases["10k"] = measure_phase(client, conn, "10k", requests, cycles)
+                phases["10k"] = measure("10k")
                 result["fills"]["N"] = fill(conn, middle + 1, total)
-                phases["N"] = measure_phase(client, conn, "N", requests, cycles)
+                phases["N"] = measure("N")
                 result["explain_at_N"] = explain_all(conn)
                 result["scheduler_stats"] = client.get("/api/stats").json()
     finally:
