@@ -182,6 +182,27 @@ def test_job_times_reach_the_api_exact_to_the_microsecond(database_url: str) -> 
     run(scenario())
 
 
+def test_times_a_timestamp_cannot_hold_are_left_unset(database_url: str) -> None:
+    """PostgreSQL's ±infinity and years past 9999, set by hand, show as no time rather
+    than failing every page that holds the job."""
+
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            created = await store.create_job("far", "true", 1, None)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(
+                    "UPDATE jobs SET last_run = 'infinity', started_at = '-infinity',"
+                    " finished_at = '10000-01-01 00:00:00+00' WHERE id = %s",
+                    (created.id,),
+                )
+            (row,) = await store.list_jobs(None, 10, 0)
+            job = job_to_pb(row)
+            assert [f for f in ("last_run", "started_at", "finished_at") if job.HasField(f)] == []
+            assert job.HasField("created_at") and job.HasField("updated_at")
+
+    run(scenario())
+
+
 def test_duplicate_names_are_refused(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):

@@ -116,9 +116,17 @@ def _ts(value: datetime | None) -> Timestamp | None:
 
 
 PG_EPOCH = 946_684_800  # 2000-01-01 UTC in Unix seconds: where JobRow times count from
+# What a Timestamp may hold, years 1 to 9999, in JobRow's microseconds. PostgreSQL also
+# has years up to 294276 and ±infinity, which a row set by hand may carry.
+PG_TIME_MIN = -63_082_281_600_000_000
+PG_TIME_MAX = 252_455_615_999_999_999
 
 
-def set_pg_time(ts: Timestamp, micros: int) -> None:
+def set_pg_time(ts: Timestamp, micros: int | None) -> None:
+    """Sets a Timestamp from JobRow microseconds; leaves it unset for None or a time it
+    cannot hold."""
+    if micros is None or not PG_TIME_MIN <= micros <= PG_TIME_MAX:
+        return
     seconds, micros = divmod(micros, 1_000_000)
     ts.seconds = seconds + PG_EPOCH
     ts.nanos = micros * 1000
@@ -141,16 +149,11 @@ def add_job(add: Callable[..., pb.Job], row: JobRow) -> pb.Job:
         exit_code=exit_code,
         reason=reason,
     )
-    if last_run is not None:
-        set_pg_time(job.last_run, last_run)
-    if created_at is not None:
-        set_pg_time(job.created_at, created_at)
-    if updated_at is not None:
-        set_pg_time(job.updated_at, updated_at)
-    if started_at is not None:
-        set_pg_time(job.started_at, started_at)
-    if finished_at is not None:
-        set_pg_time(job.finished_at, finished_at)
+    set_pg_time(job.last_run, last_run)
+    set_pg_time(job.created_at, created_at)
+    set_pg_time(job.updated_at, updated_at)
+    set_pg_time(job.started_at, started_at)
+    set_pg_time(job.finished_at, finished_at)
     return job
 
 
