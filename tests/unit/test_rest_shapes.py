@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.timestamps import from_timestamp, to_timestamp
+from jobsched_gateway.live import job_event
 from jobsched_gateway.schemas import (
     Attempt,
     Job,
@@ -96,3 +97,11 @@ def test_times_are_written_as_pydantic_writes_them_beyond_the_cache() -> None:
         for nanos in (0, 1000, 999_999_000, rng.randrange(0, 10**9, 1000)):
             ts = Timestamp(seconds=second, nanos=nanos)
             assert utc_iso(ts) == TIME.dump_python(from_timestamp(ts), mode="json")
+
+
+def test_events_write_their_times_as_jobs_do() -> None:
+    at = Timestamp(seconds=1735709600, nanos=20_000_000)
+    event = job_event(pb.JobEvent(job_id=7, status=pb.JOB_STATUS_RUNNING, attempt=1, at=at))
+    assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": utc_iso(at)}
+    assert event["at"] == "2025-01-01T05:33:20.020000Z"
+    assert job_event(pb.JobEvent(job_id=7))["at"] is None
