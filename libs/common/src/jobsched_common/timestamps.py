@@ -10,16 +10,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    set_timestamp(ts, value)
-    return ts
-
-
-def set_timestamp(ts: Timestamp, value: datetime) -> None:
-    """Sets a message's Timestamp field in place, which saves building one and copying it."""
     since = value - EPOCH
-    ts.seconds = since.days * 86400 + since.seconds
-    ts.nanos = since.microseconds * 1000
+    return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(ts: Timestamp) -> datetime:
