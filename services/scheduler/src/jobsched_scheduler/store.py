@@ -63,7 +63,8 @@ def new_pool(
 
 async def _in_utc(conn: psycopg.AsyncConnection[Any]) -> None:
     """Times then come back with `datetime.UTC`, not a ZoneInfo such as `Etc/UTC`:
-    arithmetic on those is several times slower, and a page of jobs does it 500 times."""
+    arithmetic on those is several times slower, and attempts and runner reports still
+    read times as datetimes (jobs read them as integers, see `_job_cursor`)."""
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
