@@ -41,7 +41,7 @@ from jobsched_scheduler.migrations import migrate  # noqa: E402
 from jobsched_scheduler.store import PgStore, new_pool  # noqa: E402
 from local_system import embedded_postgres  # noqa: E402
 from measure import percentile  # noqa: E402
-from scale import FILL_JOBS, PAGE, running_system  # noqa: E402
+from scale import FILL_JOBS, PAGE, fill, running_system  # noqa: E402
 
 ROWS = 10_000
 WARMUP = 10
@@ -118,8 +118,7 @@ def in_system(requests: int, rounds: int = 6) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="jobsched-listcost-") as tmp:
         with running_system(Path(tmp)) as (system, server):
             with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-                conn.execute(FILL_JOBS, {"first": 1, "last": ROWS})
-                conn.execute("VACUUM ANALYZE jobs")
+                fill(conn, 1, ROWS)  # and wait until the scheduler has read its notifications
             with httpx.Client(base_url=system.gateway_url, timeout=30) as client:
 
                 def service_seconds() -> tuple[float, float]:
