@@ -1,6 +1,7 @@
 """The PostgreSQL adapter: every read and write of jobs, attempts and config."""
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -74,19 +75,27 @@ def _cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Row]:
 
 
 def _job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[JobRow]:
-    """Each row as a JobRow, its columns picked by name from what the query returns.
-    The names come raw from the result (`cursor.description` builds an object per
-    column, 70 µs for a `RETURNING *`), and each query's picker is made once."""
+    """Each row as a JobRow, its columns picked by name from what the query returns; a
+    query that selects JobRow's columns in order (a page of jobs) needs no picking. The
+    names come raw from the result (`cursor.description` builds an object per column,
+    70 µs for a `RETURNING *`), and each query's row maker is made once."""
     result = cursor.pgresult
     names = tuple(result.fname(i) or b"" for i in range(result.nfields)) if result else ()
-    pick = _JOB_PICKERS.get(names)
-    if pick is None:
-        columns = [name.decode() for name in names]
-        pick = _JOB_PICKERS[names] = itemgetter(*(columns.index(f) for f in JobRow._fields))
-    return lambda values: JobRow._make(pick(values))
+    make = _JOB_ROW_MAKERS.get(names)
+    if make is None:
+        make = _JOB_ROW_MAKERS[names] = _job_row_maker([name.decode() for name in names])
+    return make
 
 
-_JOB_PICKERS: "dict[tuple[bytes, ...], itemgetter[Any]]" = {}  # one for each query's columns
+def _job_row_maker(columns: list[str]) -> RowMaker[JobRow]:
+    as_job_row = functools.partial(tuple.__new__, JobRow)  # C all through: no Python frame
+    if tuple(columns) == JobRow._fields:
+        return as_job_row
+    pick = itemgetter(*(columns.index(f) for f in JobRow._fields))
+    return lambda values: as_job_row(pick(values))
+
+
+_JOB_ROW_MAKERS: dict[tuple[bytes, ...], RowMaker[JobRow]] = {}  # one for each query's columns
 
 
 def _job_cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[JobRow]:
