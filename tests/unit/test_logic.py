@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
-from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
+from jobsched_common.timestamps import EPOCH, from_timestamp, to_micros, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.agent import _drain_queue
 from jobsched_runner.execute import CapturedOutput
@@ -129,9 +129,10 @@ def test_finished_reports_back_to_back_travel_together() -> None:
 def test_timestamp_conversions_agree_with_protobufs_own() -> None:
     rng = random.Random(7)
     instants = [EPOCH, datetime(2026, 11, 29, 6, 5, 45, 999_999, tzinfo=UTC)]
-    instants += [datetime.fromtimestamp(rng.uniform(0, 4e9), UTC) for _ in range(2000)]
+    instants += [datetime.fromtimestamp(rng.uniform(-6e10, 2.5e11), UTC) for _ in range(2000)]
     for instant in instants:
         theirs = Timestamp()
         theirs.FromDatetime(instant)
         assert to_timestamp(instant) == theirs
         assert from_timestamp(theirs) == theirs.ToDatetime(tzinfo=UTC) == instant
+        assert to_micros(instant) == theirs.ToMicroseconds()

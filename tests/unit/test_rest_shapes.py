@@ -4,11 +4,10 @@ say, down to how times are written."""
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
-from jobsched_common.timestamps import from_timestamp, to_timestamp
+from jobsched_common.timestamps import EPOCH, to_micros
 from jobsched_gateway.live import job_event
 from jobsched_gateway.schemas import (
     Attempt,
@@ -23,14 +22,15 @@ from pydantic import TypeAdapter
 TIME = TypeAdapter(datetime)
 
 
-def some_time(rng: random.Random) -> Timestamp | None:
+def some_time(rng: random.Random) -> int:
+    """Unix microseconds, some before 1970, some in whole seconds; 0 (unset) for some."""
     choice = rng.random()
     if choice < 0.2:
-        return None
-    instant = datetime.fromtimestamp(rng.uniform(0, 4e9), UTC)
+        return 0
+    instant = datetime.fromtimestamp(rng.uniform(-6e10, 2.5e11), UTC)
     if choice < 0.4:
         instant = instant.replace(microsecond=0)
-    return to_timestamp(instant)
+    return to_micros(instant)
 
 
 def some_job(rng: random.Random) -> pb.Job:
@@ -48,9 +48,7 @@ def some_job(rng: random.Random) -> pb.Job:
     if rng.random() < 0.5:
         job.exit_code = rng.randint(-128, 255)
     for field in ("last_run", "created_at", "updated_at", "started_at", "finished_at"):
-        ts = some_time(rng)
-        if ts is not None:
-            getattr(job, field).CopyFrom(ts)
+        setattr(job, f"{field}_us", some_time(rng))
     return job
 
 
@@ -66,9 +64,7 @@ def some_attempt(rng: random.Random) -> pb.Attempt:
     if rng.random() < 0.5:
         attempt.exit_code = rng.randint(-128, 255)
     for field in ("claimed_at", "started_at", "finished_at"):
-        ts = some_time(rng)
-        if ts is not None:
-            getattr(attempt, field).CopyFrom(ts)
+        setattr(attempt, f"{field}_us", some_time(rng))
     return attempt
 
 
@@ -91,17 +87,19 @@ def test_attempt_bodies_are_what_the_attempt_model_writes() -> None:
 
 def test_times_are_written_as_pydantic_writes_them_beyond_the_cache() -> None:
     rng = random.Random(5)
-    # More distinct seconds than the formatter keeps, and the same seconds again.
-    seconds = [rng.randint(0, 253402300799) for _ in range(6000)]
+    # More distinct seconds than the formatter keeps, and the same seconds again; years
+    # 1 to 9999, before 1970 too.
+    seconds = [rng.randint(-62135596800, 253402300799) for _ in range(6000)]
     for second in seconds + seconds[:100]:
-        for nanos in (0, 1000, 999_999_000, rng.randrange(0, 10**9, 1000)):
-            ts = Timestamp(seconds=second, nanos=nanos)
-            assert utc_iso(ts) == TIME.dump_python(from_timestamp(ts), mode="json")
+        for micros in (0, 1, 999_999, rng.randrange(0, 10**6)):
+            us = second * 1_000_000 + micros
+            written = TIME.dump_python(EPOCH + timedelta(microseconds=us), mode="json")
+            assert utc_iso(us) == written
 
 
 def test_events_write_their_times_as_jobs_do() -> None:
-    at = Timestamp(seconds=1735709600, nanos=20_000_000)
-    event = job_event(pb.JobEvent(job_id=7, status=pb.JOB_STATUS_RUNNING, attempt=1, at=at))
+    at = 1735709600_020000
+    event = job_event(pb.JobEvent(job_id=7, status=pb.JOB_STATUS_RUNNING, attempt=1, at_us=at))
     assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": utc_iso(at)}
     assert event["at"] == "2025-01-01T05:33:20.020000Z"
     assert job_event(pb.JobEvent(job_id=7))["at"] is None

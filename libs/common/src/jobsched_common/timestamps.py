@@ -1,6 +1,7 @@
-"""protobuf Timestamps to and from aware datetimes, by integer arithmetic in C:
-Timestamp.FromDatetime and ToDatetime are Python and cost a list page of 100 jobs
-about 1.5 ms (tested to agree with them)."""
+"""Aware datetimes to and from protobuf Timestamps (the runner protocol) and Unix
+microseconds (the public API), by integer arithmetic in C: Timestamp.FromDatetime and
+ToDatetime are Python and cost a list page of 100 jobs about 1.5 ms (tested to agree
+with them)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -16,3 +17,9 @@ def to_timestamp(value: datetime) -> Timestamp:
 
 def from_timestamp(ts: Timestamp) -> datetime:
     return EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch, as the public API writes times."""
+    since = value - EPOCH
+    return (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds

@@ -54,7 +54,7 @@ def job_event(event: pb.JobEvent) -> dict[str, Any]:
         "job_id": event.job_id,
         "status": STATUS_FROM_PB.get(event.status, "queued"),
         "attempt": event.attempt,
-        "at": utc_iso(event.at) if event.HasField("at") else None,
+        "at": utc_iso(event.at_us) if event.at_us else None,
     }
 
 

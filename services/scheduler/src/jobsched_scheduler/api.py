@@ -10,10 +10,9 @@ from typing import Any, TypeVar
 import grpc
 import psycopg
 import psycopg_pool
-from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
-from jobsched_common.timestamps import to_timestamp
+from jobsched_common.timestamps import to_micros
 
 from . import metrics
 from .dispatch import Dispatcher
@@ -111,25 +110,24 @@ def validate_job(name: str, command: str, max_attempts: int, timeout_seconds: in
         raise InvalidArgument(f"timeout_seconds must be between 1 and {MAX_TIMEOUT}")
 
 
-def _ts(value: datetime | None) -> Timestamp | None:
-    return None if value is None else to_timestamp(value)
+def _micros(value: datetime | None) -> int:
+    return 0 if value is None else to_micros(value)
 
 
-PG_EPOCH = 946_684_800  # 2000-01-01 UTC in Unix seconds: where JobRow times count from
-# What a Timestamp may hold, years 1 to 9999, in JobRow's microseconds. PostgreSQL also
-# has years up to 294276 and ±infinity, which a row set by hand may carry.
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds: JobRow's epoch
+# What the API sends, years 1 to 9999, in JobRow's microseconds: what a client can turn
+# into a date. PostgreSQL also has years up to 294276 and ±infinity, which a row set by
+# hand may carry; those are sent as unset.
 PG_TIME_MIN = -63_082_281_600_000_000
 PG_TIME_MAX = 252_455_615_999_999_999
 
 
-def set_pg_time(ts: Timestamp, micros: int | None) -> None:
-    """Sets a Timestamp from JobRow microseconds; leaves it unset for None or a time it
-    cannot hold."""
-    if micros is None or not PG_TIME_MIN <= micros <= PG_TIME_MAX:
-        return
-    seconds, micros = divmod(micros, 1_000_000)
-    ts.seconds = seconds + PG_EPOCH
-    ts.nanos = micros * 1000
+def unix_us(pg_us: int | None) -> int:
+    """A JobRow time as the API's Unix microseconds; 0 (unset) for None or a time outside
+    years 1 to 9999."""
+    if pg_us is None or not PG_TIME_MIN <= pg_us <= PG_TIME_MAX:
+        return 0
+    return pg_us + PG_EPOCH_US
 
 
 def add_job(add: Callable[..., pb.Job], row: JobRow) -> pb.Job:
@@ -137,24 +135,23 @@ def add_job(add: Callable[..., pb.Job], row: JobRow) -> pb.Job:
     fills the message in place (pages of jobs are the API's hottest conversion)."""
     (id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
      timeout_seconds, runner_id, started_at, finished_at, exit_code, reason) = row  # fmt: skip
-    job = add(
+    return add(
         id=id,
         name=name,
         command=command,
         status=STATUS_TO_PB.get(status or "queued", pb.JOB_STATUS_UNSPECIFIED),
+        last_run_us=unix_us(last_run),
+        created_at_us=unix_us(created_at),
+        updated_at_us=unix_us(updated_at),
         attempt=attempt,
         max_attempts=max_attempts,
         timeout_seconds=timeout_seconds,
         runner_id=runner_id,
+        started_at_us=unix_us(started_at),
+        finished_at_us=unix_us(finished_at),
         exit_code=exit_code,
         reason=reason,
     )
-    set_pg_time(job.last_run, last_run)
-    set_pg_time(job.created_at, created_at)
-    set_pg_time(job.updated_at, updated_at)
-    set_pg_time(job.started_at, started_at)
-    set_pg_time(job.finished_at, finished_at)
-    return job
 
 
 def job_to_pb(row: JobRow) -> pb.Job:
@@ -281,9 +278,9 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
                     job_id=r["job_id"],
                     attempt=r["attempt"],
                     runner_id=r["runner_id"],
-                    claimed_at=_ts(r["claimed_at"]),
-                    started_at=_ts(r["started_at"]),
-                    finished_at=_ts(r["finished_at"]),
+                    claimed_at_us=_micros(r["claimed_at"]),
+                    started_at_us=_micros(r["started_at"]),
+                    finished_at_us=_micros(r["finished_at"]),
                     exit_code=r["exit_code"],
                     reason=r["reason"] or "",
                     output_length=r["output_length"],
@@ -333,7 +330,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
                     job_id=event.job_id,
                     status=STATUS_TO_PB.get(event.status, pb.JOB_STATUS_UNSPECIFIED),
                     attempt=event.attempt,
-                    at=_ts(event.at),
+                    at_us=_micros(event.at),
                 )
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "watcher fell behind")
         finally:
