@@ -15,7 +15,7 @@ from jobsched_gateway.schemas import (
     JsonBody,
     attempt_json,
     job_json,
-    utc_iso,
+    rest_time,
 )
 from pydantic import TypeAdapter
 
@@ -94,12 +94,13 @@ def test_times_are_written_as_pydantic_writes_them_beyond_the_cache() -> None:
         for micros in (0, 1, 999_999, rng.randrange(0, 10**6)):
             us = second * 1_000_000 + micros
             written = TIME.dump_python(EPOCH + timedelta(microseconds=us), mode="json")
-            assert utc_iso(us) == written
+            assert rest_time(us) == written
 
 
 def test_events_write_their_times_as_jobs_do() -> None:
     at = 1735709600_020000
     event = job_event(pb.JobEvent(job_id=7, status=pb.JOB_STATUS_RUNNING, attempt=1, at_us=at))
-    assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": utc_iso(at)}
+    assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": rest_time(at)}
     assert event["at"] == "2025-01-01T05:33:20.020000Z"
     assert job_event(pb.JobEvent(job_id=7))["at"] is None
+    assert rest_time(0) is None

@@ -30,7 +30,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from jobsched.v1 import jobs_pb2 as pb
 
-from .schemas import STATUS_FROM_PB, utc_iso
+from .schemas import STATUS_FROM_PB, rest_time
 from .settings import Settings
 
 log = logging.getLogger("jobsched.gateway.live")
@@ -54,7 +54,7 @@ def job_event(event: pb.JobEvent) -> dict[str, Any]:
         "job_id": event.job_id,
         "status": STATUS_FROM_PB.get(event.status, "queued"),
         "attempt": event.attempt,
-        "at": utc_iso(event.at_us) if event.at_us else None,
+        "at": rest_time(event.at_us),
     }
 
 
