@@ -130,39 +130,43 @@ def unix_us(pg_us: int | None) -> int:
     return pg_us + PG_EPOCH_US
 
 
-def add_job(add: Callable[..., pb.Job], row: JobRow) -> pb.Job:
-    """A job made by `add`: `pb.Job` itself, or the `add` of a repeated field, which
-    fills the message in place (pages of jobs are the API's hottest conversion)."""
+def fill_job(job: pb.Job, row: JobRow) -> pb.Job:
+    """Sets a Job's fields from a row, one assignment each, and leaves what the row
+    leaves empty unset. Pages of jobs are the API's hottest conversion: with upb this
+    costs 1.8 µs a row where keyword arguments to `add` cost 2.3 (bench/listcost.py)."""
     (id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
      timeout_seconds, runner_id, started_at, finished_at, exit_code, reason) = row  # fmt: skip
-    return add(
-        id=id,
-        name=name,
-        command=command,
-        status=STATUS_TO_PB.get(status or "queued", pb.JOB_STATUS_UNSPECIFIED),
-        last_run_us=unix_us(last_run),
-        created_at_us=unix_us(created_at),
-        updated_at_us=unix_us(updated_at),
-        attempt=attempt,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        runner_id=runner_id,
-        started_at_us=unix_us(started_at),
-        finished_at_us=unix_us(finished_at),
-        exit_code=exit_code,
-        reason=reason,
-    )
+    job.id = id
+    job.name = name
+    job.command = command
+    job.status = STATUS_TO_PB.get(status or "queued", pb.JOB_STATUS_UNSPECIFIED)
+    job.last_run_us = unix_us(last_run)
+    job.created_at_us = unix_us(created_at)
+    job.updated_at_us = unix_us(updated_at)
+    job.attempt = attempt
+    job.max_attempts = max_attempts
+    if timeout_seconds:
+        job.timeout_seconds = timeout_seconds
+    if runner_id:
+        job.runner_id = runner_id
+    job.started_at_us = unix_us(started_at)
+    job.finished_at_us = unix_us(finished_at)
+    if exit_code is not None:
+        job.exit_code = exit_code
+    if reason:
+        job.reason = reason
+    return job
 
 
 def job_to_pb(row: JobRow) -> pb.Job:
-    return add_job(pb.Job, row)
+    return fill_job(pb.Job(), row)
 
 
 def add_jobs(jobs: Any, rows: list[JobRow]) -> None:
-    """Appends rows to a repeated Job field."""
+    """Appends rows to a repeated Job field, filling each message in place."""
     add = jobs.add
     for row in rows:
-        add_job(add, row)
+        fill_job(add(), row)
 
 
 def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
