@@ -1,15 +1,17 @@
 """Measures how the real system's reads and dispatch hold up as the jobs table grows.
 
-Starts its own embedded PostgreSQL in a temporary directory and the scheduler, one
-runner and the gateway as processes (`LocalSystem`), then measures the same requests
-three times: on an empty table, with 10,000 finished jobs (every request then returns
-a full page, so its payload is the same as at scale) and with N finished jobs (N =
-1,000,000; quick 50,000; about 1% of them `failed`). The rows are filled with one
+Starts three systems, each with its own embedded PostgreSQL in a temporary directory
+and the scheduler, one runner and the gateway as processes (`LocalSystem`): one on an
+empty table, one with 10,000 finished jobs (every request then returns a full page, so
+its payload is the same as at scale) and one with N finished jobs (N = 1,000,000; quick
+50,000; about 1% of them `failed`). The rows are filled with one
 `INSERT ... SELECT FROM generate_series` through the real triggers, then
-`VACUUM ANALYZE`. For each request kind: p50 and p99 over sequential requests, after a
-few warm-up ones; for dispatch, create-to-claim of one job at a time (seen through the
-notifications the scheduler listens to), and the claim statement itself (timed in a
-transaction that is rolled back). At N it also runs EXPLAIN ANALYZE of each statement
+`VACUUM ANALYZE`. Then it measures the same requests on the three, which take turns in
+rounds, so that load from elsewhere on a shared machine falls on all of them alike. For
+each request kind: p50 and p99 over sequential requests, after a few warm-up ones; for
+dispatch, create-to-claim of one job at a time (seen through the notifications the
+scheduler listens to), and the claim statement itself (timed in a transaction that is
+rolled back). At N it also runs EXPLAIN ANALYZE of each statement
 behind those requests, and of the status filter under a generic plan (the one
 PostgreSQL may switch to for a statement that psycopg has prepared, after five runs).
 
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, LiteralString
@@ -56,6 +59,7 @@ MIDDLE_ROWS = 10_000  # enough for a full page of every request, 100 of them fai
 FAILED_EVERY = 100  # 1% of the filled jobs failed (`i % 100 = 0` in FILL_JOBS)
 PAGE = 100
 WARMUP = 5
+ROUNDS = 10  # the tables take turns: each figure's samples come in this many rounds
 
 # Finished jobs, one per i: ~1% failed, the rest completed, timestamps 2 s apart.
 FILL_JOBS: LiteralString = """
@@ -152,30 +156,41 @@ def fill(conn: psycopg.Connection[Any], first: int, last: int) -> Json:
     return timings
 
 
+# --- the three tables, side by side -------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """One of the systems measured: its own PostgreSQL, scheduler, runner and gateway,
+    over a jobs table of its size."""
+
+    name: str
+    url: str
+    client: httpx.Client
+    conn: psycopg.Connection[Any]
+    figures: Json = field(default_factory=lambda: {"reads": {}, "dispatch": {}, "claim_sql": {}})
+
+
+def take_turns(tables: list[Table], count: int, run: Callable[[Table, range], None]) -> None:
+    """Runs `run(table, ks)` for every table over ks = -WARMUP .. count - 1; `run` does
+    not count the warm-up ones (k < 0). Those run first, then the rest in ROUNDS rounds
+    in which the tables take turns, a different one first each round: load from elsewhere
+    on a shared machine then falls on every table alike, and their ratios hold."""
+    for table in tables:
+        run(table, range(-WARMUP, 0))
+    per_round = max(1, -(-count // ROUNDS))
+    for turn, start in enumerate(range(0, count, per_round)):
+        ks = range(start, min(start + per_round, count))
+        first = turn % len(tables)
+        for table in tables[first:] + tables[:first]:
+            run(table, ks)
+
+
 # --- reads ------------------------------------------------------------------------------
 
 
-def time_requests(
-    client: httpx.Client, paths: Callable[[int], str], count: int
-) -> tuple[list[float], dict[str, int], int | None]:
-    """Sequential GETs after warm-up: latencies (ms), status codes, rows in the first reply."""
-    for k in range(WARMUP):
-        client.get(paths(-1 - k))
-    samples: list[float] = []
-    codes: dict[str, int] = {}
-    rows: int | None = None
-    for k in range(count):
-        started = time.perf_counter()
-        reply = client.get(paths(k))
-        samples.append((time.perf_counter() - started) * 1000)
-        codes[str(reply.status_code)] = codes.get(str(reply.status_code), 0) + 1
-        if k == 0 and reply.status_code == 200:
-            body = reply.json()
-            rows = len(body) if isinstance(body, list) else 1
-    return samples, codes, rows
-
-
-def measure_reads(client: httpx.Client, conn: psycopg.Connection[Any], count: int) -> Json:
+def read_paths(conn: psycopg.Connection[Any], count: int) -> dict[str, Callable[[int], str]]:
+    """Each request kind's path for request k (warm-up ones: k < 0)."""
     fill_low = int(one(conn, "SELECT coalesce(min(id), 1) FROM jobs WHERE name LIKE 'scale-%'"))
     # Jobs that exist, drawn at random (ids have gaps: the claim probes are rolled back);
     # on the empty table, ids that do not.
@@ -184,7 +199,7 @@ def measure_reads(client: httpx.Client, conn: psycopg.Connection[Any], count: in
     ids = [int(row[0]) for row in drawn] or list(range(1, count + WARMUP + 1))
     ids = (ids * (count + WARMUP))[: count + WARMUP]  # fewer jobs than requests: again
     deep = fill_low + PAGE + PAGE // 2  # a full page at the very bottom
-    kinds: dict[str, Callable[[int], str]] = {
+    return {
         "list first page": lambda k: f"/api/jobs?limit={PAGE}",
         "list deep page": lambda k: f"/api/jobs?limit={PAGE}&before={deep}",
         "list status=failed": lambda k: f"/api/jobs?limit={PAGE}&status=failed",
@@ -192,63 +207,107 @@ def measure_reads(client: httpx.Client, conn: psycopg.Connection[Any], count: in
         "stats": lambda k: "/api/stats",
         "get job by id": lambda k: f"/api/jobs/{ids[k]}",
     }
-    found: Json = {}
-    for name, paths in kinds.items():
-        samples, codes, rows = time_requests(client, paths, count)
-        found[name] = summary(samples, codes=codes, rows_first_reply=rows)
-    return found
+
+
+def measure_reads(tables: list[Table], count: int) -> None:
+    """Sequential GETs of each kind, on each table."""
+    paths = {table.name: read_paths(table.conn, count) for table in tables}
+    for kind in paths[tables[0].name]:
+        found = time_requests(tables, {name: p[kind] for name, p in paths.items()}, count)
+        for table in tables:
+            table.figures["reads"][kind] = found[table.name]
+
+
+def time_requests(
+    tables: list[Table], paths: dict[str, Callable[[int], str]], count: int
+) -> dict[str, Json]:
+    """Each table's figure of `count` GETs of its path: latencies (ms), status codes and
+    the rows in the first reply."""
+    samples: dict[str, list[float]] = {table.name: [] for table in tables}
+    codes: dict[str, dict[str, int]] = {table.name: {} for table in tables}
+    rows: dict[str, int | None] = dict.fromkeys(samples)
+
+    def run(table: Table, ks: range) -> None:
+        for k in ks:
+            started = time.perf_counter()
+            reply = table.client.get(paths[table.name](k))
+            if k < 0:
+                continue
+            samples[table.name].append((time.perf_counter() - started) * 1000)
+            code = str(reply.status_code)
+            codes[table.name][code] = codes[table.name].get(code, 0) + 1
+            if k == 0 and reply.status_code == 200:
+                body = reply.json()
+                rows[table.name] = len(body) if isinstance(body, list) else 1
+
+    take_turns(tables, count, run)
+    return {
+        name: summary(samples[name], codes=codes[name], rows_first_reply=rows[name])
+        for name in samples
+    }
 
 
 # --- dispatch ---------------------------------------------------------------------------
 
 
-def measure_dispatch(client: httpx.Client, url: str, phase: str, count: int) -> Json:
+def measure_dispatch(tables: list[Table], count: int) -> None:
     """One job at a time: POST it, then wait for its notifications on the channel that
     the scheduler itself listens on. create = the POST's round trip; claim seen = 2xx
     to the notification that it left `queued` (zero when that came first); claim in db =
     created_at to last_run (database clock, insert transaction to claim transaction);
     done = 2xx to the notification of its terminal status."""
-    create: list[float] = []
-    seen: list[float] = []
-    in_db: list[float] = []
-    done: list[float] = []
-    stuck = 0
-    with psycopg.connect(url, autocommit=True) as listener:
-        listener.execute(f"LISTEN {EVENTS_CHANNEL}")
-        for k in range(count + WARMUP):
-            started = time.perf_counter()
-            reply = client.post(
-                "/api/jobs/create", json={"name": f"cycle-{phase}-{k}", "command": "true"}
-            )
-            replied = time.perf_counter()
-            reply.raise_for_status()
-            job_id = int(reply.json()["id"])
-            claimed, finished = wait_claimed_and_finished(listener, job_id, timeout=10)
-            if k < WARMUP:
-                continue
-            create.append((replied - started) * 1000)
-            if claimed is None or finished is None:
-                stuck += 1
-                continue
-            seen.append(max(0.0, claimed - replied) * 1000)
-            done.append(max(0.0, finished - replied) * 1000)
-            in_db.append(
-                float(
-                    one(
-                        listener,
-                        "SELECT extract(epoch FROM last_run - created_at)::float8 "
-                        "FROM jobs WHERE id = %s",
-                        (job_id,),
-                    )
-                )
-                * 1000
-            )
-    return {
-        "create (POST round trip)": summary(create),
-        "claim seen (2xx to leaves queued)": summary(seen, stuck=stuck),
-        "claim in db (created_at to last_run)": summary(in_db),
-        "done (2xx to completed)": summary(done),
-    }
+    found: dict[str, list[tuple[float, float, float, float]]] = {t.name: [] for t in tables}
+    stuck = dict.fromkeys(found, 0)  # warm-up cycles too
+    with contextlib.ExitStack() as stack:
+        listeners = {}
+        for table in tables:
+            listener = stack.enter_context(psycopg.connect(table.url, autocommit=True))
+            listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+            listeners[table.name] = listener
+
+        def run(table: Table, ks: range) -> None:
+            for k in ks:
+                cycle = dispatch_cycle(table, listeners[table.name], f"cycle-{k + WARMUP}")
+                if cycle is None:
+                    stuck[table.name] += 1
+                elif k >= 0:
+                    found[table.name].append(cycle)
+
+        take_turns(tables, count, run)
+    for table in tables:
+        create, seen, in_db, done = ([cycle[i] for cycle in found[table.name]] for i in range(4))
+        table.figures["dispatch"] = {
+            "create (POST round trip)": summary(create),
+            "claim seen (2xx to leaves queued)": summary(seen, stuck=stuck[table.name]),
+            "claim in db (created_at to last_run)": summary(in_db),
+            "done (2xx to completed)": summary(done),
+        }
+
+
+def dispatch_cycle(
+    table: Table, listener: psycopg.Connection[Any], name: str
+) -> tuple[float, float, float, float] | None:
+    """One job through: ms of its create, claim seen, claim in db and done; None when it
+    did not finish within 10 s."""
+    started = time.perf_counter()
+    reply = table.client.post("/api/jobs/create", json={"name": name, "command": "true"})
+    replied = time.perf_counter()
+    reply.raise_for_status()
+    job_id = int(reply.json()["id"])
+    claimed, finished = wait_claimed_and_finished(listener, job_id, timeout=10)
+    if claimed is None or finished is None:
+        return None
+    in_db = one(
+        listener,
+        "SELECT extract(epoch FROM last_run - created_at)::float8 FROM jobs WHERE id = %s",
+        (job_id,),
+    )
+    return (
+        (replied - started) * 1000,
+        max(0.0, claimed - replied) * 1000,
+        float(in_db) * 1000,
+        max(0.0, finished - replied) * 1000,
+    )
 
 
 def wait_claimed_and_finished(
@@ -269,23 +328,28 @@ def wait_claimed_and_finished(
     return claimed, None
 
 
-def measure_claim_sql(conn: psycopg.Connection[Any], count: int) -> Json:
+def measure_claim_sql(tables: list[Table], count: int) -> None:
     """The scheduler's claim statement (lock, limit, counts and claim: `jobsched_claim`) on
     one queued job inserted in the same transaction, which is then rolled back: nothing
     is seen, and the commit's WAL flush is not in the figure."""
-    samples: list[float] = []
-    for k in range(count + WARMUP):
-        with conn.transaction(force_rollback=True):
-            conn.execute(
-                "INSERT INTO jobs (name, command) VALUES (%s, 'true')", (f"claim-probe-{k}",)
-            )
-            started = time.perf_counter()
-            rows = conn.execute(q("claim"), CLAIM_PROBE).fetchall()
-            ended = time.perf_counter()
-            assert len(rows) == 1 and rows[0][3] is not None, rows
-        if k >= WARMUP:
-            samples.append((ended - started) * 1000)
-    return {"claim statement SQL": summary(samples)}
+    samples: dict[str, list[float]] = {table.name: [] for table in tables}
+
+    def run(table: Table, ks: range) -> None:
+        for k in ks:
+            with table.conn.transaction(force_rollback=True):
+                table.conn.execute(
+                    "INSERT INTO jobs (name, command) VALUES (%s, 'true')", (f"claim-probe-{k}",)
+                )
+                started = time.perf_counter()
+                rows = table.conn.execute(q("claim"), CLAIM_PROBE).fetchall()
+                ended = time.perf_counter()
+                assert len(rows) == 1 and rows[0][3] is not None, rows
+            if k >= 0:
+                samples[table.name].append((ended - started) * 1000)
+
+    take_turns(tables, count, run)
+    for table in tables:
+        table.figures["claim_sql"] = {"claim statement SQL": summary(samples[table.name])}
 
 
 def claim_query() -> bytes:
@@ -407,32 +471,11 @@ def delta(before: int | None, after: int | None) -> int | None:
     return None if before is None or after is None else after - before
 
 
-def measure_phase(
-    client: httpx.Client,
-    conn: psycopg.Connection[Any],
-    url: str,
-    name: str,
-    requests: int,
-    cycles: int,
-) -> Json:
-    phase: Json = {"max_id": max_id(conn), "load_average_before": os.getloadavg()}
-    phase["rows"] = int(one(conn, "SELECT count(*) FROM jobs"))
-    before = background(conn)
-    started = time.monotonic()
-    phase["reads"] = measure_reads(client, conn, requests)
-    phase["dispatch"] = measure_dispatch(client, url, name, cycles)
-    phase["claim_sql"] = measure_claim_sql(conn, requests)
-    phase["seconds"] = round(time.monotonic() - started, 2)
-    after = background(conn)
-    phase["during"] = {k: delta(before[k], after[k]) for k in before}
-    phase["load_average_after"] = os.getloadavg()
-    return phase
-
-
 def measure_scale(
     quick: bool, rows: int | None = None, keep: bool = False, requests: int | None = None
 ) -> Json:
-    """Empty table, 10,000 finished jobs, then N (1,000,000; quick 50,000). See module doc."""
+    """An empty table, 10,000 finished jobs and N (1,000,000; quick 50,000), each in a
+    system of its own, measured side by side. See module doc."""
     total = rows or (50_000 if quick else 1_000_000)
     cycles = requests or (100 if quick else 200)
     requests = requests or 200
@@ -444,6 +487,7 @@ def measure_scale(
             "requests_per_kind": requests,
             "dispatch_cycles": cycles,
             "warmup": WARMUP,
+            "rounds": ROUNDS,
             "page": PAGE,
             "failed_fraction": 1 / FAILED_EVERY,
             "cpu_count": os.cpu_count(),
@@ -452,35 +496,40 @@ def measure_scale(
             "runners": 1,
             "load_average_at_start": os.getloadavg(),
         },
-        "phases": {},
+        "tables": {},
         "fills": {},
     }
     started = time.monotonic()
     try:
-        with running_system(tmp) as (system, server):
-            with (
-                httpx.Client(base_url=system.gateway_url, timeout=30) as client,
-                psycopg.connect(server.get_uri(), autocommit=True) as conn,
-            ):
-                result["meta"]["postgres_version"] = str(one(conn, "SHOW server_version"))
-                wait_for(
-                    lambda: client.get("/api/stats").json().get("runners_connected", 0) >= 1,
-                    30,
-                    "runner",
-                )
-                phases: Json = result["phases"]
-
-                def measure(name: str) -> Json:
-                    return measure_phase(client, conn, server.get_uri(), name, requests, cycles)
-
-                phases["empty"] = measure("empty")
-                middle = min(MIDDLE_ROWS, total)
-                result["fills"]["10k"] = fill(conn, 1, middle)
-                phases["10k"] = measure("10k")
-                result["fills"]["N"] = fill(conn, middle + 1, total)
-                phases["N"] = measure("N")
-                result["explain_at_N"] = explain_all(conn)
-                result["scheduler_stats"] = client.get("/api/stats").json()
+        with contextlib.ExitStack() as stack:
+            sizes = {"empty": 0, "10k": min(MIDDLE_ROWS, total), "N": total}
+            tables = [start_table(stack, tmp / name, name) for name in sizes]
+            result["meta"]["postgres_version"] = str(one(tables[0].conn, "SHOW server_version"))
+            for table in tables:
+                if sizes[table.name]:
+                    result["fills"][table.name] = fill(table.conn, 1, sizes[table.name])
+            rows = {
+                table.name: int(one(table.conn, "SELECT count(*) FROM jobs")) for table in tables
+            }
+            before = {table.name: background(table.conn) for table in tables}
+            measuring = time.monotonic()
+            result["meta"]["load_average_before_measuring"] = os.getloadavg()
+            measure_reads(tables, requests)
+            measure_dispatch(tables, cycles)
+            measure_claim_sql(tables, requests)
+            result["meta"]["measuring_s"] = round(time.monotonic() - measuring, 2)
+            result["meta"]["load_average_after_measuring"] = os.getloadavg()
+            for table in tables:
+                after = background(table.conn)
+                result["tables"][table.name] = {
+                    "rows": rows[table.name],
+                    "max_id": max_id(table.conn),
+                    **table.figures,
+                    "during": {k: delta(before[table.name][k], after[k]) for k in after},
+                }
+            big = tables[-1]
+            result["explain_at_N"] = explain_all(big.conn)
+            result["scheduler_stats"] = big.client.get("/api/stats").json()
     finally:
         result["meta"]["seconds_total"] = round(time.monotonic() - started, 1)
         result["meta"]["load_average_at_end"] = os.getloadavg()
@@ -491,12 +540,21 @@ def measure_scale(
     return result
 
 
+def start_table(stack: contextlib.ExitStack[Any], tmp: Path, name: str) -> Table:
+    """A system of its own on an embedded PostgreSQL in `tmp`, its runner connected."""
+    system, server = stack.enter_context(running_system(tmp))
+    client = stack.enter_context(httpx.Client(base_url=system.gateway_url, timeout=30))
+    conn = stack.enter_context(psycopg.connect(server.get_uri(), autocommit=True))
+    wait_for(lambda: client.get("/api/stats").json().get("runners_connected", 0) >= 1, 30, "runner")
+    return Table(name, server.get_uri(), client, conn)
+
+
 # --- report -----------------------------------------------------------------------------
 
 
-def figures(phase: Json) -> dict[str, Json]:
-    """Every measured figure of a phase, by name."""
-    return {**phase["reads"], **phase["dispatch"], **phase["claim_sql"]}
+def figures(table: Json) -> dict[str, Json]:
+    """Every measured figure of a table, by name."""
+    return {**table["reads"], **table["dispatch"], **table["claim_sql"]}
 
 
 def ratio(big: Any, small: Any) -> str:
@@ -506,18 +564,17 @@ def ratio(big: Any, small: Any) -> str:
 
 
 def render(result: Json) -> str:
-    phases = result["phases"]
-    n = result["meta"]["rows"]
-    label = f"{n:,}"
+    meta, tables = result["meta"], result["tables"]
+    label = f"{meta['rows']:,}"
     out = [
-        f"Scale: p50 / p99 in ms, {result['meta']['requests_per_kind']} sequential requests "
-        f"per kind ({result['meta']['dispatch_cycles']} dispatch cycles), "
-        f"after {result['meta']['warmup']} warm-up ones",
+        f"Scale: p50 / p99 in ms, {meta['requests_per_kind']} sequential requests per kind "
+        f"({meta['dispatch_cycles']} dispatch cycles) after {meta['warmup']} warm-up ones, "
+        f"on three systems taking turns in {meta['rounds']} rounds",
         "",
         f"{'figure':40} {'empty':>17} {'10k rows':>17} {label + ' rows':>19} "
         f"{'p50 N/empty':>11} {'p50 N/10k':>10} {'p99 N/10k':>10}",
     ]
-    empty, middle, big = (figures(phases[k]) for k in ("empty", "10k", "N"))
+    empty, middle, big = (figures(tables[k]) for k in ("empty", "10k", "N"))
 
     def cell(f: Json) -> str:
         if not f.get("n"):
@@ -533,13 +590,16 @@ def render(result: Json) -> str:
             f"{ratio(f.get('p99_ms'), m.get('p99_ms')):>10}"
         )
     out.append("")
-    for key, phase in phases.items():
+    out.append(
+        f"measured in {meta['measuring_s']} s; load average "
+        f"{meta['load_average_before_measuring'][0]:.2f} -> "
+        f"{meta['load_average_after_measuring'][0]:.2f}"
+    )
+    for key, table in tables.items():
         out.append(
-            f"phase {key}: {phase['rows']:,} rows, {phase['seconds']} s; during it PostgreSQL "
-            f"ran {phase['during']['checkpoints']} checkpoints and "
-            f"{phase['during']['autovacuum_runs']} autovacuum/autoanalyze runs on jobs tables; "
-            f"load average {phase['load_average_before'][0]:.2f} -> "
-            f"{phase['load_average_after'][0]:.2f}"
+            f"table {key}: {table['rows']:,} rows; while measuring, its PostgreSQL ran "
+            f"{table['during']['checkpoints']} checkpoints and "
+            f"{table['during']['autovacuum_runs']} autovacuum/autoanalyze runs on jobs tables"
         )
     for key, f in result["fills"].items():
         out.append(

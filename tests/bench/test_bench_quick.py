@@ -101,13 +101,13 @@ def test_scale_bench_measures_every_request_and_explains_every_statement(tmp_pat
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     results = json.loads(out.read_text())
-    for name, phase in results["phases"].items():
-        for kind, figure in {**phase["reads"], **phase["claim_sql"]}.items():
+    for name, table in results["tables"].items():
+        for kind, figure in {**table["reads"], **table["claim_sql"]}.items():
             assert figure["n"] == 20 and figure["p50_ms"] > 0, (name, kind, figure)
             # On the empty table a job looked up by id is not there.
             expected = {"404"} if (name, kind) == ("empty", "get job by id") else {"200"}
             assert set(figure.get("codes", expected)) == expected, (name, kind, figure)
-        assert phase["dispatch"]["claim seen (2xx to leaves queued)"]["stuck"] == 0, name
+        assert table["dispatch"]["claim seen (2xx to leaves queued)"]["stuck"] == 0, name
     plans = results["explain_at_N"]
     assert all(plan["execution_ms"] and plan["plan"] for plan in plans.values()), plans
     # The claim's query, taken from its migration, is planned on the queue's index.
