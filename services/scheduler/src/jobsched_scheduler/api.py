@@ -133,7 +133,7 @@ def unix_us(pg_us: int | None) -> int:
 def fill_job(job: pb.Job, row: JobRow) -> pb.Job:
     """Sets a Job's fields from a row, one assignment each, and leaves what the row
     leaves empty unset. Pages of jobs are the API's hottest conversion: with upb this
-    costs 1.8 µs a row where keyword arguments to `add` cost 2.3 (bench/listcost.py)."""
+    costs 1.7 µs a row where keyword arguments to `add` cost 2.3 (bench/listcost.py)."""
     (id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
      timeout_seconds, runner_id, started_at, finished_at, exit_code, reason) = row  # fmt: skip
     job.id = id
