@@ -169,9 +169,9 @@ def attempt_json(attempt: pb.Attempt) -> dict[str, Any]:
 
 class JsonBody(Response):
     """A body of plain JSON values, written by orjson: a page of 100 jobs in 0.2 µs a
-    row, against 0.7 for pydantic-core's `to_json`. Routes that
-    return it declare their model with `response_model` for the OpenAPI schema; the
-    unit tests check that these bodies validate against it."""
+    row, against 0.7 for pydantic-core's `to_json`. Routes that return it declare their
+    model with `response_model` for the OpenAPI schema; the unit tests check that these
+    bodies validate against it."""
 
     media_type = "application/json"
 
