@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway \
-            -e clients/jobsctl
+            -e clients/jobsctl -e tools/launcher
 
 .PHONY: install run test check lint typecheck protos browser bench chaos clean
 
 $(STAMP): requirements-dev.txt bench/requirements.txt protos/pyproject.toml libs/common/pyproject.toml \
           services/scheduler/pyproject.toml services/runner/pyproject.toml \
-          services/api-gateway/pyproject.toml clients/jobsctl/pyproject.toml
+          services/api-gateway/pyproject.toml clients/jobsctl/pyproject.toml \
+          tools/launcher/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt $(PACKAGES)
@@ -20,7 +21,7 @@ $(STAMP): requirements-dev.txt bench/requirements.txt protos/pyproject.toml libs
 install: $(STAMP)
 
 run: install
-	$(PY) scripts/local_system.py
+	$(VENV)/bin/jobsched-launcher
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -41,7 +42,7 @@ protos: install
 	PYTHON=$(PY) protos/generate.sh
 
 chaos: install
-	$(PY) scripts/chaos.py
+	$(PY) -m tests.chaos
 
 # About 3 minutes on 2 cores.
 bench: install

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import inspect
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,18 +29,14 @@ from typing import Any
 
 import httpx
 import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from jobsched.v1 import jobs_pb2 as pb  # noqa: E402
-from jobsched_gateway.schemas import JsonBody, job_json  # noqa: E402
-from jobsched_scheduler.api import add_jobs  # noqa: E402
-from jobsched_scheduler.migrations import migrate  # noqa: E402
-from jobsched_scheduler.store import PgStore, new_pool  # noqa: E402
-from local_system import embedded_postgres  # noqa: E402
-from measure import percentile  # noqa: E402
-from scale import FILL_JOBS, PAGE, fill, running_system  # noqa: E402
+from jobsched.v1 import jobs_pb2 as pb
+from jobsched_gateway.schemas import JsonBody, job_json
+from jobsched_launcher import embedded_postgres
+from jobsched_scheduler.api import add_jobs
+from jobsched_scheduler.migrations import migrate
+from jobsched_scheduler.store import PgStore, new_pool
+from measure import percentile
+from scale import FILL_JOBS, PAGE, fill, running_system
 
 ROWS = 10_000
 WARMUP = 10

@@ -37,12 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from jobsched_launcher import embedded_postgres
+from measure import postgres_cpu, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from local_system import embedded_postgres  # noqa: E402
-from measure import postgres_cpu, write_results  # noqa: E402
 
 Json = dict[str, Any]
 ENTRYPOINT = "shell_true"

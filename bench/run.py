@@ -41,12 +41,10 @@ from typing import Any, LiteralString
 
 import httpx
 import psycopg
+from jobsched_launcher import LocalSystem, throwaway_system, wait_for
+from measure import children_of, cpu_seconds, percentile, postgres_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
-from measure import children_of, cpu_seconds, percentile, postgres_cpu  # noqa: E402
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2

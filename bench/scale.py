@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,15 +36,13 @@ from typing import Any, LiteralString
 
 import httpx
 import psycopg
+from jobsched_launcher import LocalSystem, throwaway_system, wait_for
+from jobsched_scheduler.events import CHANNEL as EVENTS_CHANNEL
+from jobsched_scheduler.model import TERMINAL
+from jobsched_scheduler.queries import migrations, q
+from measure import percentile, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from jobsched_scheduler.events import CHANNEL as EVENTS_CHANNEL  # noqa: E402
-from jobsched_scheduler.model import TERMINAL  # noqa: E402
-from jobsched_scheduler.queries import migrations, q  # noqa: E402
-from local_system import LocalSystem, throwaway_system, wait_for  # noqa: E402
-from measure import percentile, write_results  # noqa: E402
 
 Json = dict[str, Any]
 # The scheduler's claim for one runner with one free slot.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from jobsched_launcher import LocalSystem, clean_env, free_port, wait_for
 from jobsched_scheduler.migrations import migrate
 
 from tests.postgres import admin, postgres_server, with_database
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from local_system import LocalSystem, clean_env, free_port, wait_for  # noqa: E402
 
 TEMPLATE = "jobsched_template"
 _counter = itertools.count()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_system import http_ok, wait_for
+from jobsched_launcher import http_ok, wait_for
 from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.browser.helpers import (

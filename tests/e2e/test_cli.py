@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_system import free_port, wait_for
+from jobsched_launcher import free_port, wait_for
 
 from tests.conftest import LiveSystem, start_live_system
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from local_system import free_port, wait_for
+from jobsched_launcher import free_port, wait_for
 
 from tests.conftest import LiveSystem, start_live_system
 

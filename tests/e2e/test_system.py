@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
-from local_system import free_port, wait_for
+from jobsched_launcher import free_port, wait_for
 
 from tests.checker import History, logged_command
 from tests.conftest import LiveSystem, start_live_system

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_system import wait_for
+from jobsched_launcher import wait_for
 
 from tests.conftest import LiveSystem, start_live_system
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_system import embedded_postgres, free_port, wait_for
+from jobsched_launcher import embedded_postgres, free_port, wait_for
 
 from tests.checker import History, logged_command
 from tests.conftest import LiveSystem, start_live_system

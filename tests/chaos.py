@@ -23,11 +23,7 @@ from typing import Any
 
 import httpx
 import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-from local_system import (  # noqa: E402
+from jobsched_launcher import (
     LocalSystem,
     embedded_postgres,
     free_port,
@@ -35,7 +31,9 @@ from local_system import (  # noqa: E402
     wait_for,
 )
 
-from tests.checker import History  # noqa: E402
+from tests.checker import History
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TERMINAL = ("completed", "failed", "cancelled")
 LIMIT_GRACE = 1.0  # a start claimed just before a lowering may land just after it

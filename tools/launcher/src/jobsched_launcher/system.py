@@ -21,7 +21,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-ROOT = Path(__file__).resolve().parent.parent
+# The repository this package is installed from (editable): web/ and .data/ live there.
+ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
 
 
