@@ -10,7 +10,7 @@ from jobsched_scheduler import dispatch
 from jobsched_scheduler.dispatch import ConnectedRunner, Dispatcher
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Claimed, Finish
 
-from tests.unit.memory_store import MemoryStore
+from tests.fakes.memory_store import MemoryStore
 from tests.unit.waiting import until
 
 

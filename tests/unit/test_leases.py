@@ -8,7 +8,7 @@ import pytest
 from jobsched_scheduler import leases
 from jobsched_scheduler.leases import sweep_leases
 
-from tests.unit.memory_store import MemoryStore, retry_delay
+from tests.fakes.memory_store import MemoryStore, retry_delay
 from tests.unit.waiting import until
 
 SWEEP_SECONDS = 0.001

@@ -10,7 +10,7 @@ from jobsched_scheduler.model import AttemptKey, Finish
 from jobsched_scheduler.reports import ReportWriter
 from prometheus_client import REGISTRY
 
-from tests.unit.memory_store import MemoryStore
+from tests.fakes.memory_store import MemoryStore
 from tests.unit.waiting import until
 
 

@@ -15,7 +15,7 @@ from jobsched_scheduler.dispatch import Dispatcher
 from jobsched_scheduler.model import AttemptKey
 from jobsched_scheduler.runner_link import RunnerLinks
 
-from tests.unit.memory_store import MemoryStore, retry_delay
+from tests.fakes.memory_store import MemoryStore, retry_delay
 from tests.unit.waiting import until
 
 LEASE_SECONDS = 30
