@@ -2,9 +2,9 @@
 so that the fake keeps the rules of the SQL: claim, leases, fencing, finish, API."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
@@ -22,7 +22,8 @@ OUTPUT_LIMIT = 10
 class Harness(Protocol):
     """A store, and a way to move its jobs through time."""
 
-    store: Store
+    @property
+    def store(self) -> Store: ...
 
     async def lapse_leases(self, job_ids: list[int]) -> None: ...
 
@@ -61,7 +62,7 @@ class PgHarness:
         await self._sql("UPDATE jobs SET run_after = now() WHERE run_after IS NOT NULL")
 
 
-Scenario = Callable[[Harness], Awaitable[None]]
+Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
 
 
 async def _on_postgres(url: str, scenario: Scenario) -> None:
