@@ -14,19 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from . import metrics
 from .model import AttemptKey, Claimed, ClaimResult
+from .ports import Store
 
 log = logging.getLogger(__name__)
 # Under load, dispatch runs hundreds of cycles a second: this many seconds apart at most,
 # one is logged at INFO.
 CYCLE_LOG_SECONDS = 1.0
-
-
-class ClaimStore(Protocol):
-    async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult: ...
+# How long to wait after a failed cycle before the next one may run.
+RETRY_PAUSE_SECONDS = 1.0
 
 
 @dataclass
@@ -44,7 +42,7 @@ class ConnectedRunner:
 
 
 class Dispatcher:
-    def __init__(self, store: ClaimStore, check_interval: float):
+    def __init__(self, store: Store, check_interval: float):
         self.store = store
         self.check_interval = check_interval
         self.runners: dict[str, ConnectedRunner] = {}
@@ -94,7 +92,7 @@ class Dispatcher:
                     await self.dispatch_once(timer=not done)
                 except Exception as exc:  # the database may be away; the next cycle retries
                     log.warning("Dispatch cycle failed: %s", exc)
-                    await _pause(stop, 1.0)
+                    await _pause(stop, RETRY_PAUSE_SECONDS)
         finally:
             stopper.cancel()
 

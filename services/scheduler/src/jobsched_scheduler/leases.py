@@ -8,12 +8,12 @@ TTL, so by the time a lease has expired its command is gone."""
 import asyncio
 import logging
 
-from .store import PgStore
+from .ports import Store
 
 log = logging.getLogger(__name__)
 
 
-async def sweep_leases(store: PgStore, interval: float, stop: asyncio.Event) -> None:
+async def sweep_leases(store: Store, interval: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval)

@@ -6,22 +6,20 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 from . import metrics
-from .model import AttemptKey, AttemptReport, Finish, StoredReports
+from .model import AttemptKey, AttemptReport, Finish
+from .ports import Store
 
 log = logging.getLogger(__name__)
 
 FinishedCallback = Callable[[list[AttemptKey]], None]
-
-
-class ReportStore(Protocol):
-    async def apply_reports(self, reports: list[AttemptReport]) -> StoredReports: ...
+# How long to wait after a failed write before the reports are written again.
+RETRY_PAUSE_SECONDS = 0.5
 
 
 class ReportWriter:
-    def __init__(self, store: ReportStore, on_stored: FinishedCallback):
+    def __init__(self, store: Store, on_stored: FinishedCallback):
         self.store = store
         self.on_stored = on_stored
         self._pending: dict[AttemptKey, AttemptReport] = {}
@@ -75,7 +73,7 @@ class ReportWriter:
                     report.finished = newer.finished or report.finished
                     report.started_at = report.started_at or newer.started_at
             self._pending = {**self._pending, **batch}
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
             self._ready.set()
             return
         for end in stored.ended:

@@ -13,8 +13,8 @@ from jobsched_common.timestamps import from_timestamp
 
 from .dispatch import ConnectedRunner, Dispatcher
 from .model import AttemptKey, Claimed, Finish
+from .ports import Store
 from .reports import ReportWriter
-from .store import PgStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _text(data: bytes) -> str:
 class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
     def __init__(
         self,
-        store: PgStore,
+        store: Store,
         dispatcher: Dispatcher,
         heartbeat_interval: float,
         lease_ttl: float,

@@ -1,0 +1,56 @@
+"""The store as dispatch, reports, leases, the runner link and the API see it: PgStore is
+its adapter for PostgreSQL, and the unit tests have an in-memory one."""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .model import AttemptKey, AttemptReport, ClaimResult, JobRow, NewJob, StoredReports
+
+
+class Store(Protocol):
+    # --- dispatch: the claim, and the leases of what it handed out -------------------
+
+    async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
+        """Claims queued jobs, oldest first, for free runner slots, at most up to
+        limit - running, and opens their attempts with a lease."""
+
+    async def renew_leases(
+        self, runner_id: str, keys: list[AttemptKey]
+    ) -> tuple[set[AttemptKey], set[AttemptKey]]:
+        """The attempts still current (now renewed), and those of them asked to stop."""
+
+    async def expire_leases(self) -> list[AttemptKey]:
+        """Ends the attempts whose lease ran out: retried when attempts remain."""
+
+    # --- runner reports ----------------------------------------------------------------
+
+    async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:
+        """Stores a batch at once (all or nothing); stale attempts change nothing."""
+
+    # --- the public API ----------------------------------------------------------------
+
+    async def create_job(
+        self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
+    ) -> JobRow: ...
+
+    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]: ...
+
+    async def get_job(self, job_id: int) -> JobRow | None: ...
+
+    async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[JobRow]: ...
+
+    async def get_output(self, job_id: int, attempt: int = 0) -> dict[str, Any] | None: ...
+
+    async def list_attempts(self, job_id: int) -> list[dict[str, Any]]: ...
+
+    async def get_max_concurrent(self) -> int: ...
+
+    async def set_max_concurrent(self, value: int) -> int: ...
+
+    async def count_by_status(self) -> dict[str, int]: ...
+
+    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
+        """The job as it now is (None when it does not exist), and whether this changed it."""
+
+    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
+        """The job as it now is (None when it does not exist), and whether this queued it."""

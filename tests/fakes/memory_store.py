@@ -1,0 +1,374 @@
+"""An in-memory Store for unit tests: the claim, lease, fencing and finish rules of the
+SQL (`queries.sql`, migrations 002 and 004) on plain objects, with a clock the test moves
+and calls it can make fail or wait."""
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobsched_scheduler.model import (
+    STATUSES,
+    AttemptKey,
+    AttemptReport,
+    Claimed,
+    ClaimResult,
+    Ended,
+    Finish,
+    JobRow,
+    NewJob,
+    StoredReports,
+    slot_order,
+)
+from jobsched_scheduler.store import DuplicateName
+
+SEEDED_LIMIT = 2  # what migration 001 writes into scheduler_config
+MOST_SLOTS = 10_000  # the highest limit there can be
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FINISHED = ("completed", "failed", "cancelled")
+
+
+class StoreDown(Exception):
+    """What a call made to fail raises, as the store does when the database is away."""
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """The backoff after a failed attempt: `jobsched_retry_at` without its jitter, so
+    the longest wait the SQL can choose."""
+    return timedelta(seconds=min(300, 2 ** max(attempt - 1, 0)))
+
+
+def _row_time(value: datetime | None) -> int | None:
+    """A time as JobRow holds it: microseconds since PostgreSQL's epoch."""
+    return None if value is None else (value - PG_EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
+class Job:
+    id: int
+    name: str
+    command: str
+    max_attempts: int
+    timeout_seconds: int | None
+    created_at: datetime
+    status: str = "queued"
+    attempt: int = 0
+    runner_id: str | None = None
+    last_run: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    cancel_requested: bool = False
+    run_after: datetime | None = None
+    lease_expires_at: datetime | None = None
+
+    @property
+    def key(self) -> AttemptKey:
+        return AttemptKey(self.id, self.attempt)
+
+    def row(self) -> JobRow:
+        return JobRow(
+            self.id,
+            self.name,
+            self.command,
+            self.status,
+            _row_time(self.last_run),
+            _row_time(self.created_at),
+            _row_time(self.updated_at),
+            self.attempt,
+            self.max_attempts,
+            self.timeout_seconds,
+            self.runner_id,
+            _row_time(self.started_at),
+            _row_time(self.finished_at),
+            self.exit_code,
+            self.reason,
+        )
+
+
+@dataclass
+class Attempt:
+    runner_id: str
+    claimed_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    output: str = ""
+    output_truncated: bool = False
+
+
+class MemoryStore:
+    def __init__(
+        self, lease_seconds: float = 30.0, output_limit: int = 1000, default_timeout: int = 0
+    ):
+        self.lease = timedelta(seconds=lease_seconds)
+        self.output_limit = output_limit
+        self.default_timeout = default_timeout
+        self.now = datetime.now(UTC)
+        self.max_concurrent = SEEDED_LIMIT
+        self.jobs: dict[int, Job] = {}
+        self.attempts: dict[AttemptKey, Attempt] = {}
+        self.calls: Counter[str] = Counter()  # calls made, by method
+        self.failures: Counter[str] = Counter()  # the next calls of a method that fail
+        self.gates: dict[str, asyncio.Event] = {}  # a method's calls wait until it is set
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    async def _call(self, method: str) -> None:
+        self.calls[method] += 1
+        gate = self.gates.get(method)
+        if gate is not None:
+            await gate.wait()
+        if self.failures[method] > 0:
+            self.failures[method] -= 1
+            raise StoreDown(f"{method}: database unavailable")
+
+    def _current(self, key: AttemptKey) -> Job | None:
+        """The job whose running attempt this is: reports of any other change nothing."""
+        job = self.jobs.get(key.job_id)
+        return job if job and job.status == "running" and job.attempt == key.attempt else None
+
+    def _count(self, status: str) -> int:
+        return sum(1 for job in self.jobs.values() if job.status == status)
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
+        await self._call("claim")
+        slots = slot_order(free_by_runner, MOST_SLOTS)
+        queued = self._count("queued")
+        result = ClaimResult(self.max_concurrent, self._count("running"), queued)
+        due = [
+            job
+            for job in sorted(self.jobs.values(), key=lambda job: job.id)
+            if job.status == "queued" and (job.run_after is None or job.run_after <= self.now)
+        ][: max(0, min(result.available, queued, len(slots)))]
+        for job, runner_id in zip(due, slots[: len(due)], strict=True):
+            self._open_attempt(job, runner_id)
+            timeout = job.timeout_seconds or self.default_timeout or None
+            claimed = Claimed(job.key, job.command, timeout)
+            result.by_runner.setdefault(runner_id, []).append(claimed)
+        if result.claimed < min(result.available, queued, len(slots)):
+            waiting = [j.run_after for j in self.jobs.values() if j.status == "queued"]
+            result.next_retry_at = min((t for t in waiting if t and t > self.now), default=None)
+        return result
+
+    def _open_attempt(self, job: Job, runner_id: str) -> None:
+        job.status, job.attempt, job.runner_id = "running", job.attempt + 1, runner_id
+        job.lease_expires_at = self.now + self.lease
+        job.last_run = job.updated_at = self.now
+        job.started_at = job.finished_at = job.exit_code = job.reason = job.run_after = None
+        job.cancel_requested = False
+        self.attempts[job.key] = Attempt(runner_id, claimed_at=self.now)
+
+    async def renew_leases(
+        self, runner_id: str, keys: list[AttemptKey]
+    ) -> tuple[set[AttemptKey], set[AttemptKey]]:
+        if not keys:
+            return set(), set()
+        await self._call("renew_leases")
+        current, cancelled = set(), set()
+        for key in keys:
+            job = self._current(key)
+            if job is not None:
+                job.lease_expires_at, job.runner_id = self.now + self.lease, runner_id
+                current.add(key)
+                if job.cancel_requested:
+                    cancelled.add(key)
+        return current, cancelled
+
+    async def expire_leases(self) -> list[AttemptKey]:
+        await self._call("expire_leases")
+        lost = [
+            job
+            for job in self.jobs.values()
+            if job.status == "running" and job.lease_expires_at and job.lease_expires_at < self.now
+        ]
+        for job in lost:
+            self._end(job, exit_code=None, reason="runner lost", finished_at=self.now)
+            job.reason = "runner lost"  # also when it was asked to stop
+            attempt = self.attempts[job.key]
+            attempt.reason, attempt.finished_at = "runner lost", self.now
+        return [job.key for job in lost]
+
+    def _end(self, job: Job, exit_code: int | None, reason: str, finished_at: datetime) -> None:
+        """Cancelled when asked to stop, completed on success, else queued again after a
+        backoff while attempts remain, else failed."""
+        failed = exit_code != 0 or reason != ""
+        retried = not job.cancel_requested and failed and job.attempt < job.max_attempts
+        if job.cancel_requested:
+            job.status, job.reason = "cancelled", "cancelled"
+        elif not failed:
+            job.status, job.reason = "completed", None
+        else:
+            job.status = "queued" if retried else "failed"
+            job.reason = reason or f"exit code {exit_code}"
+        job.run_after = self.now + retry_delay(job.attempt) if retried else None
+        job.finished_at, job.updated_at, job.lease_expires_at = finished_at, self.now, None
+
+    # --- runner reports ----------------------------------------------------------------
+
+    async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:
+        await self._call("apply_reports")
+        finished = [r for r in reports if r.finished]
+        for report in reports:
+            job = self._current(report.key)
+            if job is None or report.finished:
+                continue
+            attempt = self.attempts[report.key]
+            if report.started_at:
+                job.started_at = attempt.started_at = report.started_at
+            if report.output:
+                self._append(attempt, "".join(report.output), report.truncated)
+        ended = [
+            self._finish(job, report, report.finished)
+            for report in finished
+            if report.finished and (job := self._current(report.key))
+        ]
+        return StoredReports([r.key for r in finished], ended)
+
+    def _finish(self, job: Job, report: AttemptReport, end: Finish) -> Ended:
+        job.exit_code = end.exit_code
+        job.started_at = job.started_at or end.started_at or report.started_at
+        self._end(job, end.exit_code, end.reason, end.finished_at)
+        attempt = self.attempts[report.key]
+        attempt.exit_code, attempt.reason = job.exit_code, job.reason
+        attempt.started_at, attempt.finished_at = job.started_at, job.finished_at
+        self._append(attempt, "".join(report.output), report.truncated)
+        started = job.started_at
+        waited = (started - job.created_at).total_seconds() if started else None
+        ran = (end.finished_at - started).total_seconds() if started else None
+        return Ended(report.key, job.status, waited if report.key.attempt == 1 else None, ran)
+
+    def _append(self, attempt: Attempt, text: str, truncated: bool) -> None:
+        whole = attempt.output + text
+        attempt.output = whole[: self.output_limit]
+        attempt.output_truncated |= truncated or len(whole) > self.output_limit
+
+    # --- the public API ----------------------------------------------------------------
+
+    async def create_job(
+        self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
+    ) -> JobRow:
+        await self._call("create_job")
+        return self._insert([NewJob(name, command, max_attempts, timeout_seconds)])[0]
+
+    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
+        await self._call("create_jobs")
+        return self._insert(jobs)
+
+    def _insert(self, jobs: list[NewJob]) -> list[JobRow]:
+        """Every job or none: a taken name inserts nothing."""
+        taken = {job.name for job in self.jobs.values()}
+        for new in jobs:
+            if new.name in taken:
+                raise DuplicateName(new.name)
+            taken.add(new.name)
+        rows = []
+        for new in jobs:
+            job_id = max(self.jobs, default=0) + 1
+            job = Job(
+                job_id,
+                new.name,
+                new.command,
+                new.max_attempts,
+                new.timeout_seconds,
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            self.jobs[job_id] = job
+            rows.append(job.row())
+        return rows
+
+    async def get_job(self, job_id: int) -> JobRow | None:
+        await self._call("get_job")
+        job = self.jobs.get(job_id)
+        return job.row() if job else None
+
+    async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[JobRow]:
+        await self._call("list_jobs")
+        newest_first = sorted(self.jobs.values(), key=lambda job: -job.id)
+        return [
+            job.row()
+            for job in newest_first
+            if (not status or job.status == status) and (not before_id or job.id < before_id)
+        ][:limit]
+
+    async def get_output(self, job_id: int, attempt: int = 0) -> dict[str, Any] | None:
+        await self._call("get_output")
+        numbers = [key.attempt for key in self.attempts if key.job_id == job_id]
+        number = attempt or max(numbers, default=0)
+        found = self.attempts.get(AttemptKey(job_id, number))
+        if found is None:
+            return None
+        return {
+            "job_id": job_id,
+            "attempt": number,
+            "output": found.output,
+            "output_truncated": found.output_truncated,
+        }
+
+    async def list_attempts(self, job_id: int) -> list[dict[str, Any]]:
+        await self._call("list_attempts")
+        return [
+            {
+                "job_id": key.job_id,
+                "attempt": key.attempt,
+                "runner_id": a.runner_id,
+                "claimed_at": a.claimed_at,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "exit_code": a.exit_code,
+                "reason": a.reason,
+                "output_length": len(a.output),
+                "output_truncated": a.output_truncated,
+            }
+            for key, a in sorted(self.attempts.items(), key=lambda item: item[0].attempt)
+            if key.job_id == job_id
+        ]
+
+    async def get_max_concurrent(self) -> int:
+        await self._call("get_max_concurrent")
+        return self.max_concurrent
+
+    async def set_max_concurrent(self, value: int) -> int:
+        await self._call("set_max_concurrent")
+        self.max_concurrent = value
+        return value
+
+    async def count_by_status(self) -> dict[str, int]:
+        await self._call("count_by_status")
+        counts = dict.fromkeys(STATUSES, 0)
+        for job in self.jobs.values():
+            counts[job.status] += 1
+        return counts
+
+    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
+        await self._call("cancel")
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None, False
+        if job.status == "queued":
+            job.status, job.reason = "cancelled", "cancelled"
+            job.finished_at = job.updated_at = self.now
+        elif job.status == "running":
+            job.cancel_requested, job.updated_at = True, self.now
+        else:
+            return job.row(), False
+        return job.row(), True
+
+    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
+        await self._call("retry")
+        job = self.jobs.get(job_id)
+        if job is None or job.status not in FINISHED:
+            return (job.row() if job else None), False
+        job.status, job.updated_at = "queued", self.now
+        job.run_after = job.reason = job.exit_code = job.started_at = job.finished_at = None
+        job.max_attempts = max(job.max_attempts, job.attempt + 1)
+        return job.row(), True

@@ -1,0 +1,282 @@
+"""One set of store tests run against PgStore and against the unit tests' MemoryStore,
+so that the fake keeps the rules of the SQL: claim, leases, fencing, finish, API."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import pytest
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
+from jobsched_scheduler.ports import Store
+from jobsched_scheduler.store import PgStore, new_pool
+
+from tests.fakes.memory_store import MemoryStore
+
+pytestmark = pytest.mark.timeout(60)
+
+LEASE_SECONDS = 30
+OUTPUT_LIMIT = 10
+
+
+class Harness(Protocol):
+    """A store, and a way to move its jobs through time."""
+
+    @property
+    def store(self) -> Store: ...
+
+    async def lapse_leases(self, job_ids: list[int]) -> None: ...
+
+    async def end_backoffs(self) -> None: ...
+
+
+class MemoryHarness:
+    def __init__(self) -> None:
+        self.fake = self.store = MemoryStore(LEASE_SECONDS, OUTPUT_LIMIT, default_timeout=60)
+
+    async def lapse_leases(self, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            self.fake.jobs[job_id].lease_expires_at = self.fake.now.replace(year=2000)
+
+    async def end_backoffs(self) -> None:
+        for job in self.fake.jobs.values():
+            if job.run_after is not None:
+                job.run_after = self.fake.now
+
+
+class PgHarness:
+    def __init__(self, store: PgStore):
+        self.pg = self.store = store
+
+    async def _sql(self, query: str, params: tuple[object, ...] = ()) -> None:
+        async with self.pg.pool.connection() as conn:
+            await conn.execute(query.encode(), params)
+
+    async def lapse_leases(self, job_ids: list[int]) -> None:
+        await self._sql(
+            "UPDATE jobs SET lease_expires_at = now() - interval '1 s' WHERE id = ANY(%s)",
+            (job_ids,),
+        )
+
+    async def end_backoffs(self) -> None:
+        await self._sql("UPDATE jobs SET run_after = now() WHERE run_after IS NOT NULL")
+
+
+Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
+
+
+async def _on_postgres(url: str, scenario: Scenario) -> None:
+    pool = new_pool(url, max_size=2)
+    await pool.open(wait=True)
+    try:
+        await scenario(PgHarness(PgStore(pool, LEASE_SECONDS, OUTPUT_LIMIT, default_timeout=60)))
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def run_on_store(request: pytest.FixtureRequest) -> Callable[[Scenario], None]:
+    if request.param == "memory":
+        return lambda scenario: asyncio.run(scenario(MemoryHarness()))
+    url: str = request.getfixturevalue("database_url")
+    return lambda scenario: asyncio.run(_on_postgres(url, scenario))
+
+
+def finish(key: AttemptKey, code: int = 0, reason: str = "", output: str = "") -> AttemptReport:
+    now = datetime.now(UTC)
+    return AttemptReport(key, output=[output], finished=Finish(code, reason, now, now))
+
+
+async def jobs(store: Store, *max_attempts: int, limit: int = 100) -> list[AttemptKey]:
+    """Creates jobs and claims them all for runner r1: their first attempts."""
+    await store.set_max_concurrent(limit)
+    for n, attempts in enumerate(max_attempts):
+        await store.create_job(f"job-{n}", "echo hi", attempts, None)
+    claimed = (await store.claim({"r1": len(max_attempts)})).by_runner.get("r1", [])
+    return [c.key for c in claimed]
+
+
+def test_the_claim_keeps_to_the_limit_and_takes_the_oldest_first(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(3)
+        for n in range(5):
+            await h.store.create_job(f"job-{n}", "true", 1, 5 if n == 0 else None)
+        result = await h.store.claim({"a": 2, "b": 2})
+        assert (result.limit, result.running, result.queued, result.claimed) == (3, 0, 5, 3)
+        claimed = sorted(
+            (c for cs in result.by_runner.values() for c in cs), key=lambda c: c.key.job_id
+        )
+        assert [c.key for c in claimed] == [AttemptKey(i, 1) for i in (1, 2, 3)]
+        assert [c.timeout_seconds for c in claimed] == [5, 60, 60]
+        assert all(len(cs) <= 2 for cs in result.by_runner.values())
+        full = await h.store.claim({"a": 5})
+        assert (full.running, full.queued, full.claimed, full.next_retry_at) == (3, 2, 0, None)
+        assert (await h.store.count_by_status())["running"] == 3
+
+    run_on_store(scenario)
+
+
+def test_a_finish_ends_the_current_attempt_by_the_rules(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        ok, retried, failed, reasoned, cancelled = await jobs(h.store, 1, 2, 1, 1, 2)
+        await h.store.cancel(cancelled.job_id)
+        stale = AttemptKey(ok.job_id, 2)
+        reports = [
+            finish(ok, output="0123456789abc"),
+            finish(retried, 3),
+            finish(failed, 4),
+            finish(reasoned, reason="timed out"),
+            finish(cancelled, 1),
+            finish(stale, 1),
+        ]
+        stored = await h.store.apply_reports(reports)
+        assert stored.acknowledged == [r.key for r in reports]
+        assert {(e.key, e.status) for e in stored.ended} == {
+            (ok, "completed"),
+            (retried, "queued"),
+            (failed, "failed"),
+            (reasoned, "failed"),
+            (cancelled, "cancelled"),
+        }
+        outcome = {}
+        for key in (ok, retried, failed, reasoned, cancelled):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.exit_code, row.reason)
+        assert outcome == {
+            ok: ("completed", 0, None),
+            retried: ("queued", 3, "exit code 3"),
+            failed: ("failed", 4, "exit code 4"),
+            reasoned: ("failed", 0, "timed out"),
+            cancelled: ("cancelled", 1, "cancelled"),
+        }
+        output = await h.store.get_output(ok.job_id)
+        assert output == {
+            "job_id": ok.job_id,
+            "attempt": 1,
+            "output": "0123456789",
+            "output_truncated": True,
+        }
+
+    run_on_store(scenario)
+
+
+def test_a_retry_waits_out_its_backoff(run_on_store: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        [key] = await jobs(h.store, 2)
+        await h.store.apply_reports([finish(key, 1)])
+        waiting = await h.store.claim({"r1": 1})
+        assert (waiting.claimed, waiting.queued) == (0, 1)
+        assert waiting.next_retry_at is not None
+        await h.end_backoffs()
+        again = await h.store.claim({"r2": 1})
+        assert [c.key for c in again.by_runner["r2"]] == [AttemptKey(key.job_id, 2)]
+        attempts = await h.store.list_attempts(key.job_id)
+        assert [(a["attempt"], a["runner_id"], a["exit_code"]) for a in attempts] == [
+            (1, "r1", 1),
+            (2, "r2", None),
+        ]
+
+    run_on_store(scenario)
+
+
+def test_leases_are_renewed_for_current_attempts_and_expire_as_runner_lost(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        retried, failed, cancelled, kept = await jobs(h.store, 2, 1, 2, 1)
+        await h.store.cancel(cancelled.job_id)
+        stale = AttemptKey(kept.job_id, 2)
+        current, asked_to_stop = await h.store.renew_leases("r2", [kept, cancelled, stale])
+        assert (current, asked_to_stop) == ({kept, cancelled}, {cancelled})
+        assert await h.store.renew_leases("r2", []) == (set(), set())
+        await h.lapse_leases([retried.job_id, failed.job_id, cancelled.job_id])
+        assert sorted(await h.store.expire_leases(), key=str) == sorted(
+            [retried, failed, cancelled], key=str
+        )
+        outcome = {}
+        for key in (retried, failed, cancelled, kept):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason, row.runner_id)
+        assert outcome == {
+            retried: ("queued", "runner lost", "r1"),
+            failed: ("failed", "runner lost", "r1"),
+            cancelled: ("cancelled", "runner lost", "r2"),
+            kept: ("running", None, "r2"),
+        }
+        assert await h.store.expire_leases() == []
+
+    run_on_store(scenario)
+
+
+def test_reports_of_running_attempts_add_output_and_start_times(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        [key] = await jobs(h.store, 1)
+        started = datetime(2030, 1, 2, tzinfo=UTC)
+        stale = AttemptKey(key.job_id, 2)
+        await h.store.apply_reports([AttemptReport(key, started_at=started, output=["abc"])])
+        await h.store.apply_reports([AttemptReport(stale, started_at=started, output=["x"])])
+        await h.store.apply_reports([AttemptReport(key, output=["defghijk"], truncated=False)])
+        [attempt] = await h.store.list_attempts(key.job_id)
+        assert attempt["started_at"] == started
+        assert (attempt["output_length"], attempt["output_truncated"]) == (10, True)
+        assert await h.store.get_output(key.job_id, 2) is None
+
+    run_on_store(scenario)
+
+
+def test_cancel_and_retry(run_on_store: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        [running] = await jobs(h.store, 1)
+        queued = await h.store.create_job("queued", "true", 1, None)
+
+        async def status(outcome: Awaitable[tuple[object, bool]]) -> tuple[str | None, bool]:
+            row, changed = await outcome
+            return getattr(row, "status", None), changed
+
+        assert await status(h.store.cancel(queued.id)) == ("cancelled", True)
+        assert await status(h.store.cancel(queued.id)) == ("cancelled", False)
+        assert await status(h.store.cancel(running.job_id)) == ("running", True)
+        assert await status(h.store.cancel(999)) == (None, False)
+        assert await status(h.store.retry(running.job_id)) == ("running", False)
+        assert await status(h.store.retry(999)) == (None, False)
+        row, queued_again = await h.store.retry(queued.id)
+        assert row is not None and queued_again
+        assert (row.status, row.reason, row.max_attempts) == ("queued", None, 1)
+        assert row.finished_at is None
+        await h.store.apply_reports([finish(running)])
+        row, _ = await h.store.retry(running.job_id)
+        assert row is not None and (row.status, row.attempt, row.max_attempts) == ("queued", 1, 2)
+
+    run_on_store(scenario)
+
+
+def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        await jobs(h.store, 1, 1, limit=2)
+        for n in range(3):
+            await h.store.create_job(f"more-{n}", "true", 1, None)
+        assert [r.id for r in await h.store.list_jobs(None, 2, 0)] == [5, 4]
+        assert [r.id for r in await h.store.list_jobs(None, 2, 4)] == [3, 2]
+        assert [r.id for r in await h.store.list_jobs("running", 10, 0)] == [2, 1]
+        assert [r.id for r in await h.store.list_jobs("queued", 10, 5)] == [4, 3]
+        counts = await h.store.count_by_status()
+        assert counts == {"queued": 3, "running": 2, "completed": 0, "failed": 0, "cancelled": 0}
+        assert await h.store.set_max_concurrent(7) == 7
+        assert await h.store.get_max_concurrent() == 7
+        batch = [NewJob("batch-a", "a", 2, 9), NewJob("batch-b", "b", 1, None)]
+        rows = await h.store.create_jobs(batch)
+        assert [(r.id, r.name, r.command, r.max_attempts, r.timeout_seconds) for r in rows] == [
+            (6, "batch-a", "a", 2, 9),
+            (7, "batch-b", "b", 1, None),
+        ]
+        assert {r.status for r in rows} == {"queued"}
+
+    run_on_store(scenario)

@@ -1,0 +1,235 @@
+"""The Dispatcher against the in-memory store: free slots go to connected runners, and
+only to them."""
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from jobsched_scheduler import dispatch
+from jobsched_scheduler.dispatch import ConnectedRunner, Dispatcher
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Claimed, Finish
+
+from tests.fakes.memory_store import MemoryStore
+from tests.unit.waiting import until
+
+
+class Runner:
+    """A connected runner that records what the dispatcher sends it."""
+
+    def __init__(self, runner_id: str, capacity: int):
+        self.delivered: list[AttemptKey] = []
+        self.killed: list[tuple[list[AttemptKey], str]] = []
+        self.link = ConnectedRunner(runner_id, capacity, self._deliver, self._kill)
+
+    def _deliver(self, claimed: list[Claimed]) -> None:
+        self.delivered.extend(c.key for c in claimed)
+
+    def _kill(self, keys: list[AttemptKey], reason: str) -> None:
+        self.killed.append((keys, reason))
+
+
+async def store_with(jobs: int, limit: int = 100, max_attempts: int = 1) -> MemoryStore:
+    store = MemoryStore()
+    store.max_concurrent = limit
+    for n in range(jobs):
+        await store.create_job(f"job-{n}", "true", max_attempts, None)
+    return store
+
+
+def attached(dispatcher: Dispatcher, *runners: Runner) -> None:
+    for runner in runners:
+        dispatcher.attach(runner.link)
+
+
+def running(store: MemoryStore) -> set[AttemptKey]:
+    return {job.key for job in store.jobs.values() if job.status == "running"}
+
+
+def test_claims_only_up_to_free_capacity() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=6)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a, b = Runner("a", 2), Runner("b", 1)
+        attached(dispatcher, a, b)
+        result = await dispatcher.dispatch_once()
+        assert result is not None and result.claimed == 3
+        assert (len(a.delivered), len(b.delivered)) == (2, 1)
+        assert a.link.active == set(a.delivered) and b.link.active == set(b.delivered)
+        assert running(store) == {*a.delivered, *b.delivered}
+        # Every slot is taken: no claim is made at all.
+        assert await dispatcher.dispatch_once() is None
+        assert store.calls["claim"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_claims_no_more_than_the_limit_leaves() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=6, limit=2)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 5)
+        attached(dispatcher, a)
+        await dispatcher.dispatch_once()
+        assert len(a.delivered) == 2
+        store.max_concurrent = 3
+        await dispatcher.dispatch_once()
+        assert len(a.delivered) == 3
+        # Lowered below what runs: running jobs go on, nothing new starts.
+        store.max_concurrent = 1
+        result = await dispatcher.dispatch_once()
+        assert result is not None and result.claimed == 0 and len(running(store)) == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_draining_runner_gets_nothing() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=4)
+        dispatcher = Dispatcher(store, check_interval=60)
+        draining, open_ = Runner("draining", 3), Runner("open", 1)
+        draining.link.draining = True
+        attached(dispatcher, draining, open_)
+        await dispatcher.dispatch_once()
+        assert draining.delivered == [] and len(open_.delivered) == 1
+        # With only the draining runner left with room, no claim is made.
+        assert await dispatcher.dispatch_once() is None
+        assert store.calls["claim"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_attach_wakes_the_loop() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        dispatcher = Dispatcher(store, check_interval=3600)  # no timer cycle in this test
+        stop = asyncio.Event()
+        loop = asyncio.create_task(dispatcher.run(stop))
+        a = Runner("a", 1)
+        attached(dispatcher, a)
+        await until(lambda: a.delivered, "the job delivered after attach")
+        assert store.calls["claim"] == 1
+        stop.set()
+        await asyncio.wait_for(loop, 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_claim_for_a_runner_that_left_meanwhile_is_not_delivered() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 1)
+        attached(dispatcher, a)
+        store.gates["claim"] = gate = asyncio.Event()
+        cycle = asyncio.create_task(dispatcher.dispatch_once())
+        await until(lambda: store.calls["claim"], "the claim under way")
+        dispatcher.detach(a.link)
+        gate.set()
+        result = await cycle
+        assert result is not None and result.claimed == 1
+        assert a.delivered == [] and a.link.active == set()
+        # The claimed job stays running until its lease expires ("runner lost").
+        assert len(running(store)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_kill_reaches_only_a_connected_runners_active_attempt() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 1)
+        attached(dispatcher, a)
+        await dispatcher.dispatch_once()
+        [key] = a.delivered
+        assert not dispatcher.kill("a", AttemptKey(key.job_id, key.attempt + 1), "cancelled")
+        assert not dispatcher.kill("elsewhere", key, "cancelled")
+        assert a.killed == []
+        assert dispatcher.kill("a", key, "cancelled")
+        assert a.killed == [([key], "cancelled")]
+        dispatcher.detach(a.link)
+        assert not dispatcher.kill("a", key, "cancelled")
+
+    asyncio.run(scenario())
+
+
+def test_release_frees_slots() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=2)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 1)
+        attached(dispatcher, a)
+        await dispatcher.dispatch_once()
+        [first] = a.delivered
+        assert await dispatcher.dispatch_once() is None
+        dispatcher.release(a.link, [first])
+        assert a.link.free == 1
+        await dispatcher.dispatch_once()
+        assert len(a.delivered) == 2 and a.link.active == {a.delivered[1]}
+
+    asyncio.run(scenario())
+
+
+def test_the_loop_survives_a_failing_store(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(dispatch, "RETRY_PAUSE_SECONDS", 0.0)
+
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        store.failures["claim"] = 2
+        dispatcher = Dispatcher(store, check_interval=0.01)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(dispatcher.run(stop))
+        a = Runner("a", 1)
+        attached(dispatcher, a)
+        await until(lambda: a.delivered, "the job delivered once the store is back")
+        assert store.calls["claim"] == 3
+        stop.set()
+        await asyncio.wait_for(loop, 1)
+
+    with caplog.at_level(logging.WARNING, logger=dispatch.__name__):
+        asyncio.run(scenario())
+    assert sum("Dispatch cycle failed" in r.message for r in caplog.records) == 2
+
+
+async def timer_after_a_failure(store_clock_offset: float) -> float:
+    """The dispatcher's timer once its only job failed and waits out its backoff, with
+    the store's clock that far from this process's."""
+    store = await store_with(jobs=1, max_attempts=2)
+    store.advance(store_clock_offset)
+    dispatcher = Dispatcher(store, check_interval=10)
+    a = Runner("a", 1)
+    attached(dispatcher, a)
+    await dispatcher.dispatch_once()
+    [key] = a.delivered
+    now = store.now
+    await store.apply_reports([AttemptReport(key, finished=Finish(1, "", now, now))])
+    dispatcher.release(a.link, [key])
+    result = await dispatcher.dispatch_once()
+    assert result is not None and result.claimed == 0
+    run_after = store.jobs[key.job_id].run_after
+    assert run_after is not None and result.next_retry_at == run_after
+    return dispatcher._timeout()
+
+
+def test_the_timer_honours_the_next_retry() -> None:
+    # The first backoff is at most a second: the timer fires then, not after 10 s.
+    assert 0 < asyncio.run(timer_after_a_failure(0)) <= 1.01
+    # A retry already due by this process's clock is tried at once.
+    assert asyncio.run(timer_after_a_failure(-10)) == pytest.approx(0.01)
+
+
+def test_the_timer_is_the_check_interval_without_a_retry_waiting() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        dispatcher = Dispatcher(store, check_interval=10)
+        attached(dispatcher, Runner("a", 1))
+        result = await dispatcher.dispatch_once()
+        assert result is not None and result.next_retry_at is None
+        assert dispatcher._timeout() == 10
+        dispatcher._next_retry_at = datetime.now(UTC).replace(year=2100)
+        assert dispatcher._timeout() == 10
+
+    asyncio.run(scenario())
