@@ -37,7 +37,8 @@ from typing import Any
 
 import psycopg
 from jobsched_launcher import embedded_postgres
-from measure import RESULTS, Json, columns, machine, postgres_cpu, scratch, write_results
+from measure import RESULTS, Json, columns, machine, scratch, write_results
+from processes import postgres_cpu
 
 ENTRYPOINT = "shell_true"
 COMMAND = "true"

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import multiprocessing
 import os
-import resource
 import shlex
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,17 +38,15 @@ from measure import (
     RESULTS,
     Db,
     Json,
-    children_of,
     columns,
-    cpu_seconds,
     machine,
     percentile,
-    postgres_cpu,
     rest,
     scratch,
     wait_runners,
     write_results,
 )
+from processes import Watcher, cmdline_of, service_processes
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2
@@ -154,116 +149,6 @@ def measure_ceiling(seconds: float) -> Json:
         "single_process_spawns_per_s": single,
         "per_core_spawns_per_s": sum(counts) / seconds,
     }
-
-
-# --- processes: RSS and CPU from /proc -------------------------------------------------
-
-
-def read_rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def exe_of(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return "?"
-
-
-def is_python(pid: int) -> bool:
-    return "python" in Path(exe_of(pid)).name
-
-
-def cmdline_of(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def service_processes(procs: dict[str, int]) -> dict[str, int]:
-    """Each service's Python process, and the Python helpers it started (a runner's
-    reaper, say), by name. The console scripts are Python themselves; were one a
-    wrapper, its Python child is taken. Job shells under a runner are left out."""
-    found: dict[str, int] = {}
-    for name, pid in procs.items():
-        main_pid = pid
-        if not is_python(pid):
-            main_pid = next((c for c in children_of(pid) if is_python(c)), pid)
-        found[name] = main_pid
-        for child in children_of(main_pid):
-            if is_python(child):
-                args = cmdline_of(child)
-                module = args[args.index("-m") + 1] if "-m" in args[:-1] else f"pid {child}"
-                found[f"{name} {module.rsplit('.', 1)[-1]}"] = child
-    return found
-
-
-@dataclass
-class Watcher:
-    """Samples each service's VmRSS every 100 ms into per-phase peaks, and takes CPU
-    snapshots at phase boundaries."""
-
-    pids: dict[str, int]
-    postmaster: int | None
-    interval: float = 0.1
-    phase: str = "startup"
-    peaks: dict[str, dict[str, int]] = field(default_factory=dict)
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            peaks = self.peaks.setdefault(self.phase, {})
-            for name, pid in self.pids.items():
-                rss = read_rss_kb(pid)
-                if rss is not None and rss > peaks.get(name, 0):
-                    peaks[name] = rss
-            self.samples += 1
-
-    def cpu(self) -> dict[str, float]:
-        snap: dict[str, float] = {"job shells": 0.0}
-        for name, pid in self.pids.items():
-            own, reaped = cpu_seconds(pid)
-            snap[name] = own
-            snap["job shells"] += reaped  # a runner's reaped children are its jobs
-        if self.postmaster is not None:
-            snap["postgres"] = postgres_cpu(self.postmaster)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        snap["bench client"] = usage.ru_utime + usage.ru_stime
-        return snap
-
-    @contextlib.contextmanager
-    def measuring(self, phase: str, into: Json) -> Iterator[None]:
-        """Peaks of RSS under `phase`, and CPU use (CPU-seconds per second) into `into`."""
-        self.phase = phase
-        before, started = self.cpu(), time.monotonic()
-        try:
-            yield
-        finally:
-            after, elapsed = self.cpu(), max(time.monotonic() - started, 1e-9)
-            into["cpu_cores_used"] = {
-                name: round((after[name] - before[name]) / elapsed, 3) for name in after
-            }
-            self.phase = f"after {phase}"
 
 
 # --- the system under test ---------------------------------------------------------------
@@ -430,9 +315,9 @@ IDLE_SECONDS = 2.0  # well under uvicorn's 5 s keep-alive: a reused connection i
 
 class KeepAliveClient:
     """A minimal HTTP/1.1 client over a few keep-alive connections, for the open-loop
-    sender. httpx.AsyncClient costs about 2.5 ms of CPU per request here (0.05 ms for
-    this), which on a small machine caps the sender below the rates to measure and
-    takes the CPU the system needs. It only posts JSON and reads a sized answer."""
+    sender: httpx.AsyncClient spends many times its CPU on a request, which on a small
+    machine caps the sender below the rates to measure and takes the CPU the system
+    needs. It only posts JSON and reads a sized answer."""
 
     def __init__(self, host: str, port: int, connections: int):
         self.host, self.port = host, port
