@@ -136,8 +136,8 @@ def read_paths(db: Db, count: int) -> dict[str, Callable[[int], str]]:
     db.conn.execute("SELECT setseed(0.5)")
     drawn = db.conn.execute("SELECT id FROM jobs ORDER BY random() LIMIT %s", (count + WARMUP,))
     ids = [int(row[0]) for row in drawn]  # jobs that exist: ids have gaps
-    ids = (ids * (count + WARMUP))[: count + WARMUP]
-    deep = PAGE + PAGE // 2  # a full page at the very bottom
+    ids = (ids * (count + WARMUP))[: count + WARMUP]  # more requests than jobs: again
+    deep = PAGE + PAGE // 2  # a full page at the very bottom: the fill's ids start at 1
     return {
         "list first page": lambda k: f"/api/jobs?limit={PAGE}",
         "list deep page": lambda k: f"/api/jobs?limit={PAGE}&before={deep}",
