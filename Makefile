@@ -48,7 +48,6 @@ chaos: install
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
-	$(PY) bench/listcost.py
 	$(PY) bench/peer.py
 
 clean:

@@ -1,16 +1,19 @@
 """Runs the drain benchmark's work through pgqueuer, a peer, for comparison.
 
-The same work as `bench/run.py`'s drain: N jobs that each run `/bin/sh -c true` (with
-our runner's executor, so that both sides spawn alike; `--spawn asyncio` for asyncio's
-subprocess), at most 64 at once in total, on a PostgreSQL of
-its own (embedded, in a temporary directory). pgqueuer's schema is installed with its
-Python API, the N jobs are enqueued in one batch, then consumer processes (two, as our
-two runners) each run a `QueueManager` in drain mode with one entrypoint whose
-`concurrency_limit` (enforced in SQL across all consumers) is the total limit, and
-`max_concurrent_tasks` the same per consumer. By default the consumers use asyncpg
-(pgqueuer's recommended driver) and the standard asyncio event loop (as our runners).
-Each handler records its command's start and finish; jobs/s is N over first start to
-last finish. Every wait is bounded: consumers are stopped, then killed, at a deadline.
+The same work as `bench/run.py`'s drain: N jobs that each run `/bin/sh -c true`, at most
+64 at once in total, on a PostgreSQL of its own (embedded, in a temporary directory).
+pgqueuer's schema is installed with its Python API, the N jobs are enqueued in one
+batch, then consumer processes (two, as our two runners) each run a `QueueManager` in
+drain mode over asyncpg (pgqueuer's recommended driver) and the standard asyncio event
+loop (as our runners), with one entrypoint whose `concurrency_limit` (enforced in SQL
+across all consumers) is the total limit, and `max_concurrent_tasks` the same per
+consumer. Each handler records its command's start and finish; jobs/s is N over first
+start to last finish. Every wait is bounded: consumers are stopped, then killed, at a
+deadline.
+
+Internals: the handler runs its command with our runner's executor
+(`jobsched_runner.execute.Execution`), so that both sides spawn a shell alike and the
+queues are what is compared. Nothing else of a service is imported.
 
     .venv/bin/pip install -r bench/requirements.txt   # pgqueuer: for this file only
     .venv/bin/python bench/peer.py [--quick] [--out FILE]
@@ -24,67 +27,42 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from jobsched_launcher import embedded_postgres
-from measure import postgres_cpu, write_results
+from measure import RESULTS, Json, columns, machine, scratch, write_results
+from processes import postgres_cpu
 
-ROOT = Path(__file__).resolve().parent.parent
-
-Json = dict[str, Any]
 ENTRYPOINT = "shell_true"
-COMMAND = ["/bin/sh", "-c", "true"]
+COMMAND = "true"
 
 
 # --- one consumer process -------------------------------------------------------------------
 
 
-def default_driver() -> str:
-    """asyncpg, pgqueuer's default and recommended driver, when installed (the
-    `pgqueuer[asyncpg]` extra); else psycopg. With psycopg, pgqueuer's listener holds
-    the connection for up to a second while it waits for a notification, so a drain
-    with few notifications mostly waits (56 to 80 jobs/s here, about 880 with asyncpg)."""
-    try:
-        import asyncpg  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
-    except ImportError:
-        return "psycopg"
-    return "asyncpg"
-
-
-async def make_queries(uri: str, driver: str) -> Any:
-    """pgqueuer's `Queries` over one connection of the chosen driver."""
+async def queries(uri: str) -> Any:
+    """pgqueuer's `Queries` over one asyncpg connection."""
+    import asyncpg  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from pgqueuer import Queries
-    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.db import AsyncpgDriver
 
-    if driver == "asyncpg":
-        import asyncpg  # type: ignore[import-untyped, import-not-found, unused-ignore]
-        from pgqueuer.db import AsyncpgDriver
-
-        return Queries(AsyncpgDriver(await asyncpg.connect(dsn=uri)))
-    conn = await psycopg.AsyncConnection.connect(uri, autocommit=True)
-    return Queries(PsycopgDriver(conn))
+    return Queries(AsyncpgDriver(await asyncpg.connect(dsn=uri)))
 
 
-async def consume(
-    uri: str, driver: str, concurrency: int, batch_size: int, seconds: float, spawn: str
-) -> Json:
+async def consume(uri: str, concurrency: int, batch_size: int, seconds: float) -> Json:
     """Drains the queue with one QueueManager; returns what its handler recorded."""
     from jobsched_runner.execute import Execution
     from pgqueuer import Job, QueueManager
     from pgqueuer.domain.types import QueueExecutionMode
 
-    qm = QueueManager(await make_queries(uri, driver))
+    qm = QueueManager(await queries(uri))
     spans: list[tuple[float, float]] = []
     failed = 0
 
@@ -92,18 +70,9 @@ async def consume(
     async def shell_true(job: Job) -> None:
         nonlocal failed
         started = time.time()  # wall clock: spans from two processes are compared
-        if spawn == "runner":
-            outcome = await Execution(COMMAND[-1], None, 5.0, 1024 * 1024).run(lambda _: None)
-            code: int | None = outcome.exit_code
-        else:
-            proc = await asyncio.create_subprocess_exec(
-                *COMMAND, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-            )
-            await proc.communicate()
-            code = proc.returncode
+        outcome = await Execution(COMMAND, None, 5.0, 1024 * 1024).run(lambda _: None)
         spans.append((started, time.time()))
-        if code != 0:
-            failed += 1
+        failed += outcome.exit_code != 0
 
     async def deadline() -> None:
         await asyncio.sleep(seconds)
@@ -145,41 +114,113 @@ def cpu_of(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def rate_by_tenth(spans: list[tuple[float, float]]) -> list[float]:
-    """Jobs/s over each tenth of the jobs, in the order they finished."""
-    ends = sorted(f for _, f in spans)
-    step = max(1, len(ends) // 10)
-    previous = min(s for s, _ in spans)
-    rates: list[float] = []
-    for i in range(step - 1, len(ends), step):
-        rates.append(round(step / max(ends[i] - previous, 1e-9), 1))
-        previous = ends[i]
-    return rates[:10]
-
-
-def run_loop(coro: Coroutine[Any, Any, Json], loop: str) -> Json:
-    if loop == "uvloop":
-        import uvloop
-
-        result: Json = uvloop.run(coro)
-        return result
-    return asyncio.run(coro)
-
-
 # --- the benchmark ----------------------------------------------------------------------------
 
 
-async def prepare(uri: str, driver: str, jobs: int) -> Json:
+async def prepare(uri: str, jobs: int) -> Json:
     """Installs pgqueuer's schema and enqueues `jobs` jobs in one batch."""
-    queries = await make_queries(uri, driver)
+    queue = await queries(uri)
     started = time.monotonic()
-    await queries.install()
+    await queue.install()
     installed = time.monotonic()
-    await queries.enqueue([ENTRYPOINT] * jobs, [None] * jobs, [0] * jobs)
-    enqueued = time.monotonic()
+    await queue.enqueue([ENTRYPOINT] * jobs, [None] * jobs, [0] * jobs)
     return {
         "install_seconds": round(installed - started, 3),
-        "enqueue_seconds": round(enqueued - installed, 3),
+        "enqueue_seconds": round(time.monotonic() - installed, 3),
+    }
+
+
+def measure_pgqueuer(
+    jobs: int, concurrency: int, consumers: int = 2, batch_size: int = 10, keep: bool = False
+) -> Json:
+    """N `/bin/sh -c true` jobs through pgqueuer with at most `concurrency` at once."""
+    timeout = max(120.0, jobs * 0.05)
+    result: Json = {
+        "jobs": jobs,
+        "completed": 0,
+        "jobs_per_s": None,
+        "seconds": None,
+        "pgqueuer_version": importlib.metadata.version("pgqueuer"),
+        "consumers": consumers,
+        "concurrency": concurrency,
+        "driver": "asyncpg",
+        "event_loop": "asyncio",
+        "spawn": "runner",
+        "batch_size": batch_size,
+        **machine(),
+    }
+    with scratch("jobsched-peer-", keep) as tmp:
+        server = embedded_postgres(tmp / "postgres")
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            uri, postmaster = server.get_uri(), server.get_pid()
+            with psycopg.connect(uri, autocommit=True) as conn:
+                version = conn.execute("SHOW server_version").fetchone()
+                result["postgres_version"] = str(version[0]) if version else "?"
+            result.update(asyncio.run(prepare(uri, jobs)))
+            outs = [tmp / f"consumer-{i}.json" for i in range(consumers)]
+            spawned = time.time()
+            pg_before = postgres_cpu(postmaster)
+            for out in outs:
+                with open(out.with_suffix(".log"), "wb") as log:
+                    command = [sys.executable, __file__, "--consume", uri, "--out", str(out)]
+                    command += ["--concurrency", str(concurrency), "--batch-size", str(batch_size)]
+                    command += ["--seconds", str(timeout)]
+                    procs.append(subprocess.Popen(command, stdout=log, stderr=log))
+            result["consumer_exit_codes"] = [wait_or_kill(proc, timeout + 60) for proc in procs]
+            wall = time.time() - spawned
+            result["wall_seconds"] = round(wall, 2)
+            cpu = {"consumers": 0.0, "job shells": 0.0}
+            cpu["postgres"] = postgres_cpu(postmaster) - pg_before
+            spans = gather(outs, result, cpu)
+            result.update(span_figures(spans, spawned))
+            # CPU-seconds per second of the consumers' wall time, as run.py's cpu_cores_used.
+            result["cpu_cores_used"] = {k: round(v / max(wall, 1e-9), 3) for k, v in cpu.items()}
+            result["left_in_database"] = remaining(uri)
+            result["load_average_at_end"] = os.getloadavg()
+        finally:
+            for proc in procs:
+                wait_or_kill(proc, 0)
+            server.cleanup()
+    return result
+
+
+def gather(outs: list[Path], result: Json, cpu: dict[str, float]) -> list[tuple[float, float]]:
+    """The consumers' spans, and their counts and CPU into `result` and `cpu`."""
+    spans: list[tuple[float, float]] = []
+    result["per_consumer"] = []
+    result["failed"] = 0
+    for out in outs:
+        if not out.exists():
+            log = out.with_suffix(".log").read_text()[-2000:]
+            result.setdefault("consumer_errors", []).append(log)
+            continue
+        found = json.loads(out.read_text())
+        spans.extend((float(s), float(f)) for s, f in found["spans"])
+        result["per_consumer"].append(int(found["completed"]))
+        result["failed"] += int(found["failed"])
+        result["timed_out"] = bool(result.get("timed_out")) or bool(found["timed_out"])
+        cpu["consumers"] += float(found["cpu_seconds"])
+        cpu["job shells"] += float(found["job_shells_cpu_seconds"])
+    result["completed"] = len(spans)
+    return spans
+
+
+def span_figures(spans: list[tuple[float, float]], spawned: float) -> Json:
+    """Throughput and concurrency from the handlers' (start, finish) spans."""
+    if not spans:
+        return {}
+    first = min(s for s, _ in spans)
+    span = max(max(f for _, f in spans) - first, 1e-9)
+    durations = sorted((f - s) * 1000 for s, f in spans)
+    return {
+        "seconds": round(span, 3),
+        "jobs_per_s": round(len(spans) / span, 1),
+        "first_start_after_spawn_s": round(first - spawned, 3),
+        "peak_concurrency": peak_concurrency(spans),
+        "mean_concurrency": round(sum(f - s for s, f in spans) / span, 2),
+        "command_ms_p50": round(durations[len(durations) // 2], 2),
+        "jobs_per_s_by_tenth": rate_by_tenth(spans),
     }
 
 
@@ -192,6 +233,18 @@ def peak_concurrency(spans: list[tuple[float, float]]) -> int:
     return peak
 
 
+def rate_by_tenth(spans: list[tuple[float, float]]) -> list[float]:
+    """Jobs/s over each tenth of the jobs, in the order they finished."""
+    ends = sorted(f for _, f in spans)
+    step = max(1, len(ends) // 10)
+    previous = min(s for s, _ in spans)
+    rates: list[float] = []
+    for i in range(step - 1, len(ends), step):
+        rates.append(round(step / max(ends[i] - previous, 1e-9), 1))
+        previous = ends[i]
+    return rates[:10]
+
+
 def remaining(uri: str) -> dict[str, int]:
     """Rows left in pgqueuer's queue by status, and its log by status."""
     found: dict[str, int] = {}
@@ -201,129 +254,6 @@ def remaining(uri: str) -> dict[str, int]:
         for status, n in conn.execute("SELECT status::text, count(*) FROM pgqueuer_log GROUP BY 1"):
             found[f"log {status}"] = int(n)
     return found
-
-
-def measure_pgqueuer(
-    jobs: int,
-    concurrency: int,
-    consumers: int = 2,
-    driver: str | None = None,
-    batch_size: int = 10,
-    loop: str = "asyncio",
-    keep: bool = False,
-    spawn: str = "runner",
-) -> Json:
-    """N `/bin/sh -c true` jobs through pgqueuer with at most `concurrency` at once."""
-    driver = driver or default_driver()
-    timeout = max(120.0, jobs * 0.05)
-    tmp = Path(tempfile.mkdtemp(prefix="jobsched-peer-"))
-    result: Json = {
-        "jobs": jobs,
-        "completed": 0,
-        "jobs_per_s": None,
-        "seconds": None,
-        "pgqueuer_version": importlib.metadata.version("pgqueuer"),
-        "consumers": consumers,
-        "concurrency": concurrency,
-        "driver": driver,
-        "event_loop": loop,
-        "spawn": spawn,
-        "batch_size": batch_size,
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_average_at_start": os.getloadavg(),
-    }
-    server = embedded_postgres(tmp / "postgres")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        uri = server.get_uri()
-        with psycopg.connect(uri, autocommit=True) as conn:
-            version = conn.execute("SHOW server_version").fetchone()
-            result["postgres_version"] = str(version[0]) if version else "?"
-        postmaster = server.get_pid()
-        result.update(run_loop(prepare(uri, driver, jobs), loop))
-        outs = [tmp / f"consumer-{i}.json" for i in range(consumers)]
-        logs = [tmp / f"consumer-{i}.log" for i in range(consumers)]
-        spawned = time.time()
-        pg_before = postgres_cpu(postmaster) if postmaster else None
-        for out, log in zip(outs, logs, strict=True):
-            with open(log, "wb") as sink:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            __file__,
-                            "--consume",
-                            uri,
-                            "--driver",
-                            driver,
-                            "--loop",
-                            loop,
-                            "--spawn",
-                            spawn,
-                            "--concurrency",
-                            str(concurrency),
-                            "--batch-size",
-                            str(batch_size),
-                            "--seconds",
-                            str(timeout),
-                            "--out",
-                            str(out),
-                        ],
-                        stdout=sink,
-                        stderr=sink,
-                    )
-                )
-        codes = [wait_or_kill(proc, timeout + 60) for proc in procs]
-        wall = time.time() - spawned
-        result["wall_seconds"] = round(wall, 2)
-        cpu: dict[str, float] = {"consumers": 0.0, "job shells": 0.0}
-        if postmaster and pg_before is not None:
-            cpu["postgres"] = postgres_cpu(postmaster) - pg_before
-        result["consumer_exit_codes"] = codes
-        spans: list[tuple[float, float]] = []
-        per_consumer: list[int] = []
-        failed = 0
-        for out, log in zip(outs, logs, strict=True):
-            if not out.exists():
-                result.setdefault("consumer_errors", []).append(log.read_text()[-2000:])
-                continue
-            found = json.loads(out.read_text())
-            spans.extend((float(s), float(f)) for s, f in found["spans"])
-            per_consumer.append(int(found["completed"]))
-            cpu["consumers"] += float(found["cpu_seconds"])
-            cpu["job shells"] += float(found["job_shells_cpu_seconds"])
-            failed += int(found["failed"])
-            result["timed_out"] = bool(result.get("timed_out")) or bool(found["timed_out"])
-        result["completed"] = len(spans)
-        result["failed"] = failed
-        result["per_consumer"] = per_consumer
-        if spans:
-            first = min(s for s, _ in spans)
-            last = max(f for _, f in spans)
-            span = max(last - first, 1e-9)
-            result["seconds"] = round(span, 3)
-            result["jobs_per_s"] = round(len(spans) / span, 1)
-            result["first_start_after_spawn_s"] = round(first - spawned, 3)
-            result["peak_concurrency"] = peak_concurrency(spans)
-            result["mean_concurrency"] = round(sum(f - s for s, f in spans) / span, 2)
-            durations = sorted((f - s) * 1000 for s, f in spans)
-            result["command_ms_p50"] = round(durations[len(durations) // 2], 2)
-            result["jobs_per_s_by_tenth"] = rate_by_tenth(spans)
-        # CPU-seconds per second of the consumers' wall time, as run.py's cpu_cores_used.
-        result["cpu_cores_used"] = {k: round(v / max(wall, 1e-9), 3) for k, v in cpu.items()}
-        result["left_in_database"] = remaining(uri)
-        result["load_average_at_end"] = os.getloadavg()
-    finally:
-        for proc in procs:
-            wait_or_kill(proc, 0)
-        server.cleanup()
-        if keep:
-            result["kept"] = str(tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return result
 
 
 def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> int:
@@ -338,31 +268,26 @@ def wait_or_kill(proc: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def render(result: Json) -> str:
+    r = result.get
     rows = [
-        ("pgqueuer", result["pgqueuer_version"]),
-        (
-            "driver / event loop / spawn",
-            f"{result['driver']} / {result['event_loop']} / {result['spawn']}",
-        ),
-        ("consumers x batch size", f"{result['consumers']} x {result['batch_size']}"),
-        ("concurrency limit (total)", result["concurrency"]),
-        ("jobs", result["jobs"]),
-        ("completed", f"{result['completed']} (failed {result.get('failed', 0)})"),
-        ("jobs/s (first start to last finish)", result["jobs_per_s"]),
-        ("seconds (first start to last finish)", result["seconds"]),
-        ("wall seconds (consumers spawned to exited)", result.get("wall_seconds")),
-        ("enqueue seconds (one batch)", result.get("enqueue_seconds")),
-        (
-            "peak / mean concurrency",
-            f"{result.get('peak_concurrency')} / {result.get('mean_concurrency')}",
-        ),
-        ("command p50 ms", result.get("command_ms_p50")),
-        ("jobs/s by tenth of the jobs", result.get("jobs_per_s_by_tenth")),
-        ("CPU cores used", result.get("cpu_cores_used")),
-        ("per consumer", result.get("per_consumer")),
-        ("left in database", result.get("left_in_database")),
+        ("pgqueuer", r("pgqueuer_version")),
+        ("driver / event loop / spawn", f"{r('driver')} / {r('event_loop')} / {r('spawn')}"),
+        ("consumers x batch size", f"{r('consumers')} x {r('batch_size')}"),
+        ("concurrency limit (total)", r("concurrency")),
+        ("jobs", r("jobs")),
+        ("completed", f"{r('completed')} (failed {r('failed', 0)})"),
+        ("jobs/s (first start to last finish)", r("jobs_per_s")),
+        ("seconds (first start to last finish)", r("seconds")),
+        ("wall seconds (consumers spawned to exited)", r("wall_seconds")),
+        ("enqueue seconds (one batch)", r("enqueue_seconds")),
+        ("peak / mean concurrency", f"{r('peak_concurrency')} / {r('mean_concurrency')}"),
+        ("command p50 ms", r("command_ms_p50")),
+        ("jobs/s by tenth of the jobs", r("jobs_per_s_by_tenth")),
+        ("CPU cores used", r("cpu_cores_used")),
+        ("per consumer", r("per_consumer")),
+        ("left in database", r("left_in_database")),
     ]
-    return "\n".join(f"{name:44} {value}" for name, value in rows)
+    return "\n".join(columns([(name, str(value)) for name, value in rows]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -372,60 +297,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="total limit (64)")
     parser.add_argument("--consumers", type=int, default=2, help="consumer processes (2)")
     parser.add_argument("--batch-size", type=int, default=10, help="dequeue batch size (10)")
-    parser.add_argument(
-        "--driver", choices=["asyncpg", "psycopg"], help="default: asyncpg when installed"
-    )
-    parser.add_argument(
-        "--loop",
-        choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="consumers' event loop: asyncio (as our runners; default) or uvloop (as "
-        "pgqueuer's CLI), whose fork-based spawn halves the rate of `true` here",
-    )
-    parser.add_argument(
-        "--spawn",
-        choices=["runner", "asyncio"],
-        default="runner",
-        help="how the handler runs the command: with our runner's executor (default: the "
-        "same spawn on both sides, so the queues are compared) or asyncio's subprocess",
-    )
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peer.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "peer.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     # Internal: run as one consumer process.
     parser.add_argument("--consume", metavar="URI", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=600, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.consume:
-        found = run_loop(
-            consume(
-                args.consume,
-                args.driver or default_driver(),
-                args.concurrency,
-                args.batch_size,
-                args.seconds,
-                args.spawn,
-            ),
-            args.loop,
-        )
+        found = asyncio.run(consume(args.consume, args.concurrency, args.batch_size, args.seconds))
         args.out.write_text(json.dumps(found))
         return
     jobs: int = args.jobs or (2_000 if args.quick else 20_000)
-    if jobs < 1 or args.concurrency < 1 or args.consumers < 1 or args.batch_size < 1:
+    if min(jobs, args.concurrency, args.consumers, args.batch_size) < 1:
         parser.error("--jobs, --concurrency, --consumers and --batch-size must be positive")
     if args.concurrency < 2 * args.batch_size:
         parser.error("pgqueuer needs --concurrency at least twice --batch-size")
-    result = measure_pgqueuer(
-        jobs,
-        args.concurrency,
-        args.consumers,
-        args.driver,
-        args.batch_size,
-        args.loop,
-        args.keep,
-        args.spawn,
-    )
+    out = args.out.resolve()
+    result = measure_pgqueuer(jobs, args.concurrency, args.consumers, args.batch_size, args.keep)
     print(render(result), flush=True)
-    write_results(args.out, result)
+    write_results(out, result)
 
 
 if __name__ == "__main__":

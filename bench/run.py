@@ -4,59 +4,61 @@ Starts its own embedded PostgreSQL in a temporary directory and the scheduler, t
 runners and the gateway as processes (`LocalSystem`), then measures:
 
 1. the ceiling: how fast plain Python spawns `/bin/sh -c true` (one process, one per core);
-2. drain: N `true` jobs inserted with one SQL statement, run with a limit of 64;
+2. drain: N `true` jobs inserted into the jobs table with one SQL statement, run with a
+   limit of 64;
 3. sustained: K clients creating jobs one by one through the REST API, then
    2 clients creating as many jobs as the drain, 100 a request (`POST /api/jobs/bulk`);
 4. latency, open loop: creates sent on a fixed schedule; the job records its own start;
 5. memory: peak RSS of each service process (sampled every 100 ms).
 
-Also the CPU each process used in each phase, to show where the time goes. Prints one
-table and writes the figures as JSON (`--out`); `--keep` keeps the services' logs.
-Other work on the machine skews every figure: the load average is recorded."""
+Also the CPU each process used in each phase, to show where the time goes. It reaches
+the system only through the REST API and the SQL schema. Prints one table and writes
+the figures as JSON (`--out`); `--keep` keeps the services' logs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import multiprocessing
 import os
-import platform
-import resource
 import shlex
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any
 
 import httpx
-import psycopg
-from jobsched_launcher import LocalSystem, throwaway_system, wait_for
-from measure import children_of, cpu_seconds, percentile, postgres_cpu
-
-ROOT = Path(__file__).resolve().parent.parent
+from jobsched_launcher import LocalSystem, throwaway_system
+from measure import (
+    RESULTS,
+    Db,
+    Json,
+    columns,
+    machine,
+    percentile,
+    rest,
+    scratch,
+    wait_runners,
+    write_results,
+)
+from processes import Watcher, cmdline_of, service_processes
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
 RUNNERS = 2
 CONNECTIONS = 64  # most open-loop requests in flight at once
 BULK = 100  # jobs in each request of the bulk sustained phase
 BULK_CLIENTS = 2
+IDLE_TIMEOUT = 120.0  # for the jobs of one phase to finish before the next
 # Measured by their own scripts, which `make bench` runs after this one.
 ELSEWHERE = {
     "peer comparison with pgqueuer": "bench/peer.py",
     "scale at 10^6 rows": "bench/scale.py",
 }
-Json = dict[str, Any]
 
 
 # --- what to run -----------------------------------------------------------------------
@@ -71,57 +73,43 @@ class Plan:
     latency_seconds: float
     rates: tuple[int, ...]
     clients: int
-    drain_timeout: float
     out: Path
     keep: bool
-    latency_client: str
+
+    @property
+    def drain_timeout(self) -> float:
+        return max(120.0, self.drain_jobs * 0.05)
 
     @staticmethod
     def from_args(argv: list[str] | None = None) -> Plan:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--quick", action="store_true", help="smaller and shorter")
-        parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+        parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
         parser.add_argument("--jobs", type=int, help="jobs in the drain (20000; quick 2000)")
-        parser.add_argument(
-            "--seconds", type=float, help="length of each timed phase (ceiling, sustained, rate)"
-        )
+        parser.add_argument("--seconds", type=float, help="length of each timed phase")
         parser.add_argument("--clients", type=int, default=8, help="sustained-phase clients")
-        parser.add_argument(
-            "--rates", help="open-loop rates in jobs/s, comma-separated (10,100,500; quick 10,100)"
-        )
+        parser.add_argument("--rates", help="open-loop jobs/s, comma-separated (10,100,500)")
         parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
-        parser.add_argument(
-            "--latency-client",
-            choices=["raw", "httpx"],
-            default="raw",
-            help="open-loop sender: a lean keep-alive client (default) or httpx.AsyncClient",
-        )
         args = parser.parse_args(argv)
         quick: bool = args.quick
-        jobs: int = args.jobs or (2_000 if quick else 20_000)
         seconds: float | None = args.seconds
-        rates = (
-            tuple(int(r) for r in args.rates.split(","))
-            if args.rates
-            else ((10, 100) if quick else (10, 100, 500))
-        )
-        if jobs < 1 or args.clients < 1 or (seconds is not None and seconds <= 0):
-            parser.error("--jobs, --clients and --seconds must be positive")
-        if not rates or min(rates) <= 0:
-            parser.error("--rates must be positive")
-        return Plan(
+        rates: tuple[int, ...] = (10, 100) if quick else (10, 100, 500)
+        if args.rates:
+            rates = tuple(int(r) for r in args.rates.split(","))
+        plan = Plan(
             quick=quick,
-            drain_jobs=jobs,
+            drain_jobs=args.jobs or (2_000 if quick else 20_000),
             ceiling_seconds=seconds or (3.0 if quick else 5.0),
             sustained_seconds=seconds or (5.0 if quick else 20.0),
             latency_seconds=seconds or (3.0 if quick else 10.0),
             rates=rates,
             clients=args.clients,
-            drain_timeout=max(120.0, jobs * 0.05),
             out=args.out.resolve(),
             keep=args.keep,
-            latency_client=args.latency_client,
         )
+        if min(plan.drain_jobs, plan.clients, plan.latency_seconds, *plan.rates) <= 0:
+            parser.error("--jobs, --clients, --seconds and --rates must be positive")
+        return plan
 
 
 # --- 1. the ceiling: plain Python spawning shells --------------------------------------
@@ -163,176 +151,7 @@ def measure_ceiling(seconds: float) -> Json:
     }
 
 
-# --- processes: RSS and CPU from /proc -------------------------------------------------
-
-
-def read_rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def exe_of(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return "?"
-
-
-def is_python(pid: int) -> bool:
-    return "python" in Path(exe_of(pid)).name
-
-
-def cmdline_of(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
-def service_processes(procs: dict[str, int]) -> dict[str, int]:
-    """Each service's Python process, and the Python helpers it started (a runner's
-    reaper, say), by name. The console scripts are Python themselves; were one a
-    wrapper, its Python child is taken. Job shells under a runner are left out."""
-    found: dict[str, int] = {}
-    for name, pid in procs.items():
-        main_pid = pid
-        if not is_python(pid):
-            main_pid = next((c for c in children_of(pid) if is_python(c)), pid)
-        found[name] = main_pid
-        for child in children_of(main_pid):
-            if is_python(child):
-                args = cmdline_of(child)
-                module = args[args.index("-m") + 1] if "-m" in args[:-1] else f"pid {child}"
-                found[f"{name} {module.rsplit('.', 1)[-1]}"] = child
-    return found
-
-
-@dataclass
-class Watcher:
-    """Samples each service's VmRSS every 100 ms into per-phase peaks, and takes CPU
-    snapshots at phase boundaries."""
-
-    pids: dict[str, int]
-    postmaster: int | None
-    interval: float = 0.1
-    phase: str = "startup"
-    peaks: dict[str, dict[str, int]] = field(default_factory=dict)
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            peaks = self.peaks.setdefault(self.phase, {})
-            for name, pid in self.pids.items():
-                rss = read_rss_kb(pid)
-                if rss is not None and rss > peaks.get(name, 0):
-                    peaks[name] = rss
-            self.samples += 1
-
-    def cpu(self) -> dict[str, float]:
-        snap: dict[str, float] = {"job shells": 0.0}
-        for name, pid in self.pids.items():
-            own, reaped = cpu_seconds(pid)
-            snap[name] = own
-            snap["job shells"] += reaped  # a runner's reaped children are its jobs
-        if self.postmaster is not None:
-            snap["postgres"] = postgres_cpu(self.postmaster)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        snap["bench client"] = usage.ru_utime + usage.ru_stime
-        return snap
-
-    @contextlib.contextmanager
-    def measuring(self, phase: str, into: Json) -> Iterator[None]:
-        """Peaks of RSS under `phase`, and CPU use (CPU-seconds per second) into `into`."""
-        self.phase = phase
-        before, started = self.cpu(), time.monotonic()
-        try:
-            yield
-        finally:
-            after, elapsed = self.cpu(), max(time.monotonic() - started, 1e-9)
-            into["cpu_cores_used"] = {
-                name: round((after[name] - before[name]) / elapsed, 3) for name in after
-            }
-            self.phase = f"after {phase}"
-
-
 # --- the system under test ---------------------------------------------------------------
-
-
-class Database:
-    def __init__(self, url: str):
-        self.conn = psycopg.connect(url, autocommit=True)
-
-    def one(self, query: LiteralString, params: Any = None) -> tuple[Any, ...]:
-        row = self.conn.execute(query, params).fetchone()
-        assert row is not None
-        return row
-
-    def rows(self, query: LiteralString, params: Any = None) -> list[tuple[Any, ...]]:
-        return self.conn.execute(query, params).fetchall()
-
-    def max_id(self) -> int:
-        return int(self.one("SELECT coalesce(max(id), 0) FROM jobs")[0])
-
-    def unfinished(self, after_id: int = 0) -> int:
-        """Queued or running jobs above an id (the (status, id) index answers it)."""
-        return int(
-            self.one(
-                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND id > %s",
-                (after_id,),
-            )[0]
-        )
-
-    def wait_finished(self, after_id: int, timeout: float) -> bool:
-        """Polls until no job above `after_id` is queued or running; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.unfinished(after_id) == 0:
-                return True
-            time.sleep(0.1)
-        return False
-
-    def outcomes(self, after_id: int) -> dict[str, int]:
-        rows = self.rows("SELECT status, count(*) FROM jobs WHERE id > %s GROUP BY 1", (after_id,))
-        return {str(status): int(count) for status, count in rows}
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def running_system(tmp: Path) -> contextlib.AbstractContextManager[tuple[LocalSystem, Any]]:
-    return throwaway_system(
-        tmp, runners=RUNNERS, RUNNER_CAPACITY=str(CAPACITY), RUNNER_DRAIN_SECONDS="5"
-    )
-
-
-def api(system: LocalSystem) -> httpx.Client:
-    return httpx.Client(base_url=system.gateway_url, timeout=10)
-
-
-def wait_runners(client: httpx.Client, count: int, timeout: float = 30) -> None:
-    def connected() -> bool:
-        reply = client.get("/api/stats")
-        return reply.status_code == 200 and reply.json()["runners_connected"] >= count
-
-    wait_for(connected, timeout, f"{count} runners")
 
 
 def set_limit(client: httpx.Client, limit: int) -> None:
@@ -348,10 +167,10 @@ def epoch(value: Any) -> float:
 # --- 2. drain ------------------------------------------------------------------------------
 
 
-def measure_drain(db: Database, jobs: int, timeout: float, ceiling: float) -> Json:
+def measure_drain(db: Db, jobs: int, timeout: float, ceiling: float) -> Json:
     before = db.max_id()
     inserted_at = time.time()
-    lo, hi, count = db.one(
+    lo, hi, count = db.row(
         "WITH ins AS (INSERT INTO jobs (name, command) "
         "SELECT %s || g, 'true' FROM generate_series(1, %s) g RETURNING id) "
         "SELECT min(id), max(id), count(*) FROM ins",
@@ -361,7 +180,7 @@ def measure_drain(db: Database, jobs: int, timeout: float, ceiling: float) -> Js
     finished = db.wait_finished(before, timeout)
     done_at = time.time()
     outcomes = db.outcomes(before)
-    first_start, last_finish, busy, first_claim = db.one(
+    first_start, last_finish, busy, first_claim = db.row(
         "SELECT extract(epoch FROM min(started_at)), extract(epoch FROM max(finished_at)), "
         "extract(epoch FROM sum(finished_at - started_at)), "
         "(SELECT extract(epoch FROM min(claimed_at)) FROM job_attempts "
@@ -394,7 +213,7 @@ def measure_drain(db: Database, jobs: int, timeout: float, ceiling: float) -> Js
 
 
 def measure_sustained(
-    db: Database,
+    db: Db,
     system: LocalSystem,
     clients: int,
     seconds: float,
@@ -413,7 +232,7 @@ def measure_sustained(
     stop_at = time.monotonic() + seconds
 
     def client(index: int) -> None:
-        with api(system) as http:
+        with rest(system) as http:
             n = 0
             while time.monotonic() < stop_at and (requests is None or n < requests):
                 t0 = time.perf_counter()
@@ -448,7 +267,7 @@ def measure_sustained(
     backlog = db.unfinished(before)
     finished = db.wait_finished(before, timeout)
     outcomes = db.outcomes(before)
-    in_window, last_finish = db.one(
+    in_window, last_finish = db.row(
         "SELECT count(*) FILTER (WHERE status = 'completed' AND finished_at <= to_timestamp(%s)), "
         "extract(epoch FROM max(finished_at)) FROM jobs WHERE id > %s",
         (end, before),
@@ -496,9 +315,9 @@ IDLE_SECONDS = 2.0  # well under uvicorn's 5 s keep-alive: a reused connection i
 
 class KeepAliveClient:
     """A minimal HTTP/1.1 client over a few keep-alive connections, for the open-loop
-    sender. httpx.AsyncClient costs about 2.5 ms of CPU per request here (0.05 ms for
-    this), which on a small machine caps the sender below the rates to measure and
-    takes the CPU the system needs. It only posts JSON and reads a sized answer."""
+    sender: httpx.AsyncClient spends many times its CPU on a request, which on a small
+    machine caps the sender below the rates to measure and takes the CPU the system
+    needs. It only posts JSON and reads a sized answer."""
 
     def __init__(self, host: str, port: int, connections: int):
         self.host, self.port = host, port
@@ -551,45 +370,21 @@ def _parse_head(head: bytes) -> tuple[int, int, bool]:
     return status, int(fields["content-length"]), fields.get("connection") == "close"
 
 
-class HttpxClient:
-    """The same through httpx.AsyncClient (`--latency-client httpx`), for comparison."""
-
-    def __init__(self, base_url: str, connections: int):
-        self.gate = asyncio.Semaphore(connections)  # httpx scans its own queue per request
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits)
-
-    async def post(self, path: str, payload: Json) -> tuple[int, float]:
-        async with self.gate:
-            sent = time.time()
-            reply = await self.client.post(path, json=payload)
-            return reply.status_code, sent
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
-async def open_loop(
-    system: LocalSystem, rate: int, seconds: float, record: Path, client_kind: str
-) -> OpenLoop:
+async def open_loop(system: LocalSystem, rate: int, seconds: float, record: Path) -> OpenLoop:
     """Sends creates at `rate`/s on a fixed schedule, never waiting for an answer before
     the next is due. At most CONNECTIONS are in flight; a request due while all are busy
     waits for one, and that wait counts in its latency (measured from when it was due)."""
     loop = OpenLoop(requests=max(1, round(rate * seconds)))
     target = shlex.quote(str(record))
     tag = time.monotonic_ns()  # names are unique, and a phase may run twice
-    client: KeepAliveClient | HttpxClient = (
-        HttpxClient(system.gateway_url, CONNECTIONS)
-        if client_kind == "httpx"
-        else KeepAliveClient("127.0.0.1", system.gateway_port, CONNECTIONS)
-    )
+    client = KeepAliveClient("127.0.0.1", system.gateway_port, CONNECTIONS)
 
     async def create(i: int) -> None:
         name = f"latency-{rate}-{tag}-{i}"
         body = {"name": name, "command": f"date '+%s.%N {i}' >> {target}"}
         try:
             status, loop.sent[i] = await asyncio.wait_for(client.post("/api/jobs/create", body), 30)
-        except (OSError, ValueError, TimeoutError, EOFError, httpx.HTTPError):
+        except (OSError, ValueError, TimeoutError, EOFError):
             loop.failures += 1  # IncompleteReadError is an EOFError
             return
         if status == 201:
@@ -620,24 +415,15 @@ async def open_loop(
 
 
 def measure_latency(
-    db: Database,
-    system: LocalSystem,
-    rate: int,
-    seconds: float,
-    tmp: Path,
-    timeout: float,
-    client_kind: str,
-    watcher: Watcher,
+    db: Db, system: LocalSystem, rate: int, seconds: float, tmp: Path, watcher: Watcher
 ) -> Json:
     record = tmp / f"lat-{rate}"
     record.write_text("")
     before = db.max_id()
     cpu: Json = {}
     with watcher.measuring(f"latency {rate}", cpu):  # while the requests go out
-        loop = asyncio.run(
-            asyncio.wait_for(open_loop(system, rate, seconds, record, client_kind), 300)
-        )
-    finished = db.wait_finished(before, timeout)
+        loop = asyncio.run(asyncio.wait_for(open_loop(system, rate, seconds, record), 300))
+    finished = db.wait_finished(before, IDLE_TIMEOUT)
     starts: dict[int, float] = {}
     for line in record.read_text().splitlines():
         parts = line.split()
@@ -650,7 +436,7 @@ def measure_latency(
     queued = [(loop.sent[i] - loop.due[i]) * 1000 for i in loop.sent]
     result: Json = {
         "rate_per_s": rate,
-        "client": client_kind,
+        "client": "raw",  # the keep-alive client above
         "connections": CONNECTIONS,
         "requests": loop.requests,
         # The last request is due (requests - 1) / rate after the first.
@@ -684,81 +470,69 @@ def measure_latency(
 def run(plan: Plan, tmp: Path, results: Json) -> None:
     print(f"ceiling: spawning /bin/sh -c true for {plan.ceiling_seconds:.0f}s...", flush=True)
     results["ceiling"] = ceiling = measure_ceiling(plan.ceiling_seconds)
-    per_core = float(ceiling["per_core_spawns_per_s"])
     print("starting PostgreSQL and the system...", flush=True)
-    with running_system(tmp) as (system, server):
+    env = {"RUNNER_CAPACITY": str(CAPACITY), "RUNNER_DRAIN_SECONDS": "5"}
+    with throwaway_system(tmp, runners=RUNNERS, **env) as (system, server):
         results["meta"]["log_dir"] = str(tmp / "logs")
-        db = Database(server.get_uri())
-        with api(system) as http:
+        with rest(system) as http:
             wait_runners(http, RUNNERS)
             set_limit(http, CAPACITY)
-        watcher = Watcher(
-            service_processes({name: proc.pid for name, proc in system.procs.items()}),
-            server.get_pid(),
-        )
+        pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
         results["meta"]["services"] = {
-            name: {"pid": pid, "cmdline": " ".join(cmdline_of(pid))}
-            for name, pid in watcher.pids.items()
+            name: {"pid": pid, "cmdline": " ".join(cmdline_of(pid))} for name, pid in pids.items()
         }
+        watcher = Watcher(pids, server.get_pid())
+        db = Db(server.get_uri())
         watcher.start()
         try:
-            idle_timeout = 120.0
-
-            print(f"drain: {plan.drain_jobs} jobs...", flush=True)
-            drain: Json = {}
-            results["drain"] = drain
-            with watcher.measuring("drain", drain):
-                drain.update(measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core))
-            if not db.wait_finished(0, idle_timeout):
-                raise TimeoutError("jobs still unfinished after the drain")
-
-            print(
-                f"sustained: {plan.clients} clients for {plan.sustained_seconds:.0f}s...",
-                flush=True,
-            )
-            results["sustained"] = measure_sustained(
-                db, system, plan.clients, plan.sustained_seconds, idle_timeout, watcher
-            )
-            if not db.wait_finished(0, idle_timeout):
-                raise TimeoutError("jobs still unfinished after the sustained phase")
-            # As many jobs as the drain, so that the runners, not the API, set the pace.
-            requests = max(1, round(plan.drain_jobs / (BULK_CLIENTS * BULK)))
-            print(
-                f"sustained bulk: {BULK_CLIENTS} clients, {requests} requests each "
-                f"of {BULK} jobs...",
-                flush=True,
-            )
-            results["sustained_bulk"] = measure_sustained(
-                db,
-                system,
-                BULK_CLIENTS,
-                plan.drain_timeout,
-                plan.drain_timeout,
-                watcher,
-                batch=BULK,
-                requests=requests,
-            )
-
-            latency: Json = {}
-            results["latency"] = latency
-            for rate in plan.rates:
-                print(f"latency: {rate} jobs/s for {plan.latency_seconds:.0f}s...", flush=True)
-                if not db.wait_finished(0, idle_timeout):
-                    raise TimeoutError("jobs still unfinished before the latency phase")
-                latency[str(rate)] = measure_latency(
-                    db,
-                    system,
-                    rate,
-                    plan.latency_seconds,
-                    tmp,
-                    idle_timeout,
-                    plan.latency_client,
-                    watcher,
-                )
+            phases(plan, tmp, results, db, system, watcher, ceiling["per_core_spawns_per_s"])
         finally:
             watcher.stop()
             db.close()
             results["memory"] = memory_figures(watcher)
+
+
+def phases(
+    plan: Plan,
+    tmp: Path,
+    results: Json,
+    db: Db,
+    system: LocalSystem,
+    watcher: Watcher,
+    per_core: float,
+) -> None:
+    """Drain, sustained, sustained bulk and latency, each once the last one's jobs ended."""
+    print(f"drain: {plan.drain_jobs} jobs...", flush=True)
+    drain: Json = {}
+    results["drain"] = drain
+    with watcher.measuring("drain", drain):
+        drain.update(measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core))
+    settle(db, "drain")
+    print(f"sustained: {plan.clients} clients for {plan.sustained_seconds:.0f}s...", flush=True)
+    results["sustained"] = measure_sustained(
+        db, system, plan.clients, plan.sustained_seconds, IDLE_TIMEOUT, watcher
+    )
+    settle(db, "sustained")
+    # As many jobs as the drain, so that the runners, not the API, set the pace.
+    requests = max(1, round(plan.drain_jobs / (BULK_CLIENTS * BULK)))
+    print(
+        f"sustained bulk: {BULK_CLIENTS} clients, {requests} requests of {BULK} jobs each...",
+        flush=True,
+    )
+    results["sustained_bulk"] = measure_sustained(
+        db, system, BULK_CLIENTS, plan.drain_timeout, plan.drain_timeout, watcher, BULK, requests
+    )
+    latency: Json = {}
+    results["latency"] = latency
+    for rate in plan.rates:
+        settle(db, "the previous phase")
+        print(f"latency: {rate} jobs/s for {plan.latency_seconds:.0f}s...", flush=True)
+        latency[str(rate)] = measure_latency(db, system, rate, plan.latency_seconds, tmp, watcher)
+
+
+def settle(db: Db, after: str) -> None:
+    if not db.wait_finished(0, IDLE_TIMEOUT):
+        raise TimeoutError(f"jobs still unfinished after {after}")
 
 
 def memory_figures(watcher: Watcher) -> Json:
@@ -847,10 +621,7 @@ def table(results: Json) -> str:
         f"jobsched bench {meta['date']}  {meta['cores']} cores  {meta['cpu']}  "
         f"load {load:.2f}  {'quick' if meta['quick'] else 'full'}"
     )
-    width = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [head, "-" * len(head)]
-    lines += [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
-    return "\n".join(lines)
+    return "\n".join([head, "-" * len(head), *columns(rows)])
 
 
 def _pair(figures: Json, prefix: str) -> str:
@@ -864,28 +635,12 @@ def _cpu(figures: Json) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in used.items())
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     plan = Plan.from_args(argv)
-    # SIGTERM unwinds like Ctrl+C, so that every process is stopped in the finally blocks.
-    signal.signal(signal.SIGTERM, _terminate)
     results: Json = {
         "meta": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "cores": os.cpu_count(),
-            "cpu": cpu_model(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
+            **machine(),
             "quick": plan.quick,
-            # Other work on the machine skews every figure: look here first.
-            "load_average_at_start": list(os.getloadavg()),
             "runners": RUNNERS,
             "runner_capacity": CAPACITY,
             "max_concurrent_jobs": CAPACITY,
@@ -896,56 +651,29 @@ def main(argv: list[str] | None = None) -> int:
                 "latency_seconds": plan.latency_seconds,
                 "rates": list(plan.rates),
                 "clients": plan.clients,
-                "latency_client": plan.latency_client,
+                "latency_client": "raw",
             },
         },
         "measured_elsewhere": ELSEWHERE,
     }
-    tmp = Path(tempfile.mkdtemp(prefix="jobsched-bench-"))
-    os.chmod(tmp, 0o755)  # the embedded PostgreSQL may run as its own user
-    failed = False
-    home = Path.cwd()
     try:
-        os.chdir(tmp)  # no `.env` from the caller's directory reaches the services
-        run(plan, tmp, results)
+        with scratch("jobsched-bench-", plan.keep) as tmp:
+            run(plan, tmp, results)
     except BaseException as exc:
-        failed = True
         results["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        os.chdir(home)
         results["meta"]["load_average_at_end"] = list(os.getloadavg())
-        plan.out.parent.mkdir(parents=True, exist_ok=True)
-        plan.out.write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
         print()
         print(table(results))
-        print(f"\nwrote {plan.out}")
-        if plan.keep or failed:
-            print(f"kept {tmp} (logs in {tmp / 'logs'})")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if _anything_lost(results) else 0
+        write_results(plan.out, results)
+    return 1 if anything_lost(results) else 0
 
 
-def _anything_lost(results: Json) -> bool:
+def anything_lost(results: Json) -> bool:
     phases: list[Json] = [results.get(key, {}) for key in ("drain", "sustained", "sustained_bulk")]
     phases += list(results.get("latency", {}).values())
     return any(p.get("lost", 0) or p.get("timed_out", False) for p in phases)
-
-
-def _finite(value: Any) -> Any:
-    """NaN (a figure that could not be computed) becomes null: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":
