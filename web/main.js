@@ -1,0 +1,32 @@
+// The dashboard's entry point, loaded as a module by index.html (no build step):
+// wires the modules to the page and starts loading.
+//
+// The modules call one another (an action asks for a refresh, the refresh reloads the
+// table, a row opens the panel). ES modules allow such cycles because no module does
+// anything when it is imported: only init() below starts things.
+import { whenUnauthorized } from "./api.js";
+import { askForToken, initAuth } from "./auth.js";
+import { initForms, loadConfig } from "./forms.js";
+import { connectLive } from "./live.js";
+import { initPanels, tickDetail } from "./panels.js";
+import { initRefresh, refreshNow } from "./refresh.js";
+import { initTable, tickRows } from "./table.js";
+
+function init() {
+  whenUnauthorized(askForToken);
+  initAuth();
+  initForms();
+  initTable();
+  initPanels();
+  initRefresh();
+  loadConfig().catch(() => {}); // stats carry the limit too; errors show via polling
+  refreshNow();
+  connectLive();
+  // Durations and "2m ago" go on ticking between loads.
+  setInterval(() => {
+    tickRows();
+    tickDetail();
+  }, 1000);
+}
+
+init();
