@@ -8,10 +8,11 @@ from typing import Any
 import psycopg
 import pytest
 from jobsched_common.timestamps import to_timestamp
-from jobsched_scheduler.errors import Conflict
+from jobsched_launcher import free_port
+from jobsched_scheduler.errors import Conflict, InvalidValue, Unavailable
 from jobsched_scheduler.messages import job_message
 from jobsched_scheduler.migrations import migrate
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
 from jobsched_scheduler.store import PgStore, new_pool
 from psycopg import sql
 
@@ -195,6 +196,36 @@ def test_duplicate_names_are_refused(database_url: str) -> None:
             await store.create_job("same", "true", 1, None)
             with pytest.raises(Conflict, match="job name 'same' already exists"):
                 await store.create_job("same", "true", 1, None)
+
+    run(scenario())
+
+
+def test_database_errors_come_out_as_domain_errors(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            with pytest.raises(InvalidValue, match="out of range"):
+                await store.create_job("huge", "true", 2**40, None)
+            await store.create_job("taken", "true", 1, None)
+            batch = [NewJob("fresh", "true", 1, None), NewJob("taken", "true", 1, None)]
+            with pytest.raises(Conflict, match=r"^job name 'taken' already exists$"):
+                await store.create_jobs(batch)
+            assert await store.get_job(3) is None  # nothing of the batch was inserted
+            await store.pool.close()
+            with pytest.raises(Unavailable):
+                await store.get_job(1)
+
+    run(scenario())
+
+
+def test_a_database_out_of_reach_is_unavailable() -> None:
+    async def scenario() -> None:
+        pool = new_pool(f"postgresql://127.0.0.1:{free_port()}/none", max_size=1, timeout=0.5)
+        await pool.open()
+        try:
+            with pytest.raises(Unavailable, match="database unavailable"):
+                await PgStore(pool, lease_seconds=10, output_limit=1000).count_by_status()
+        finally:
+            await pool.close()
 
     run(scenario())
 
