@@ -14,16 +14,19 @@ import pytest
 from google.protobuf.json_format import MessageToJson
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
+from jobsched_scheduler import events
 from jobsched_scheduler.api import JobApi
 from jobsched_scheduler.dispatch import Dispatcher
-from jobsched_scheduler.events import EventHub
+from jobsched_scheduler.events import EventHub, JobEvent
 from jobsched_scheduler.store import PgStore, new_pool
 
 pytestmark = pytest.mark.timeout(60)
 RFC_3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$")
 
 
-async def _api(url: str) -> AsyncIterator[tuple[jobs_pb2_grpc.JobServiceAsyncStub, PgStore]]:
+async def _api(url: str) -> AsyncIterator[tuple["jobs_pb2_grpc.JobServiceAsyncStub", JobApi]]:
+    """The API served in-process: a client stub on an aio channel (its async class exists
+    only in the type stubs) and the servicer behind it."""
     pool = new_pool(url, max_size=4)
     await pool.open(wait=True)
     store = PgStore(pool, lease_seconds=10, output_limit=1000)
@@ -34,7 +37,7 @@ async def _api(url: str) -> AsyncIterator[tuple[jobs_pb2_grpc.JobServiceAsyncStu
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield jobs_pb2_grpc.JobServiceStub(channel), store
+            yield jobs_pb2_grpc.JobServiceStub(channel), api
     finally:
         await server.stop(None)
         await pool.close()
@@ -71,7 +74,7 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
     code = grpc.StatusCode
 
     async def scenario() -> None:
-        async for jobs, store in _api(database_url):
+        async for jobs, api in _api(database_url):
             job = await jobs.CreateJob(pb.CreateJobRequest(name="taken", command="true"))
             assert job.max_attempts == 1 and not job.timeout_seconds  # unset: the defaults
             assert await _refused(
@@ -106,10 +109,36 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
             for limit in (0, 1001):
                 page = jobs.ListJobs(pb.ListJobsRequest(limit=limit))
                 assert (await _refused(page))[0] == code.INVALID_ARGUMENT
-            await store.pool.close()
+            await api.store.pool.close()
             assert await _refused(jobs.GetStats(pb.GetStatsRequest())) == (
                 code.UNAVAILABLE,
                 "database unavailable",
             )
+
+    asyncio.run(scenario())
+
+
+def test_events_stream_until_the_watcher_falls_behind(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "WATCHER_BUFFER", 2)
+    at = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+    async def scenario() -> None:
+        async for jobs, api in _api(database_url):
+            stream = jobs.WatchEvents(pb.WatchEventsRequest())
+            while not api.events._watchers:  # subscribed once the call has begun
+                await asyncio.sleep(0.01)
+            api.events.publish([JobEvent(7, "running", 1, at)])
+            first = await stream.read()
+            assert isinstance(first, pb.JobEvent)
+            assert (first.job_id, first.status) == (7, pb.JOB_STATUS_RUNNING)
+            assert first.at.ToDatetime(tzinfo=UTC) == at
+            api.events.publish([JobEvent(7, "completed", 1, at)] * 3)
+            assert await _refused(stream.read()) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "watcher fell behind",
+            )
+            assert not api.events._watchers
 
     asyncio.run(scenario())

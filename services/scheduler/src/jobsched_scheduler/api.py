@@ -1,9 +1,10 @@
 """The JobService: the public gRPC API used by the gateway and any gRPC client."""
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -40,7 +41,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Ctx = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Req, Ctx], Awaitable[Resp]]
-StreamHandler = Callable[[Any, Req, Ctx], AsyncIterator[Resp]]
+StreamHandler = Callable[[Any, Req, Ctx], AsyncGenerator[Resp, None]]
 
 
 async def _abort(context: Ctx, exc: DomainError) -> None:
@@ -68,10 +69,11 @@ def rpc_stream(handler: StreamHandler[Req, Resp]) -> StreamHandler[Req, Resp]:
     """`rpc` for a handler that streams its replies."""
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Req, context: Ctx) -> AsyncIterator[Resp]:
+    async def wrapper(self: Any, request: Req, context: Ctx) -> AsyncGenerator[Resp, None]:
         try:
-            async for reply in handler(self, request, context):
-                yield reply
+            async with contextlib.aclosing(handler(self, request, context)) as replies:
+                async for reply in replies:
+                    yield reply
         except DomainError as exc:
             await _abort(context, exc)
 
@@ -189,7 +191,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc_stream
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: Ctx
-    ) -> AsyncIterator[pb.JobEvent]:
+    ) -> AsyncGenerator[pb.JobEvent, None]:
         watcher = self.events.subscribe()
         try:
             while not watcher.dropped:
