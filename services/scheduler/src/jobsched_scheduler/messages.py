@@ -28,7 +28,8 @@ def job_message(row: JobRow) -> pb.Job:
         id=row.id,
         name=row.name,
         command=row.command,
-        status=STATUS_TO_PB.get(row.status, pb.JOB_STATUS_UNSPECIFIED),
+        # The original's column allows NULL, which a row inserted by hand may hold.
+        status=STATUS_TO_PB.get(row.status or "queued", pb.JOB_STATUS_UNSPECIFIED),
         last_run=timestamp(row.last_run),
         created_at=timestamp(row.created_at),
         updated_at=timestamp(row.updated_at),

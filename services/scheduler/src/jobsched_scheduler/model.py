@@ -1,4 +1,4 @@
-"""Plain values that move between the runner link, dispatch and the store."""
+"""Plain values that move between the API, the runner link, dispatch and the store."""
 
 import random
 from dataclasses import dataclass, field
