@@ -182,7 +182,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     async def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.Stats:
         counts = await self.store.count_by_status()
         return pb.Stats(
-            **counts,
+            queued=counts["queued"],
+            running=counts["running"],
+            completed=counts["completed"],
+            failed=counts["failed"],
+            cancelled=counts["cancelled"],
             total=sum(counts.values()),
             max_concurrent_jobs=await self.store.get_max_concurrent(),
             runners_connected=len(self.dispatcher.runners),
