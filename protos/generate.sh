@@ -3,6 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 python=$(command -v "${PYTHON:-python3}")
+[[ $python == /* ]] || python="$PWD/$python"  # make passes .venv/bin/python; we cd below
 bin=$(dirname "$python")
 cd "$here"
 rm -f jobsched/v1/*_pb2*.py jobsched/v1/*_pb2*.pyi

@@ -7,11 +7,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from jobsched_common.timestamps import to_micros
-from jobsched_scheduler.api import job_to_pb
+from jobsched_common.timestamps import to_timestamp
+from jobsched_launcher import free_port
+from jobsched_scheduler.errors import Conflict, InvalidValue, Unavailable
+from jobsched_scheduler.messages import job_message
 from jobsched_scheduler.migrations import migrate
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
-from jobsched_scheduler.store import DuplicateName, PgStore, new_pool
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
+from jobsched_scheduler.store import PgStore, new_pool
 from psycopg import sql
 
 pytestmark = pytest.mark.timeout(60)
@@ -152,10 +154,9 @@ def test_finish_stores_exit_code_reason_and_capped_output(database_url: str) -> 
 
 
 def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
-    """Job rows carry times as PostgreSQL sends them (microseconds since 2000-01-01):
-    on both sides of that epoch, and of 1970's, they become the same Unix microseconds
-    as the datetimes do. PostgreSQL's ±infinity and years past 9999, set by hand, show
-    as no time (0) rather than failing every page that holds the job."""
+    """Times on both sides of PostgreSQL's epoch (2000-01-01), and of 1970's, reach the
+    API's Timestamps exact. PostgreSQL's ±infinity and years past 9999, set by hand,
+    show as no time (unset) rather than failing every page that holds the job."""
     exact = {
         "last_run": datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
         "started_at": datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -179,11 +180,12 @@ def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
                         )
                 stored = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (timed.id,))
                 (created_at,) = stored.fetchone() or (None,)
-            far_job, timed_job = (job_to_pb(row) for row in await store.list_jobs(None, 10, 0))
+            far_job, timed_job = (job_message(row) for row in await store.list_jobs(None, 10, 0))
             for field, value in {**exact, "created_at": created_at}.items():
-                assert getattr(timed_job, f"{field}_us") == to_micros(value), field
-            assert far_job.last_run_us == far_job.started_at_us == far_job.finished_at_us == 0
-            assert far_job.created_at_us > 0 and far_job.updated_at_us > 0
+                assert getattr(timed_job, field) == to_timestamp(value), field
+            assert not far_job.HasField("last_run") and not far_job.HasField("started_at")
+            assert not far_job.HasField("finished_at")
+            assert far_job.HasField("created_at") and far_job.HasField("updated_at")
 
     run(scenario())
 
@@ -192,8 +194,38 @@ def test_duplicate_names_are_refused(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):
             await store.create_job("same", "true", 1, None)
-            with pytest.raises(DuplicateName):
+            with pytest.raises(Conflict, match="job name 'same' already exists"):
                 await store.create_job("same", "true", 1, None)
+
+    run(scenario())
+
+
+def test_database_errors_come_out_as_domain_errors(database_url: str) -> None:
+    async def scenario() -> None:
+        async for store in _store(database_url):
+            with pytest.raises(InvalidValue, match="out of range"):
+                await store.create_job("huge", "true", 2**40, None)
+            await store.create_job("taken", "true", 1, None)
+            batch = [NewJob("fresh", "true", 1, None), NewJob("taken", "true", 1, None)]
+            with pytest.raises(Conflict, match=r"^job name 'taken' already exists$"):
+                await store.create_jobs(batch)
+            assert await store.get_job(3) is None  # nothing of the batch was inserted
+            await store.pool.close()
+            with pytest.raises(Unavailable):
+                await store.get_job(1)
+
+    run(scenario())
+
+
+def test_a_database_out_of_reach_is_unavailable() -> None:
+    async def scenario() -> None:
+        pool = new_pool(f"postgresql://127.0.0.1:{free_port()}/none", max_size=1, timeout=0.5)
+        await pool.open()
+        try:
+            with pytest.raises(Unavailable, match="database unavailable"):
+                await PgStore(pool, lease_seconds=10, output_limit=1000).count_by_status()
+        finally:
+            await pool.close()
 
     run(scenario())
 
@@ -271,8 +303,8 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 assert claimed.claimed == 1
                 # The original's times have no zone: they still convert, as UTC.
                 (old,) = await store.list_jobs(None, 10, 0)
-                job = job_to_pb(old)
-                assert job.name == "old" and job.created_at_us > 0
+                job = job_message(old)
+                assert job.name == "old" and job.created_at.seconds > 0
 
         run(check())
     finally:

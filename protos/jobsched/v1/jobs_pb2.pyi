@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -44,10 +45,8 @@ Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 @_typing.final
 class Job(_message.Message):
-    """Times, here and in Attempt and JobEvent, are int64 microseconds since
-    1970-01-01T00:00:00Z (PostgreSQL keeps microseconds), 0 when unset, as OpenTelemetry's
-    OTLP carries times: a page of jobs holds five a row, and google.protobuf.Timestamp
-    sub-messages cost Python clients, the gateway among them, half of a page's time.
+    """Times, here and in Attempt and JobEvent, are unset when the job has none (or holds one
+    a Timestamp cannot: PostgreSQL's ±infinity or a year past 9999, set by hand).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -56,36 +55,43 @@ class Job(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
-    LAST_RUN_US_FIELD_NUMBER: _builtins.int
-    CREATED_AT_US_FIELD_NUMBER: _builtins.int
-    UPDATED_AT_US_FIELD_NUMBER: _builtins.int
+    LAST_RUN_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     RUNNER_ID_FIELD_NUMBER: _builtins.int
-    STARTED_AT_US_FIELD_NUMBER: _builtins.int
-    FINISHED_AT_US_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     name: _builtins.str
     command: _builtins.str
     status: Global___JobStatus.ValueType
-    last_run_us: _builtins.int
-    """when the latest attempt was claimed"""
-    created_at_us: _builtins.int
-    updated_at_us: _builtins.int
     attempt: _builtins.int
     """Number of attempts started so far; the current attempt is the fencing token."""
     max_attempts: _builtins.int
     timeout_seconds: _builtins.int
+    """0: none of its own"""
     runner_id: _builtins.str
-    started_at_us: _builtins.int
-    finished_at_us: _builtins.int
     exit_code: _builtins.int
     """Set once the job has finished; absent while queued or running."""
     reason: _builtins.str
     """Why the job ended as it did, e.g. "exit code 2" or "runner lost"."""
+    @_builtins.property
+    def last_run(self) -> _timestamp_pb2.Timestamp:
+        """when the latest attempt was claimed"""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -93,21 +99,21 @@ class Job(_message.Message):
         name: _builtins.str = ...,
         command: _builtins.str = ...,
         status: Global___JobStatus.ValueType = ...,
-        last_run_us: _builtins.int = ...,
-        created_at_us: _builtins.int = ...,
-        updated_at_us: _builtins.int = ...,
+        last_run: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
         attempt: _builtins.int = ...,
         max_attempts: _builtins.int = ...,
         timeout_seconds: _builtins.int = ...,
         runner_id: _builtins.str = ...,
-        started_at_us: _builtins.int = ...,
-        finished_at_us: _builtins.int = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
         exit_code: _builtins.int | None = ...,
         reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "exit_code", b"exit_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "last_run", b"last_run", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "created_at_us", b"created_at_us", "exit_code", b"exit_code", "finished_at_us", b"finished_at_us", "id", b"id", "last_run_us", b"last_run_us", "max_attempts", b"max_attempts", "name", b"name", "reason", b"reason", "runner_id", b"runner_id", "started_at_us", b"started_at_us", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at_us", b"updated_at_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "last_run", b"last_run", "max_attempts", b"max_attempts", "name", b"name", "reason", b"reason", "runner_id", b"runner_id", "started_at", b"started_at", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -126,21 +132,30 @@ class CreateJobRequest(_message.Message):
     name: _builtins.str
     command: _builtins.str
     max_attempts: _builtins.int
-    """0 means the server default."""
+    """Unset means the default (1 attempt; the scheduler's default timeout, if any); a
+    value that is set must be in range (INVALID_ARGUMENT otherwise).
+    """
     timeout_seconds: _builtins.int
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         command: _builtins.str = ...,
-        max_attempts: _builtins.int = ...,
-        timeout_seconds: _builtins.int = ...,
+        max_attempts: _builtins.int | None = ...,
+        timeout_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "max_attempts", b"max_attempts", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "max_attempts", b"max_attempts", "name", b"name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "max_attempts", b"max_attempts", "name", b"name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
+    _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
 
 Global___CreateJobRequest: _TypeAlias = CreateJobRequest  # noqa: Y015
 
@@ -215,21 +230,23 @@ class ListJobsRequest(_message.Message):
     status: Global___JobStatus.ValueType
     """UNSPECIFIED lists every status"""
     limit: _builtins.int
-    """0 means the default (100); at most 1000"""
+    """unset means the default (100); at most 1000"""
     before_id: _builtins.int
     """0 starts at the newest job"""
     def __init__(
         self,
         *,
         status: Global___JobStatus.ValueType = ...,
-        limit: _builtins.int = ...,
+        limit: _builtins.int | None = ...,
         before_id: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_id", b"before_id", "limit", b"limit", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "before_id", b"before_id", "limit", b"limit", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
 
@@ -344,9 +361,9 @@ class Attempt(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     RUNNER_ID_FIELD_NUMBER: _builtins.int
-    CLAIMED_AT_US_FIELD_NUMBER: _builtins.int
-    STARTED_AT_US_FIELD_NUMBER: _builtins.int
-    FINISHED_AT_US_FIELD_NUMBER: _builtins.int
+    CLAIMED_AT_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     OUTPUT_LENGTH_FIELD_NUMBER: _builtins.int
@@ -354,30 +371,33 @@ class Attempt(_message.Message):
     job_id: _builtins.int
     attempt: _builtins.int
     runner_id: _builtins.str
-    claimed_at_us: _builtins.int
-    started_at_us: _builtins.int
-    finished_at_us: _builtins.int
     exit_code: _builtins.int
     reason: _builtins.str
     output_length: _builtins.int
     output_truncated: _builtins.bool
+    @_builtins.property
+    def claimed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         job_id: _builtins.int = ...,
         attempt: _builtins.int = ...,
         runner_id: _builtins.str = ...,
-        claimed_at_us: _builtins.int = ...,
-        started_at_us: _builtins.int = ...,
-        finished_at_us: _builtins.int = ...,
+        claimed_at: _timestamp_pb2.Timestamp | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
         exit_code: _builtins.int | None = ...,
         reason: _builtins.str = ...,
         output_length: _builtins.int = ...,
         output_truncated: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "exit_code", b"exit_code"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "claimed_at", b"claimed_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "claimed_at_us", b"claimed_at_us", "exit_code", b"exit_code", "finished_at_us", b"finished_at_us", "job_id", b"job_id", "output_length", b"output_length", "output_truncated", b"output_truncated", "reason", b"reason", "runner_id", b"runner_id", "started_at_us", b"started_at_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "claimed_at", b"claimed_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "job_id", b"job_id", "output_length", b"output_length", "output_truncated", b"output_truncated", "reason", b"reason", "runner_id", b"runner_id", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -564,22 +584,23 @@ class JobEvent(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
-    AT_US_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.int
     status: Global___JobStatus.ValueType
     attempt: _builtins.int
-    at_us: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
         job_id: _builtins.int = ...,
         status: Global___JobStatus.ValueType = ...,
         attempt: _builtins.int = ...,
-        at_us: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_us", b"at_us", "attempt", b"attempt", "job_id", b"job_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "attempt", b"attempt", "job_id", b"job_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -54,7 +54,7 @@ def job_event(event: pb.JobEvent) -> dict[str, Any]:
         "job_id": event.job_id,
         "status": STATUS_FROM_PB.get(event.status, "queued"),
         "attempt": event.attempt,
-        "at": rest_time(event.at_us),
+        "at": rest_time(event, "at"),
     }
 
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-
-from .model import TERMINAL
+from jobsched_common.limits import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
 
 def wakes_dispatch(events: list[JobEvent]) -> bool:
     """A queued job may be waiting, or a finished one freed a slot."""
-    return any(e.status == "queued" or e.status in TERMINAL for e in events)
+    return any(e.status == "queued" or e.status in TERMINAL_STATUSES for e in events)
 
 
 @dataclass(eq=False)  # identity: each watcher is its own subscription

@@ -1,32 +1,28 @@
-"""Plain values that move between the runner link, dispatch and the store."""
+"""Plain values that move between the API, the runner link, dispatch and the store."""
 
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-STATUSES = ("queued", "running", *sorted(TERMINAL))
-
 
 class JobRow(NamedTuple):
-    """A job as the API shows it, in the order of `pb.Job`'s fields. Times are
-    microseconds since 2000-01-01 UTC, PostgreSQL's epoch, as it sends them in binary
-    (None when unset): a page of jobs costs no datetime objects."""
+    """A job as the API shows it. Times are aware UTC datetimes, None when unset (or
+    beyond what a datetime holds: PostgreSQL's ±infinity, years past 9999)."""
 
     id: int
     name: str
     command: str
     status: str
-    last_run: int | None
-    created_at: int | None
-    updated_at: int | None
+    last_run: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
     attempt: int
     max_attempts: int
     timeout_seconds: int | None
     runner_id: str | None
-    started_at: int | None
-    finished_at: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
     exit_code: int | None
     reason: str | None
 

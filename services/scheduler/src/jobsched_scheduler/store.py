@@ -1,20 +1,24 @@
-"""The PostgreSQL adapter: every read and write of jobs, attempts and config."""
+"""The PostgreSQL adapter: every read and write of jobs, attempts and config. What the
+driver raises becomes a domain error (errors.py) here, where it arises."""
 
 import contextlib
-import functools
 import json
 import re
-from collections.abc import Callable, Iterable
-from operator import itemgetter
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import RowMaker, dict_row
-from psycopg.types.numeric import Int8BinaryLoader
+from jobsched_common.limits import DEFAULT_MAX_CONCURRENT_JOBS, MAX_CONCURRENT_JOBS, STATUSES
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
+from psycopg.rows import BaseRowFactory, dict_row, kwargs_row
+from psycopg.types.datetime import TimestamptzBinaryLoader
 from psycopg_pool import AsyncConnectionPool
 
+from .errors import Conflict, InvalidValue, Unavailable
 from .model import (
-    STATUSES,
     AttemptKey,
     AttemptReport,
     Claimed,
@@ -28,22 +32,8 @@ from .model import (
 from .queries import q
 
 Row = dict[str, Any]
-DEFAULT_LIMIT = 2
+R = TypeVar("R")
 _NO_CURSOR = 2**31 - 1  # ids are SERIAL (int4)
-MAX_SLOTS_PER_CLAIM = 10_000  # the highest limit there can be
-
-
-class DuplicateName(Exception):
-    """A job name that is taken: the name, when PostgreSQL says which."""
-
-    def __init__(self, name: str):
-        taken = f"job name '{name}'" if name else "a job name"
-        super().__init__(f"{taken} already exists")
-
-
-def _taken_name(exc: psycopg.errors.UniqueViolation) -> str:
-    found = re.search(r"\(name\)=\((.*)\) already exists", exc.diag.message_detail or "")
-    return found.group(1) if found else ""
 
 
 def new_pool(
@@ -57,58 +47,61 @@ def new_pool(
         max_size=max_size,
         open=False,
         kwargs={"autocommit": True},
-        configure=_in_utc,
+        configure=_configure,
         **options,
     )
 
 
-async def _in_utc(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Times then come back with `datetime.UTC`, not a ZoneInfo such as `Etc/UTC`:
-    arithmetic on those is several times slower, and attempts and runner reports still
-    read times as datetimes (jobs read them as integers, see `_job_cursor`)."""
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Times come back as datetimes in `datetime.UTC`, or None when they cannot."""
+    conn.adapters.register_loader("timestamptz", TimeOrNoneLoader)
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
-def _cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Row]:
-    """Rows as dicts, sent by PostgreSQL in binary: no text to format and parse again."""
-    return conn.cursor(row_factory=dict_row, binary=True)
+class TimeOrNoneLoader(Loader):
+    """A time that a datetime (and so a protobuf Timestamp) cannot hold, PostgreSQL's
+    ±infinity or a year past 9999 set by hand with SQL, loads as None, an unset time,
+    rather than failing every read of its row."""
+
+    format = Format.BINARY
+
+    def __init__(self, oid: int, context: AdaptContext | None = None):
+        super().__init__(oid, context)
+        self._time = TimestamptzBinaryLoader(oid, context)
+
+    def load(self, data: Buffer) -> datetime | None:
+        try:
+            return self._time.load(data)
+        except psycopg.DataError:
+            return None
 
 
-def _job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[JobRow]:
-    """Each row as a JobRow, its columns picked by name from what the query returns; a
-    query that selects JobRow's columns in order (a page of jobs) needs no picking. The
-    names come raw from the result (`cursor.description` builds an object per column,
-    70 µs for a `RETURNING *`), and each query's row maker is made once."""
-    result = cursor.pgresult
-    names = tuple(result.fname(i) or b"" for i in range(result.nfields)) if result else ()
-    make = _JOB_ROW_MAKERS.get(names)
-    if make is None:
-        make = _JOB_ROW_MAKERS[names] = _job_row_maker([name.decode() for name in names])
-    return make
+@contextlib.contextmanager
+def _domain_errors() -> Iterator[None]:
+    """Raises what the driver raised as the domain error it means."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(_taken(exc)) from exc
+    except psycopg.DataError as exc:  # e.g. a number beyond its column's range
+        raise InvalidValue(f"invalid value: {exc}") from exc
+    except psycopg.OperationalError as exc:  # the pool's timeouts are ones too
+        raise Unavailable("database unavailable") from exc
 
 
-def _job_row_maker(columns: list[str]) -> RowMaker[JobRow]:
-    as_job_row = functools.partial(tuple.__new__, JobRow)  # C all through: no Python frame
-    if tuple(columns) == JobRow._fields:
-        return as_job_row
-    pick = itemgetter(*(columns.index(f) for f in JobRow._fields))
-    return lambda values: as_job_row(pick(values))
+def _taken(exc: psycopg.errors.UniqueViolation) -> str:
+    """What a unique violation says is taken: a job name, named when PostgreSQL says it."""
+    found = re.search(r"\(name\)=\((.*)\) already exists", exc.diag.message_detail or "", re.S)
+    taken = f"job name '{found.group(1)}'" if found else "a job name"
+    return f"{taken} already exists"
 
 
-_JOB_ROW_MAKERS: dict[tuple[bytes, ...], RowMaker[JobRow]] = {}  # one for each query's columns
+def _job_from_columns(**columns: Any) -> JobRow:
+    """A JobRow from a row of `jobs`, whatever other columns the query returned."""
+    return JobRow(**{name: columns[name] for name in JobRow._fields})
 
 
-def _job_cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[JobRow]:
-    """Jobs as JobRows in binary, a timestamptz read as the int8 it is on the wire
-    (microseconds since 2000-01-01 UTC): a page of jobs is the API's hottest read, and
-    building datetimes only to take them apart again cost it a third of its time."""
-    cur = conn.cursor(row_factory=_job_rows, binary=True)
-    cur.adapters.register_loader("timestamptz", Int8BinaryLoader)
-    return cur
-
-
-R = TypeVar("R")
-CursorOf = Callable[[psycopg.AsyncConnection[Any]], psycopg.AsyncCursor[R]]
+JOB_ROWS = kwargs_row(_job_from_columns)
 
 
 class PgStore:
@@ -124,34 +117,35 @@ class PgStore:
         self.output_limit = output_limit
         self.default_timeout = default_timeout
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; whatever the driver raises while it is held, or while
+        waiting for it, comes out as a domain error."""
+        with _domain_errors():
+            async with self.pool.connection() as conn:
+                yield conn
+
     async def _fetch(
         self,
-        cursor: CursorOf[R],
+        rows: BaseRowFactory[R],
         query: str,
-        params: dict[str, Any] | None,
+        params: dict[str, Any] | None = None,
         prepare: bool | None = None,
     ) -> list[R]:
-        async with self.pool.connection() as conn:
-            cur = cursor(conn)
+        async with self._connection() as conn:
+            cur = conn.cursor(row_factory=rows, binary=True)
             await cur.execute(q(query), params, prepare=prepare)
             return await cur.fetchall()
 
-    async def _all(
-        self, query: str, params: dict[str, Any] | None = None, prepare: bool | None = None
-    ) -> list[Row]:
-        return await self._fetch(_cursor, query, params, prepare)
+    async def _all(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
+        return await self._fetch(dict_row, query, params)
 
     async def _one(self, query: str, params: dict[str, Any] | None = None) -> Row | None:
         rows = await self._all(query, params)
         return rows[0] if rows else None
 
-    async def _jobs(
-        self, query: str, params: dict[str, Any], prepare: bool | None = None
-    ) -> list[JobRow]:
-        return await self._fetch(_job_cursor, query, params, prepare)
-
     async def _job(self, query: str, params: dict[str, Any]) -> JobRow | None:
-        rows = await self._jobs(query, params)
+        rows = await self._fetch(JOB_ROWS, query, params)
         return rows[0] if rows else None
 
     # --- public API -------------------------------------------------------------
@@ -165,20 +159,14 @@ class PgStore:
             "max_attempts": max_attempts,
             "timeout_seconds": timeout_seconds,
         }
-        try:
-            row = await self._job("create_job", params)
-        except psycopg.errors.UniqueViolation as exc:
-            raise DuplicateName(name) from exc
+        row = await self._job("create_job", params)
         assert row is not None
         return row
 
     async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
         """Inserts every job or none, in one statement; rows in the order given."""
         batch = json.dumps([job._asdict() for job in jobs])
-        try:
-            rows = await self._jobs("create_jobs", {"batch": batch})
-        except psycopg.errors.UniqueViolation as exc:
-            raise DuplicateName(_taken_name(exc)) from exc
+        rows = await self._fetch(JOB_ROWS, "create_jobs", {"batch": batch})
         return sorted(rows, key=lambda row: row.id)
 
     async def get_job(self, job_id: int) -> JobRow | None:
@@ -188,17 +176,17 @@ class PgStore:
         below = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
         params = {"status": status, "limit": limit, "before_id": below}
         if not status:
-            return await self._jobs("list_jobs", params)
+            return await self._fetch(JOB_ROWS, "list_jobs", params)
         # Never prepared: a generic plan cannot know how rare a status is, and may scan
         # the whole table by id instead of using (status, id).
-        return await self._jobs("list_jobs_by_status", params, prepare=False)
+        return await self._fetch(JOB_ROWS, "list_jobs_by_status", params, prepare=False)
 
     async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
         return await self._one("get_output", {"id": job_id, "attempt": attempt})
 
     async def get_max_concurrent(self) -> int:
         row = await self._one("get_max_concurrent")
-        return int(row["value"]) if row else DEFAULT_LIMIT
+        return int(row["value"]) if row else DEFAULT_MAX_CONCURRENT_JOBS
 
     async def set_max_concurrent(self, value: int) -> int:
         row = await self._one("set_max_concurrent", {"value": value})
@@ -206,7 +194,7 @@ class PgStore:
         return int(row["value"])
 
     async def count_by_status(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for row in await self._all("count_by_status"):
             counts[row["status"]] = int(row["n"])
         return counts
@@ -217,15 +205,16 @@ class PgStore:
         """One short transaction, serialised across schedulers, sent in one round trip:
         read the limit, count running, and claim up to min(limit - running, free runner
         capacity)."""
-        slots = slot_order(free_by_runner, MAX_SLOTS_PER_CLAIM)
+        slots = slot_order(free_by_runner, MAX_CONCURRENT_JOBS)
         params = {
             "slots": json.dumps(slots),
-            "default_limit": DEFAULT_LIMIT,
+            "default_limit": DEFAULT_MAX_CONCURRENT_JOBS,
             "lease_seconds": self.lease_seconds,
             "default_timeout": self.default_timeout,
         }
-        async with self.pool.connection() as conn:
-            cur = await _cursor(conn).execute(q("claim"), params)
+        async with self._connection() as conn:
+            cur = conn.cursor(row_factory=dict_row, binary=True)
+            await cur.execute(q("claim"), params)
             rows = await cur.fetchall()
             first = rows[0]
             result = ClaimResult(
@@ -239,8 +228,9 @@ class PgStore:
                     result.by_runner.setdefault(r["runner_id"], []).append(claimed)
             if result.claimed < min(result.available, result.queued, len(slots)):
                 # Some queued jobs are waiting out a retry backoff: note when one is due.
-                row = await (await conn.execute(q("next_retry"))).fetchone()
-                result.next_retry_at = row[0] if row else None
+                await cur.execute(q("next_retry"))
+                row = await cur.fetchone()
+                result.next_retry_at = row["at"] if row else None
             return result
 
     # --- runner reports -------------------------------------------------------------
@@ -252,7 +242,7 @@ class PgStore:
         output = [r for r in reports if r.output and not r.finished]
         finished = [r for r in reports if r.finished]
         statements = sum(1 for kind in (started, output, finished) if kind)
-        async with self.pool.connection() as conn, _atomic(conn, statements > 1):
+        async with self._connection() as conn, _atomic(conn, statements > 1):
             if started:
                 await conn.execute(
                     q("record_started"),
@@ -275,7 +265,7 @@ class PgStore:
                 )
             ended: list[Ended] = []
             if finished:
-                cur = _cursor(conn)
+                cur = conn.cursor(row_factory=dict_row, binary=True)
                 await cur.execute(q("finish"), _finish_params(finished, self.output_limit))
                 ended = [
                     Ended(
@@ -291,8 +281,8 @@ class PgStore:
     async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
         as it now is (None when it does not exist) and whether this call changed it."""
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = _job_cursor(conn)
+        async with self._connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=JOB_ROWS, binary=True)
             for query in ("cancel_queued", "request_cancel", "get_job"):
                 await cur.execute(q(query), {"id": job_id})
                 row = await cur.fetchone()
