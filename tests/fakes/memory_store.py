@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobsched_scheduler.model import (
+from jobsched_common.limits import (
+    DEFAULT_MAX_CONCURRENT_JOBS,
+    MAX_CONCURRENT_JOBS,
     STATUSES,
+    TERMINAL_STATUSES,
+)
+from jobsched_scheduler.errors import Conflict
+from jobsched_scheduler.model import (
     AttemptKey,
     AttemptReport,
     Claimed,
@@ -22,12 +28,6 @@ from jobsched_scheduler.model import (
     StoredReports,
     slot_order,
 )
-from jobsched_scheduler.store import DuplicateName
-
-SEEDED_LIMIT = 2  # what migration 001 writes into scheduler_config
-MOST_SLOTS = 10_000  # the highest limit there can be
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-FINISHED = ("completed", "failed", "cancelled")
 
 
 class StoreDown(Exception):
@@ -38,11 +38,6 @@ def retry_delay(attempt: int) -> timedelta:
     """The backoff after a failed attempt: `jobsched_retry_at` without its jitter, so
     the longest wait the SQL can choose."""
     return timedelta(seconds=min(300, 2 ** max(attempt - 1, 0)))
-
-
-def _row_time(value: datetime | None) -> int | None:
-    """A time as JobRow holds it: microseconds since PostgreSQL's epoch."""
-    return None if value is None else (value - PG_EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass
@@ -76,15 +71,15 @@ class Job:
             self.name,
             self.command,
             self.status,
-            _row_time(self.last_run),
-            _row_time(self.created_at),
-            _row_time(self.updated_at),
+            self.last_run,
+            self.created_at,
+            self.updated_at,
             self.attempt,
             self.max_attempts,
             self.timeout_seconds,
             self.runner_id,
-            _row_time(self.started_at),
-            _row_time(self.finished_at),
+            self.started_at,
+            self.finished_at,
             self.exit_code,
             self.reason,
         )
@@ -110,7 +105,7 @@ class MemoryStore:
         self.output_limit = output_limit
         self.default_timeout = default_timeout
         self.now = datetime.now(UTC)
-        self.max_concurrent = SEEDED_LIMIT
+        self.max_concurrent = DEFAULT_MAX_CONCURRENT_JOBS
         self.jobs: dict[int, Job] = {}
         self.attempts: dict[AttemptKey, Attempt] = {}
         self.calls: Counter[str] = Counter()  # calls made, by method
@@ -141,7 +136,7 @@ class MemoryStore:
 
     async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
         await self._call("claim")
-        slots = slot_order(free_by_runner, MOST_SLOTS)
+        slots = slot_order(free_by_runner, MAX_CONCURRENT_JOBS)
         queued = self._count("queued")
         result = ClaimResult(self.max_concurrent, self._count("running"), queued)
         due = [
@@ -268,7 +263,7 @@ class MemoryStore:
         taken = {job.name for job in self.jobs.values()}
         for new in jobs:
             if new.name in taken:
-                raise DuplicateName(new.name)
+                raise Conflict(f"job name '{new.name}' already exists")
             taken.add(new.name)
         rows = []
         for new in jobs:
@@ -344,7 +339,7 @@ class MemoryStore:
 
     async def count_by_status(self) -> dict[str, int]:
         await self._call("count_by_status")
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for job in self.jobs.values():
             counts[job.status] += 1
         return counts
@@ -366,7 +361,7 @@ class MemoryStore:
     async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
         await self._call("retry")
         job = self.jobs.get(job_id)
-        if job is None or job.status not in FINISHED:
+        if job is None or job.status not in TERMINAL_STATUSES:
             return (job.row() if job else None), False
         job.status, job.updated_at = "queued", self.now
         job.run_after = job.reason = job.exit_code = job.started_at = job.finished_at = None

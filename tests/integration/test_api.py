@@ -109,6 +109,7 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
             for limit in (0, 1001):
                 page = jobs.ListJobs(pb.ListJobsRequest(limit=limit))
                 assert (await _refused(page))[0] == code.INVALID_ARGUMENT
+            assert isinstance(api.store, PgStore)
             await api.store.pool.close()
             assert await _refused(jobs.GetStats(pb.GetStatsRequest())) == (
                 code.UNAVAILABLE,

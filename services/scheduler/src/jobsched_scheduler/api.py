@@ -24,7 +24,7 @@ from .errors import (
 )
 from .events import EventHub
 from .model import AttemptKey, JobRow
-from .store import PgStore
+from .ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _changed(outcome: tuple[JobRow | None, bool], job_id: int, refusal: str) -> 
 
 
 class JobApi(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, store: PgStore, dispatcher: Dispatcher, events: EventHub):
+    def __init__(self, store: Store, dispatcher: Dispatcher, events: EventHub):
         self.store = store
         self.dispatcher = dispatcher
         self.events = events
