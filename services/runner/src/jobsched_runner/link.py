@@ -81,7 +81,7 @@ class Link:
         jobs: LinkedJobs,
         transport: Transport = grpc_stream,
         clock: Callable[[], float] = time.monotonic,
-        backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.settings = settings
         self.jobs = jobs
@@ -89,7 +89,7 @@ class Link:
         self.connected = asyncio.Event()
         self._transport = transport
         self._clock = clock
-        self._backoff_sleep = backoff_sleep
+        self._sleep = sleep
         self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None
         self._heartbeat_interval = 3.0
         self._lease_ttl = 10.0
@@ -130,7 +130,7 @@ class Link:
                 self._outbox = None
                 self.connected.clear()
                 CONNECTED.set(0)
-            await self._backoff_sleep(delay * (0.5 + random.random()))
+            await self._sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
     async def _session(self, addr: str) -> None:
@@ -202,7 +202,7 @@ class Link:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self._heartbeat_interval)
+            await self._sleep(self._heartbeat_interval)
             self.send(self._heartbeat())
 
     def _heartbeat(self) -> pb.RunnerMessage:
@@ -217,7 +217,7 @@ class Link:
 
     async def _flush_output(self) -> None:
         while True:
-            await asyncio.sleep(OUTPUT_FLUSH_SECONDS)
+            await self._sleep(OUTPUT_FLUSH_SECONDS)
             for chunk in self.jobs.take_output():
                 self.send(pb.RunnerMessage(output=chunk))
 
