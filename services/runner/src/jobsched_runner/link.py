@@ -73,7 +73,8 @@ class LinkedJobs(Protocol):
 
 class Link:
     """Keeps a session with a scheduler; `send` queues a message on the current stream
-    (dropped while there is none: what must survive is resent on reconnect)."""
+    (dropped while there is none: what must survive is resent on reconnect). The
+    transport, clock and sleep are parameters so that a unit test can give fakes."""
 
     def __init__(
         self,
