@@ -10,8 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
-from jobsched_runner.agent import _drain_queue
 from jobsched_runner.execute import CapturedOutput
+from jobsched_runner.link import _drain_queue
 from jobsched_scheduler.events import parse_payload, wakes_dispatch
 from jobsched_scheduler.model import ClaimResult, slot_order
 from jobsched_scheduler.queries import migrations, parse, queries

@@ -1,341 +1,276 @@
-"""The scheduler's side of the runner link, its gRPC method driven by a fake stream: a
-runner registers, reconnects, reports, heartbeats, and is fenced off stale attempts."""
+"""The runner's link over in-memory streams, in virtual time: reconnect with backoff,
+registration, resend of unacknowledged results, leases renewed by heartbeat seq, kills."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Any, NoReturn, cast
+from collections.abc import Awaitable, Callable
 
-import grpc
-import pytest
 from jobsched.v1 import runner_pb2 as pb
-from jobsched_common.timestamps import to_timestamp
-from jobsched_scheduler import reports
-from jobsched_scheduler.dispatch import Dispatcher
-from jobsched_scheduler.model import AttemptKey
-from jobsched_scheduler.runner_link import RunnerLinks
-
-from tests.fakes.memory_store import MemoryStore, retry_delay
-from tests.unit.waiting import until
-
-LEASE_SECONDS = 30
-OUTPUT_LIMIT = 100
-
-
-class Aborted(Exception):
-    pass
-
-
-class FakeContext:
-    """The one thing the link asks of gRPC's context: to end the call with a status."""
-
-    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        raise Aborted(code, details)
-
-
-def ref(key: AttemptKey) -> pb.AttemptRef:
-    return pb.AttemptRef(job_id=key.job_id, attempt=key.attempt)
-
-
-def keys(refs: Any) -> set[AttemptKey]:
-    return {AttemptKey(r.job_id, r.attempt) for r in refs}
-
-
-class Stream:
-    """One runner's call: what it sends, and every message the scheduler answers."""
-
-    def __init__(self, links: RunnerLinks, first: pb.RunnerMessage | None):
-        self._sent: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
-        self._sent.put_nowait(first)
-        self.received: list[pb.SchedulerMessage] = []
-        call = links.Connect(self._requests(), cast(Any, FakeContext()))
-        self.call = asyncio.create_task(self._answers(call))
-
-    async def _requests(self) -> AsyncIterator[pb.RunnerMessage]:
-        while (message := await self._sent.get()) is not None:
-            yield message
-
-    async def _answers(self, call: AsyncIterator[pb.SchedulerMessage]) -> None:
-        async for message in call:
-            self.received.append(message)
-
-    def send(self, **body: Any) -> None:
-        self._sent.put_nowait(pb.RunnerMessage(**body))
-
-    def of(self, kind: str) -> list[Any]:
-        return [getattr(m, kind) for m in self.received if m.WhichOneof("body") == kind]
-
-    async def expect(self, kind: str, count: int = 1) -> list[Any]:
-        await until(lambda: len(self.of(kind)) >= count, f"{count} {kind} message(s)")
-        return self.of(kind)
-
-    async def hang_up(self) -> None:
-        self._sent.put_nowait(None)
-        await asyncio.wait_for(self.call, 1)
-
-
-def register(runner_id: str, capacity: int, *running: AttemptKey) -> pb.RunnerMessage:
-    body = pb.Register(runner_id=runner_id, capacity=capacity, running=map(ref, running))
-    return pb.RunnerMessage(register=body)
-
-
-def finished(key: AttemptKey, exit_code: int = 0, tail: bytes = b"") -> pb.Finished:
-    return pb.Finished(ref=ref(key), exit_code=exit_code, output_tail=tail)
-
-
-class Scheduler:
-    """A store, a dispatcher and the runner links wired as main.py wires them, with the
-    report writer running."""
-
-    def __init__(self, store: MemoryStore):
-        self.store = store
-        self.dispatcher = Dispatcher(store, check_interval=60)
-        self.links = RunnerLinks(store, self.dispatcher, 2.0, LEASE_SECONDS, OUTPUT_LIMIT)
-        self._stop = asyncio.Event()
-        self._writer = asyncio.create_task(self.links.reports.run(self._stop))
-
-    def connect(self, runner_id: str, capacity: int, *running: AttemptKey) -> Stream:
-        return Stream(self.links, register(runner_id, capacity, *running))
-
-    async def close(self) -> None:
-        self._stop.set()
-        await asyncio.wait_for(self._writer, 1)
-
-
-async def scheduler(jobs: int) -> Scheduler:
-    store = MemoryStore(lease_seconds=LEASE_SECONDS, output_limit=OUTPUT_LIMIT)
-    store.max_concurrent = 100
-    for n in range(jobs):
-        await store.create_job(f"job-{n}", "true", 2, None)
-    return Scheduler(store)
-
-
-async def supersede(store: MemoryStore, key: AttemptKey, keep: list[AttemptKey]) -> AttemptKey:
-    """The key's lease runs out while the others' are renewed, the sweep retries its job,
-    and another runner claims it: the key is now a stale attempt. Returns the new one."""
-    store.advance(LEASE_SECONDS + 1)
-    await store.renew_leases("r1", keep)
-    assert await store.expire_leases() == [key]
-    store.advance(retry_delay(key.attempt).total_seconds())
-    [claimed] = (await store.claim({"elsewhere": 1})).by_runner["elsewhere"]
-    return claimed.key
-
-
-async def assigned(scheduler: Scheduler, stream: Stream) -> list[AttemptKey]:
-    """Dispatches, and returns what the stream was assigned, oldest job first."""
-    await scheduler.dispatcher.dispatch_once()
-    [assignments] = await stream.expect("assignments")
-    return sorted(keys(item.ref for item in assignments.items), key=lambda key: key.job_id)
-
-
-def kills(stream: Stream) -> set[tuple[str, frozenset[AttemptKey]]]:
-    return {(kill.reason, frozenset(keys(kill.refs))) for kill in stream.of("kill")}
-
-
-@pytest.fixture(autouse=True)
-def no_retry_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reports, "RETRY_PAUSE_SECONDS", 0.0)
-
-
-def test_a_runner_registers_gets_work_and_leaves() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=1)
-        stream = s.connect("r1", 2)
-        [registered] = await stream.expect("registered")
-        assert registered == pb.Registered(
-            heartbeat_interval_ms=2000,
-            lease_ttl_ms=LEASE_SECONDS * 1000,
-            output_limit_bytes=OUTPUT_LIMIT,
-        )
-        assert s.dispatcher.runners["r1"].capacity == 2
-        await s.dispatcher.dispatch_once()
-        [assignments] = await stream.expect("assignments")
-        assert list(assignments.items) == [
-            pb.Assignment(ref=pb.AttemptRef(job_id=1, attempt=1), command="true")
-        ]
-        assert s.dispatcher.runners["r1"].active == {AttemptKey(1, 1)}
-        await stream.hang_up()
-        assert s.dispatcher.runners == {}
-        await s.close()
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize(
-    "first",
-    [
-        None,
-        pb.RunnerMessage(heartbeat=pb.Heartbeat(seq=1)),
-        register("", 1),
-        register("r1", 0),
-    ],
-    ids=["nothing", "heartbeat", "no id", "no capacity"],
+from jobsched_runner.attempts import Key
+from jobsched_runner.jobs import LEASE_SAFETY, Jobs
+from jobsched_runner.link import (
+    FIRST_RECONNECT_DELAY,
+    MAX_RECONNECT_DELAY,
+    OUTPUT_FLUSH_SECONDS,
+    Link,
 )
-def test_a_runner_must_register_first(first: pb.RunnerMessage | None) -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=0)
-        stream = Stream(s.links, first)
-        with pytest.raises(Aborted) as aborted:
-            await asyncio.wait_for(stream.call, 1)
-        assert aborted.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT
-        assert stream.received == [] and s.dispatcher.runners == {}
-        await s.close()
+from prometheus_client import REGISTRY
 
-    asyncio.run(scenario())
-
-
-def test_a_reconnecting_runner_keeps_only_its_current_attempts() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=3)
-        claimed = (await s.store.claim({"r1": 3})).by_runner["r1"]
-        current, old, cancelled = (c.key for c in claimed)
-        new = await supersede(s.store, old, keep=[current, cancelled])
-        await s.store.cancel(cancelled.job_id)
-        # The runner lost its stream, and comes back with what it still runs.
-        stream = s.connect("r1", 3, current, old, cancelled)
-        await stream.expect("registered")
-        assert kills(stream) == {
-            ("attempt superseded", frozenset({old})),
-            ("cancelled", frozenset({cancelled})),
-        }
-        # A cancelled attempt runs until the runner reports it ended: it holds its slot.
-        assert s.dispatcher.runners["r1"].active == {current, cancelled}
-        assert s.store.jobs[current.job_id].lease_expires_at == s.store.now + s.store.lease
-        assert s.store.jobs[old.job_id].key == new
-        assert s.store.jobs[old.job_id].runner_id == "elsewhere"
-        await stream.hang_up()
-        await s.close()
-
-    asyncio.run(scenario())
+from tests.unit.runner_fakes import (
+    LEASE_TTL_SECONDS,
+    FakeLauncher,
+    FakeScheduler,
+    FakeStream,
+    VirtualTime,
+    acked,
+    assign,
+    eventually,
+    keys_of,
+    kill,
+    registered,
+    renewed,
+    settings,
+    unavailable,
+)
 
 
-def test_a_finish_is_acknowledged_on_its_own_stream_once_stored() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=2)
-        r1, r2 = s.connect("r1", 1), s.connect("r2", 1)
-        await r1.expect("registered")
-        await r2.expect("registered")
-        [key] = await assigned(s, r1)
-        [assignments] = await r2.expect("assignments")
-        [other] = keys(item.ref for item in assignments.items)
-        s.store.gates["apply_reports"] = gate = asyncio.Event()
-        s.store.failures["apply_reports"] = 1  # and the first write fails
-        r1.send(finished=finished(key, tail=b"done"))
-        await until(lambda: s.store.calls["apply_reports"], "the finish being written")
-        assert s.dispatcher.runners["r1"].active == set()  # its slot is free at once
-        r2.send(finished=finished(other))
-        await until(lambda: not s.dispatcher.runners["r2"].active, "the other finish read")
-        assert r1.of("acked") == [] and r2.of("acked") == []
-        gate.set()
-        # Both finishes are written together on the retry, each acknowledged to its runner.
-        [acked] = await r1.expect("acked")
-        assert keys(acked.refs) == {key}
-        [acked] = await r2.expect("acked")
-        assert keys(acked.refs) == {other}
-        assert s.store.calls["apply_reports"] == 2
-        assert s.store.jobs[key.job_id].status == "completed"
-        assert s.store.attempts[key].output == "done"
-        for stream in (r1, r2):
-            await stream.hang_up()
-        await s.close()
+class Harness:
+    def __init__(self, refuse: int = 0) -> None:
+        self.time = VirtualTime()
+        self.scheduler = FakeScheduler(refuse)
+        self.launcher = FakeLauncher()
+        self.jobs = Jobs(settings(), self._send, launch=self.launcher, clock=self.time)
+        self.link = Link(
+            settings(), self.jobs, self.scheduler.connect, clock=self.time, sleep=self.time.sleep
+        )
 
-    asyncio.run(scenario())
+    def _send(self, message: pb.RunnerMessage) -> None:
+        self.link.send(message)
 
+    def _between_sessions(self) -> bool:
+        return not self.scheduler.streams or self.scheduler.stream.ended
 
-def test_a_heartbeat_renews_current_attempts_and_stops_the_others() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=3)
-        stream = s.connect("r1", 3)
-        await stream.expect("registered")
-        current, old, cancelled = await assigned(s, stream)
-        new = await supersede(s.store, old, keep=[current, cancelled])
-        await s.store.cancel(cancelled.job_id)
-        lease_of_new = s.store.jobs[new.job_id].lease_expires_at
-        s.store.advance(10)
-        running = [ref(k) for k in (current, old, cancelled)]
-        stream.send(heartbeat=pb.Heartbeat(seq=7, running=running))
-        [renewed] = await stream.expect("renewed")
-        assert renewed.seq == 7 and keys(renewed.refs) == {current, cancelled}
-        await stream.expect("kill", 2)
-        assert kills(stream) == {
-            ("attempt superseded", frozenset({old})),
-            ("cancelled", frozenset({cancelled})),
-        }
-        assert s.store.jobs[current.job_id].lease_expires_at == s.store.now + s.store.lease
-        # The stale attempt's heartbeat did not touch the attempt that replaced it.
-        assert s.store.jobs[new.job_id].lease_expires_at == lease_of_new
-        assert s.store.jobs[new.job_id].runner_id == "elsewhere"
-        await stream.hang_up()
-        await s.close()
+    async def reconnect(self) -> float:
+        """Waits for the link to back off, lets the backoff pass; returns its delay."""
+        tries = len(self.scheduler.tried)
+        await eventually(
+            lambda: len(self.time.sleeping) == 1 and self._between_sessions(), "backing off"
+        )
+        (delay,) = self.time.sleeping
+        self.time.advance(delay)
+        await eventually(lambda: len(self.scheduler.tried) == tries + 1, "another try")
+        return delay
 
-    asyncio.run(scenario())
+    async def connected(self, heartbeat_ms: int = 1000) -> FakeStream:
+        """Answers Registered on the latest stream once it is open."""
+        await eventually(lambda: self.scheduler.streams != [], "a stream")
+        stream = self.scheduler.stream
+        stream.answer(registered(heartbeat_ms))
+        await eventually(self.link.connected.is_set, "connected")
+        return stream
+
+    async def heartbeat(self) -> pb.Heartbeat:
+        """Lets one heartbeat interval pass; the heartbeat it sends."""
+        stream = self.scheduler.stream
+        before = stream.kinds().count("heartbeat")
+        await eventually(lambda: len(self.time.sleeping) == 2, "heartbeat and flush waiting")
+        self.time.advance(max(self.time.deadlines) - self.time.now)
+        await eventually(lambda: stream.kinds().count("heartbeat") > before, "a heartbeat")
+        return [m.heartbeat for m in stream.sent if m.HasField("heartbeat")][-1]
 
 
-def test_a_heartbeat_the_store_could_not_renew_goes_unanswered() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=1)
-        stream = s.connect("r1", 1)
-        await stream.expect("registered")
-        [key] = await assigned(s, stream)
-        s.store.failures["renew_leases"] = 1
-        stream.send(heartbeat=pb.Heartbeat(seq=1, running=[ref(key)]))
-        stream.send(heartbeat=pb.Heartbeat(seq=2, running=[ref(key)]))
-        await stream.expect("renewed")
-        assert [r.seq for r in stream.of("renewed")] == [2]
-        assert stream.of("kill") == []
-        await stream.hang_up()
-        await s.close()
+def run(scenario: Callable[[Harness], Awaitable[None]], refuse: int = 0) -> None:
+    async def main() -> None:
+        harness = Harness(refuse)
+        link = asyncio.create_task(harness.link.run())
+        try:
+            await eventually(lambda: harness.scheduler.tried != [], "a first try")
+            await scenario(harness)
+        finally:
+            link.cancel()
+            await asyncio.gather(link, return_exceptions=True)
 
-    asyncio.run(scenario())
+    asyncio.run(main())
 
 
-def test_a_stale_report_changes_nothing() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=2)
-        stream = s.connect("r1", 2)
-        await stream.expect("registered")
-        current, old = await assigned(s, stream)
-        new = await supersede(s.store, old, keep=[current])
-        job, attempts = s.store.jobs[old.job_id], (s.store.attempts[old], s.store.attempts[new])
-        before = replace(job), tuple(replace(a) for a in attempts)
-        stream.send(started=pb.Started(ref=ref(old), at=to_timestamp(s.store.now)))
-        stream.send(output=pb.OutputChunk(ref=ref(old), data=b"late"))
-        items = [finished(current), finished(old, exit_code=1, tail=b"late")]
-        stream.send(results=pb.Results(items=items))
-        [acked] = await stream.expect("acked")
-        # Both are acknowledged, so that the runner forgets them; only one was current.
-        assert keys(acked.refs) == {current, old}
-        assert s.store.jobs[current.job_id].status == "completed"
-        assert (job, attempts) == before
-        await stream.hang_up()
-        await s.close()
-
-    asyncio.run(scenario())
+def results(stream: FakeStream) -> list[list[Key]]:
+    """The finished reports the runner sent, one list per message."""
+    sent = []
+    for message in stream.sent:
+        if message.HasField("finished"):
+            sent.append(keys_of([message.finished.ref]))
+        elif message.HasField("results"):
+            sent.append(keys_of(item.ref for item in message.results.items))
+    return sent
 
 
-def test_a_draining_runner_is_given_no_more_work() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=1)
-        stream = s.connect("r1", 1)
-        await stream.expect("registered")
-        stream.send(draining=pb.Draining())
-        await until(lambda: s.dispatcher.runners["r1"].draining, "the runner draining")
-        assert await s.dispatcher.dispatch_once() is None
-        await stream.hang_up()
-        await s.close()
-
-    asyncio.run(scenario())
+def connected_gauge() -> float | None:
+    return REGISTRY.get_sample_value("jobsched_runner_connected")
 
 
-def test_closing_ends_every_stream() -> None:
-    async def scenario() -> None:
-        s = await scheduler(jobs=0)
-        streams = [s.connect("r1", 1), s.connect("r2", 1)]
-        for stream in streams:
-            await stream.expect("registered")
-        s.links.closing.set()
-        await asyncio.wait_for(asyncio.gather(*(stream.call for stream in streams)), 1)
-        assert s.dispatcher.runners == {}
-        await s.close()
+def test_a_failed_stream_is_retried_at_the_next_address_with_growing_backoff() -> None:
+    def base(n: int) -> float:
+        return min(FIRST_RECONNECT_DELAY * 2.0**n, MAX_RECONNECT_DELAY)
 
-    asyncio.run(scenario())
+    async def scenario(h: Harness) -> None:
+        for n in range(7):
+            delay = await h.reconnect()
+            assert 0.5 * base(n) <= delay <= 1.5 * base(n), (n, delay)
+        assert h.scheduler.tried == ["first:1", "second:2"] * 4
+        stream = await h.connected()
+        assert connected_gauge() == 1
+        stream.fail(unavailable("scheduler restarted"))
+        # A stream that failed does not reset the backoff...
+        assert 0.5 * base(7) <= await h.reconnect() <= 1.5 * base(7)
+        assert not h.link.connected.is_set()
+        assert connected_gauge() == 0
+        assert h.scheduler.tried[-1] == "first:1"
+        # ...a session that ended cleanly does.
+        await h.connected()
+        h.scheduler.stream.close()
+        assert 0.5 * base(0) <= await h.reconnect() <= 1.5 * base(0)
+        assert h.scheduler.tried[-1] == "second:2"
+
+    run(scenario, refuse=7)
+
+
+def test_register_on_reconnect_carries_running_attempts_and_draining() -> None:
+    async def scenario(h: Harness) -> None:
+        first = await h.connected()
+        register = first.sent[0].register
+        assert (register.runner_id, register.capacity, list(register.running)) == (
+            "runner-1",
+            4,
+            [],
+        )
+        first.answer(assign((7, 1), (8, 2)))
+        await eventually(lambda: len(h.launcher.launched) == 2, "started")
+        assert "draining" not in first.kinds()
+        h.link.drain()
+        await eventually(lambda: "draining" in first.kinds(), "draining sent")
+        first.fail(unavailable("scheduler restarted"))
+        await h.reconnect()
+        second = h.scheduler.stream
+        await eventually(lambda: len(second.sent) >= 2, "registered again")
+        assert second.kinds()[:2] == ["register", "draining"]
+        assert keys_of(second.sent[0].register.running) == [(7, 1), (8, 2)]
+
+    run(scenario)
+
+
+def test_an_unacknowledged_result_is_resent_after_each_reconnect_until_acked() -> None:
+    async def scenario(h: Harness) -> None:
+        first = await h.connected()
+        first.answer(assign((5, 1), (6, 1)))
+        await eventually(lambda: len(h.launcher.launched) == 2, "started")
+        h.launcher.of((5, 1)).end(0)
+        h.launcher.of((6, 1)).end(2)
+        # Finished back to back: one Results message.
+        await eventually(lambda: results(first) != [], "results sent")
+        assert results(first) == [[(5, 1), (6, 1)]]
+        first.fail(unavailable("scheduler restarted"))
+
+        await h.reconnect()
+        second = h.scheduler.stream
+        await eventually(lambda: len(second.sent) >= 2, "opening sent")
+        assert second.kinds()[0] == "register"
+        assert results(second) == [[(5, 1), (6, 1)]]
+        assert second.sent[1] == next(m for m in first.sent if m.HasField("results"))
+        second.answer(acked((5, 1)))
+        await eventually(lambda: list(h.jobs.unacked) == [(6, 1)], "(5, 1) forgotten")
+        second.close()
+
+        await h.reconnect()
+        third = h.scheduler.stream
+        await eventually(lambda: len(third.sent) >= 2, "opening sent")
+        assert third.kinds()[:2] == ["register", "finished"]
+        assert results(third) == [[(6, 1)]]
+        third.answer(acked((6, 1)))
+        await eventually(lambda: h.jobs.unacked == {}, "(6, 1) forgotten")
+        third.close()
+
+        await h.reconnect()
+        fourth = h.scheduler.stream
+        await h.heartbeat()  # whatever the stream opened with came before it
+        assert fourth.kinds() == ["register", "heartbeat"]
+
+    run(scenario)
+
+
+def test_a_renewal_counts_from_when_its_heartbeat_was_sent() -> None:
+    async def scenario(h: Harness) -> None:
+        stream = await h.connected(heartbeat_ms=1000)
+        start = h.time.now
+        stream.answer(assign((1, 1)))
+        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        first = await h.heartbeat()
+        assert keys_of(first.running) == [(1, 1)]
+        sent_at = h.time.now
+        second = await h.heartbeat()
+        assert second.seq > first.seq
+        # The answer to the first heartbeat arrives after the second was sent, and a stray
+        # answer to a heartbeat never sent renews nothing.
+        stream.answer(renewed(first.seq, (1, 1)))
+        stream.answer(renewed(second.seq + 100, (1, 1)))
+        await eventually(stream.answered, "renewals handled")
+        lease_safe = LEASE_TTL_SECONDS * LEASE_SAFETY
+        h.time.now = sent_at + lease_safe - 0.01
+        assert h.time.now > start + lease_safe  # unrenewed, it would be killed by now
+        h.jobs.kill_unrenewed()
+        assert not h.launcher.of((1, 1)).stopping
+        h.time.now = sent_at + lease_safe + 0.01
+        h.jobs.kill_unrenewed()
+        assert h.launcher.of((1, 1)).stop_reason == "lease lost"
+
+    run(scenario)
+
+
+def test_a_reconnect_renews_from_when_the_runner_registered() -> None:
+    async def scenario(h: Harness) -> None:
+        first = await h.connected()
+        first.answer(assign((1, 1)))
+        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        first.fail(unavailable("scheduler restarted"))
+        await h.reconnect()
+        registered_at = h.time.now
+        h.time.now += 3  # the scheduler takes its time to answer Registered
+        await h.connected()
+        lease_safe = LEASE_TTL_SECONDS * LEASE_SAFETY
+        h.time.now = registered_at + lease_safe - 0.01
+        h.jobs.kill_unrenewed()
+        assert not h.launcher.of((1, 1)).stopping
+        h.time.now = registered_at + lease_safe + 0.01
+        h.jobs.kill_unrenewed()
+        assert h.launcher.of((1, 1)).stop_reason == "lease lost"
+
+    run(scenario)
+
+
+def test_a_kill_stops_only_the_attempts_it_names() -> None:
+    async def scenario(h: Harness) -> None:
+        stream = await h.connected()
+        stream.answer(assign((1, 1), (2, 1), (3, 1)))
+        await eventually(lambda: len(h.launcher.launched) == 3, "started")
+        stream.answer(kill("", (1, 1)))
+        stream.answer(kill("superseded", (3, 1), (3, 2)))
+        await eventually(lambda: sum(map(len, results(stream))) == 2, "killed ones finished")
+        assert h.jobs.unacked[(1, 1)].reason == "cancelled"
+        assert h.jobs.unacked[(3, 1)].reason == "superseded"
+        assert h.jobs.running_keys() == [(2, 1)]
+
+    run(scenario)
+
+
+def test_output_is_sent_at_the_flush_cadence() -> None:
+    async def scenario(h: Harness) -> None:
+        stream = await h.connected(heartbeat_ms=60_000)
+        stream.answer(assign((1, 1)))
+        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        h.launcher.of((1, 1)).output.feed(b"partial ")
+        await eventually(lambda: OUTPUT_FLUSH_SECONDS in h.time.sleeping, "flush waiting")
+        assert "output" not in stream.kinds()
+        h.time.advance(OUTPUT_FLUSH_SECONDS)
+        await eventually(lambda: "output" in stream.kinds(), "output sent")
+        (chunk,) = [m.output for m in stream.sent if m.HasField("output")]
+        assert (keys_of([chunk.ref]), chunk.data) == ([(1, 1)], b"partial ")
+
+    run(scenario)
