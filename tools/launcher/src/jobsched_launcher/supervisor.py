@@ -7,11 +7,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .backoff import Backoff
-from .system import LocalSystem
 
 log = logging.getLogger("jobsched.launcher")
 
@@ -27,9 +27,25 @@ def describe_exit(code: int) -> str:
     return f"code {code}"
 
 
+class Process(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+
+class Services(Protocol):
+    """What is supervised: a `LocalSystem`, or a fake in unit tests."""
+
+    @property
+    def procs(self) -> Mapping[str, Process]: ...
+
+    def restart(self, name: str) -> None: ...
+
+
 @dataclass
 class Supervisor:
-    system: LocalSystem
+    system: Services
     clock: Callable[[], float] = time.monotonic
     backoff: Callable[[], Backoff] = Backoff
     # When each service was last seen starting, and when each exited one is due again.
