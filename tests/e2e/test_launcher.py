@@ -249,3 +249,17 @@ def test_a_stop_signal_drains_stores_every_result_and_leaves_no_process(
     assert "exited with" not in output  # nothing crashed or was restarted on the way out
     assert leftovers(pids, fresh.tag) == []
     assert stored_status(fresh.data_dir, job_id) == "completed"
+
+
+def test_a_second_ctrl_c_kills_everything_at_once(fresh: Launcher) -> None:
+    job_id = fresh.create("outlasts-the-drain", "sleep 60")
+    fresh.wait_running(job_id)
+    pids = {pid for _, pid in fresh.started()}
+    assert any("sleep 60" in process for process in leftovers(pids, fresh.tag))  # seen
+    ctrl_c(fresh)
+    wait_for(lambda: "Draining: 1 job(s) running" in fresh.output(), 10, "a runner draining")
+    ctrl_c(fresh)
+    assert fresh.proc.wait(DRAIN_SECONDS) == 0
+    assert "killing every service now" in fresh.output()
+    # The killed runner's reaper ends its job's process group as soon as it notices.
+    wait_for(lambda: leftovers(pids, fresh.tag) == [], 5, "no process left")

@@ -3,7 +3,9 @@
 Each service runs in its own process group; one that exits is restarted after a backoff
 (0.5 s doubling to 10 s, forgiven after 30 s up) and the others go on. Ctrl+C or SIGTERM
 stops the gateway, then the runners (they drain and report), then the scheduler, then
-the embedded PostgreSQL. Read from the environment, or `.env` in the working directory:
+the embedded PostgreSQL; a second Ctrl+C kills every service at once.
+
+Read from the environment, or from `.env` in the working directory:
 
     DATABASE_URL or DB_HOST  a PostgreSQL to use; without either, an embedded server
     JOBSCHED_DATA_DIR        where the embedded server keeps its data (default: .data
@@ -26,7 +28,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -101,17 +103,25 @@ def supervise(system: LocalSystem, stop: threading.Event) -> None:
     supervisor.run_until(lambda: False, stop)
 
 
-def stop_on_signals() -> threading.Event:
-    stop = threading.Event()
+@dataclass
+class StopSignals:
+    """The first SIGINT or SIGTERM stops the system in order; a second kills it at once."""
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        if not stop.is_set():
-            log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
+    stop: threading.Event = field(default_factory=threading.Event)
+    system: LocalSystem | None = None
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    return stop
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not self.stop.is_set():
+            log.info("%s: stopping in order (once more to kill everything at once)", name)
+            self.stop.set()
+        elif self.system is not None:
+            log.warning("%s again: killing every service now", name)
+            self.system.kill_all()
 
 
 def setup_logging() -> None:
@@ -127,7 +137,8 @@ def setup_logging() -> None:
 
 def main() -> None:
     setup_logging()
-    stop = stop_on_signals()
+    signals = StopSignals()
+    signals.install()
     env = {**LOCAL_DEFAULTS, **read_env()}
     config = LauncherConfig.from_env(env)
     with database(env, config.data_dir) as env:
@@ -138,8 +149,9 @@ def main() -> None:
             scheduler_port=config.scheduler_port,
             metrics_port=config.metrics_port,
         )
+        signals.system = system
         try:
-            supervise(system, stop)
+            supervise(system, signals.stop)
         finally:
             log.info("Stopping: gateway, runners, scheduler")
             system.stop_all()

@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+def wait_for(check: Callable[..., object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -147,8 +147,17 @@ class LocalSystem:
             (runners, self.runner_stop_seconds),
             (list(self.procs), SCHEDULER_STOP_SECONDS),
         ):
-            procs = {name: self.procs.pop(name) for name in names if name in self.procs}
+            procs = {name: self.procs[name] for name in names if name in self.procs}
             _stop_together(procs, signal.SIGTERM, timeout)
+            for name in procs:
+                del self.procs[name]
+
+    def kill_all(self) -> None:
+        """Kills every child's process group at once: the way out of a stop that waits
+        too long for someone."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                kill_group(proc.pid)
 
     @property
     def runner_stop_seconds(self) -> float:
