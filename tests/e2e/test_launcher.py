@@ -192,6 +192,15 @@ def test_the_jobs_of_a_killed_runner_fail_or_are_retried(running: Launcher) -> N
     print(f"jobs of the killed runner ended or retried after {time.monotonic() - killed:.2f} s")
 
 
+def test_jobs_see_no_database_settings(running: Launcher) -> None:
+    job_id = running.create("environment", "env")
+    wait_for(lambda: running.job(job_id)["status"] == "completed", 15, "env to complete")
+    output = running.api("GET", f"/api/jobs/{job_id}/output")["output"]
+    assert "JOBSCHED_JOB_ID=" in output  # it is the job's environment
+    names = [line.split("=", 1)[0] for line in output.splitlines()]
+    assert [n for n in names if n == "DATABASE_URL" or n.startswith("DB_")] == []
+
+
 def leftovers(pids: set[int], tag: str) -> list[str]:
     """Live processes that the launcher started, share a group with one, or carry its
     tag in their environment (the runners' reapers, jobs, ...)."""

@@ -180,6 +180,9 @@ class MemoryStore:
 
     async def expire_leases(self) -> list[AttemptKey]:
         await self._call("expire_leases")
+        return self._expire()
+
+    def _expire(self) -> list[AttemptKey]:
         lost = [
             job
             for job in self.jobs.values()
@@ -191,6 +194,13 @@ class MemoryStore:
             attempt = self.attempts[job.key]
             attempt.reason, attempt.finished_at = "runner lost", self.now
         return [job.key for job in lost]
+
+    async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
+        await self._call("expire_unheld")
+        for job in self.jobs.values():
+            if job.status == "running" and job.runner_id == runner_id and job.key not in held:
+                job.lease_expires_at = datetime.min.replace(tzinfo=UTC)
+        return self._expire()
 
     def _end(self, job: Job, exit_code: int | None, reason: str, finished_at: datetime) -> None:
         """Cancelled when asked to stop, completed on success, else queued again after a

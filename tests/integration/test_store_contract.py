@@ -214,6 +214,31 @@ def test_leases_are_renewed_for_current_attempts_and_expire_as_runner_lost(
     run_on_store(scenario)
 
 
+def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        held, retried, failed = await jobs(h.store, 1, 2, 1)
+        await h.store.create_job("elsewhere", "true", 1, None)
+        [theirs] = (await h.store.claim({"r2": 1})).by_runner["r2"]
+        lost = await h.store.expire_unheld("r1", [held, AttemptKey(theirs.key.job_id, 1)])
+        assert sorted(lost, key=str) == sorted([retried, failed], key=str)
+        outcome = {}
+        for key in (held, retried, failed, theirs.key):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason)
+        assert outcome == {
+            held: ("running", None),
+            retried: ("queued", "runner lost"),
+            failed: ("failed", "runner lost"),
+            theirs.key: ("running", None),
+        }
+        assert await h.store.expire_unheld("r3", []) == []
+
+    run_on_store(scenario)
+
+
 def test_reports_of_running_attempts_add_output_and_start_times(
     run_on_store: Callable[[Scenario], None],
 ) -> None:

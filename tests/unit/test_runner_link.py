@@ -173,6 +173,8 @@ def test_an_unacknowledged_result_is_resent_after_each_reconnect_until_acked() -
         second = h.scheduler.stream
         await eventually(lambda: len(second.sent) >= 2, "opening sent")
         assert second.kinds()[0] == "register"
+        # Held until acknowledged, so the scheduler does not end them as lost.
+        assert keys_of(second.sent[0].register.running) == [(5, 1), (6, 1)]
         assert results(second) == [[(5, 1), (6, 1)]]
         assert second.sent[1] == next(m for m in first.sent if m.HasField("results"))
         second.answer(acked((5, 1)))
@@ -183,6 +185,7 @@ def test_an_unacknowledged_result_is_resent_after_each_reconnect_until_acked() -
         third = h.scheduler.stream
         await eventually(lambda: len(third.sent) >= 2, "opening sent")
         assert third.kinds()[:2] == ["register", "finished"]
+        assert keys_of(third.sent[0].register.running) == [(6, 1)]
         assert results(third) == [[(6, 1)]]
         third.answer(acked((6, 1)))
         await eventually(lambda: h.jobs.unacked == {}, "(6, 1) forgotten")

@@ -209,6 +209,36 @@ def test_a_reconnecting_runner_keeps_only_its_current_attempts() -> None:
     asyncio.run(scenario())
 
 
+def test_a_restarted_runner_loses_the_attempts_it_no_longer_holds() -> None:
+    async def scenario() -> None:
+        s = await scheduler(jobs=4)
+        mine = (await s.store.claim({"r1": 3})).by_runner["r1"]
+        held, forgotten, last_try = (c.key for c in mine)
+        s.store.jobs[last_try.job_id].max_attempts = 1
+        [theirs] = (await s.store.claim({"r2": 1})).by_runner["r2"]
+        # r1's process died, and a new one registers under its id holding one attempt
+        # (say, a finished result not yet acknowledged): the others end now, not a
+        # lease later.
+        stream = s.connect("r1", 3, held)
+        await stream.expect("registered")
+        jobs = s.store.jobs
+        assert (jobs[forgotten.job_id].status, jobs[forgotten.job_id].reason) == (
+            "queued",
+            "runner lost",
+        )
+        assert (jobs[last_try.job_id].status, jobs[last_try.job_id].reason) == (
+            "failed",
+            "runner lost",
+        )
+        assert jobs[held.job_id].status == "running"
+        assert jobs[theirs.key.job_id].status == "running"
+        assert s.dispatcher.runners["r1"].active == {held}
+        await stream.hang_up()
+        await s.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_finish_is_acknowledged_on_its_own_stream_once_stored() -> None:
     async def scenario() -> None:
         s = await scheduler(jobs=2)

@@ -128,7 +128,10 @@ class Register(_message.Message):
     capacity: _builtins.int
     @_builtins.property
     def running(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptRef]:
-        """Attempts still running from an earlier stream, to re-attach after a reconnect."""
+        """Every attempt this runner holds: running, or finished with a result not yet
+        acknowledged (sent again right after). The scheduler ends the runner's other
+        running attempts as lost: the runner restarted without them.
+        """
 
     def __init__(
         self,

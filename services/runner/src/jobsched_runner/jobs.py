@@ -89,6 +89,11 @@ class Jobs:
     def running_keys(self) -> list[Key]:
         return list(self.running)
 
+    def held_keys(self) -> list[Key]:
+        """What a new stream's register names: attempts running, and those finished
+        whose result the scheduler has not acknowledged yet (it is sent again)."""
+        return [*self.running, *self.unacked]
+
     def unacked_results(self) -> list[pb.Finished]:
         return list(self.unacked.values())
 

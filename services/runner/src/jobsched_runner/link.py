@@ -56,6 +56,8 @@ class LinkedJobs(Protocol):
 
     def running_keys(self) -> list[Key]: ...
 
+    def held_keys(self) -> list[Key]: ...
+
     def unacked_results(self) -> list[pb.Finished]: ...
 
     def set_terms(self, lease_ttl: float, output_limit: int) -> None: ...
@@ -159,7 +161,7 @@ class Link:
         register = pb.Register(
             runner_id=self.settings.RUNNER_ID,
             capacity=self.settings.RUNNER_CAPACITY,
-            running=[to_ref(k) for k in self.jobs.running_keys()],
+            running=[to_ref(k) for k in self.jobs.held_keys()],
         )
         messages = [pb.RunnerMessage(register=register)]
         if self.draining:

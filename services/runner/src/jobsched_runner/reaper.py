@@ -65,9 +65,11 @@ class Reaper:
         if self._flush_at != due:
             return  # an earlier write took it
         self._flush_at = None
-        assert self._proc.stdin is not None
+        stdin = self._proc.stdin
+        if stdin is None or stdin.closed:  # a write scheduled before close(): nothing left
+            return
         with contextlib.suppress(BrokenPipeError):
-            self._proc.stdin.flush()
+            stdin.flush()
 
     def watch(self, pgid: int) -> None:
         self._send(f"+{pgid}\n", 0)

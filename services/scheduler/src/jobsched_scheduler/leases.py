@@ -3,11 +3,13 @@
 
 Expiring a lease at any time is safe, also right after a scheduler restart or a
 database outage: a runner kills any job whose lease it could not renew for 70% of a
-TTL, so by the time a lease has expired its command is gone."""
+TTL, so by the time a lease has expired its command is gone. A runner that registers
+again without some of its attempts ends their leases at once (runner_link.py)."""
 
 import asyncio
 import logging
 
+from .model import AttemptKey
 from .ports import Store
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,10 @@ async def sweep_leases(store: Store, interval: float, stop: asyncio.Event) -> No
         except Exception as exc:
             log.warning("Lease sweep failed: %s", exc)
             continue
-        for key in lost:
-            extra = {"job_id": key.job_id}
-            log.warning("Job %d attempt %d: runner lost", key.job_id, key.attempt, extra=extra)
+        log_lost(lost)
+
+
+def log_lost(keys: list[AttemptKey]) -> None:
+    for key in keys:
+        extra = {"job_id": key.job_id}
+        log.warning("Job %d attempt %d: runner lost", key.job_id, key.attempt, extra=extra)

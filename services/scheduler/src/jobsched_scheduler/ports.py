@@ -22,6 +22,10 @@ class Store(Protocol):
     async def expire_leases(self) -> list[AttemptKey]:
         """Ends the attempts whose lease ran out: retried when attempts remain."""
 
+    async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
+        """Ends the runner's running attempts that it does not hold (it registered again
+        without them) as lost leases end; returns every attempt ended so."""
+
     # --- runner reports ----------------------------------------------------------------
 
     async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:

@@ -12,6 +12,7 @@ from jobsched.v1 import runner_pb2_grpc
 from jobsched_common.timestamps import from_timestamp
 
 from .dispatch import ConnectedRunner, Dispatcher
+from .leases import log_lost
 from .model import AttemptKey, Claimed, Finish
 from .ports import Store
 from .reports import ReportWriter
@@ -121,8 +122,11 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         keys: list[AttemptKey],
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
-        """A reconnecting runner keeps the attempts that are still current; the rest
-        were given away meanwhile and must stop."""
+        """A registering runner keeps the attempts it holds that are still current; the
+        ones given away meanwhile must stop. Attempts the store has on this runner that
+        it no longer holds (it restarted: its reaper killed their commands when the old
+        process died) end now as "runner lost", not a lease later."""
+        log_lost(await self.store.expire_unheld(runner.runner_id, keys))
         if not keys:
             return
         current, cancelled = await self.store.renew_leases(runner.runner_id, keys)

@@ -325,6 +325,20 @@ class PgStore:
         rows = await self._all("expire_leases")
         return [AttemptKey(r["job_id"], r["attempt"]) for r in rows]
 
+    async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
+        """Ends the runner's running attempts that it does not hold, as a lost lease ends
+        them; returns every attempt that ended so."""
+        params = {
+            "runner_id": runner_id,
+            "job_ids": [k.job_id for k in held],
+            "attempts": [k.attempt for k in held],
+        }
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(q("end_unheld_leases"), params)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("expire_leases"))
+            return [AttemptKey(r["job_id"], r["attempt"]) for r in await cur.fetchall()]
+
 
 def _atomic(conn: Any, needed: bool) -> contextlib.AbstractAsyncContextManager[Any]:
     return conn.transaction() if needed else contextlib.nullcontext()

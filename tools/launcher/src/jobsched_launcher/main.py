@@ -14,10 +14,9 @@ Read from the environment, or from `.env` in the working directory:
     SCHEDULER_PORT           the scheduler's gRPC API (default 50051)
     METRICS_PORT             the scheduler's Prometheus /metrics (default 9464)
     JOBSCHED_RUNNERS         how many runners (default 2)
-    LEASE_TTL_SECONDS        default 5 here (the scheduler's own default is 10): a
-                             killed runner's jobs end or are retried within 7.5 s
 
-Everything else (RUNNER_DRAIN_SECONDS, API_TOKEN, ...) is passed on to the services."""
+Everything else (RUNNER_DRAIN_SECONDS, API_TOKEN, ...) is passed on to the services;
+the database's settings to the scheduler alone."""
 
 from __future__ import annotations
 
@@ -40,11 +39,6 @@ from .supervisor import Supervisor
 from .system import ROOT, LocalSystem
 
 log = logging.getLogger("jobsched.launcher")
-
-# On one machine a lost runner is its process dying, so a lease can be short: a job of a
-# killed runner ends (or is retried) within LEASE_TTL_SECONDS plus half of it.
-LOCAL_DEFAULTS = {"LEASE_TTL_SECONDS": "5"}
-
 
 @dataclass(frozen=True)
 class LauncherConfig:
@@ -139,7 +133,7 @@ def main() -> None:
     setup_logging()
     signals = StopSignals()
     signals.install()
-    env = {**LOCAL_DEFAULTS, **read_env()}
+    env = read_env()
     config = LauncherConfig.from_env(env)
     with database(env, config.data_dir) as env:
         system = LocalSystem(

@@ -24,6 +24,11 @@ BIN = Path(sys.executable).parent
 
 log = logging.getLogger("jobsched.launcher")
 
+SCHEDULER = "jobsched-scheduler"
+# Only the scheduler holds the database's credentials: a runner passes its environment
+# on to the jobs it runs.
+DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
+
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
 # A runner drains, stops what is left (KILL_GRACE_SECONDS), waits for the reaper and
@@ -66,9 +71,12 @@ class LocalSystem:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+    def _env(self, program: str, extra: dict[str, str]) -> dict[str, str]:
+        env = self.env
+        if program != SCHEDULER:
+            env = {k: v for k, v in env.items() if not k.startswith(DATABASE_SETTINGS)}
         return {
-            **self.env,
+            **env,
             "SCHEDULER_BIND": self.scheduler_addr,
             "SCHEDULER_ADDR": self.scheduler_addr,
             "GATEWAY_PORT": str(self.gateway_port),
@@ -90,7 +98,7 @@ class LocalSystem:
             # stops the children in order.
             self.procs[name] = subprocess.Popen(
                 command,
-                env=self._env(service.extra),
+                env=self._env(service.program, service.extra),
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
@@ -106,14 +114,14 @@ class LocalSystem:
 
     def migrate(self) -> None:
         subprocess.run(
-            [str(BIN / "jobsched-scheduler"), "migrate"],
-            env=self._env({}),
+            [str(BIN / SCHEDULER), "migrate"],
+            env=self._env(SCHEDULER, {}),
             check=True,
             start_new_session=True,
         )
 
     def start_scheduler(self) -> None:
-        self.spawn("scheduler", "jobsched-scheduler", METRICS_BIND=f"127.0.0.1:{self.metrics_port}")
+        self.spawn("scheduler", SCHEDULER, METRICS_BIND=f"127.0.0.1:{self.metrics_port}")
 
     def start_runner(self, index: int, **extra: str) -> None:
         name = f"runner-{index}"

@@ -151,6 +151,15 @@ UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
 RETURNING a.job_id, a.attempt, lost.status, lost.run_after;
 
+-- name: end_unheld_leases
+-- A runner that registers again (it restarted, or reconnected) names every attempt it
+-- still holds: the leases of its other running attempts end now, and `expire_leases`
+-- then ends those attempts as it ends any other lost one.
+UPDATE jobs SET lease_expires_at = '-infinity'
+WHERE status = 'running' AND runner_id = %(runner_id)s
+  AND (id, attempt) NOT IN (
+      SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]));
+
 -- name: cancel_queued
 -- Ends a queued job at once.
 UPDATE jobs
