@@ -10,12 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jobsched_gateway.main import GRACE_SECONDS
 
 from tests.conftest import LiveSystem, start_live_system
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-GRACE_SECONDS = 5  # uvicorn's graceful wait for open requests, as main.py sets it
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The FastAPI application: middleware, the error handler, the routers and the dashboard."""
+"""The FastAPI application: middleware, error handlers, the routers and the dashboard."""
 
 import asyncio
 from collections.abc import AsyncIterator

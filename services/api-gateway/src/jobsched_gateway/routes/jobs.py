@@ -47,12 +47,13 @@ async def list_jobs(
     before: Cursor = None,
 ) -> JsonBody:
     """Jobs, newest first. Follow the `Link: rel="next"` header for the next page."""
-    request = pb.ListJobsRequest(
-        status=STATUS_TO_PB[status] if status else pb.JOB_STATUS_UNSPECIFIED,
-        before_id=before or 0,
-    )
+    request = pb.ListJobsRequest()
+    if status is not None:  # only what the client gave: the scheduler judges it
+        request.status = STATUS_TO_PB[status]
     if limit is not None:
         request.limit = limit
+    if before is not None:
+        request.before_id = before
     reply: pb.ListJobsResponse = await scheduler.call("ListJobs", request)
     headers = {}
     if reply.next_before_id:
