@@ -7,9 +7,9 @@ from fastapi import HTTPException, Request
 
 class BearerToken:
     """A FastAPI dependency that lets a request through when API_TOKEN is unset or the
-    request carries `Authorization: Bearer <API_TOKEN>`. A route that names `query`
-    also takes the token as that query parameter: the event stream does, since
-    EventSource cannot send headers."""
+    request carries `Authorization: Bearer <API_TOKEN>`. Given `query`, it also takes
+    the token as that query parameter when the header has none: the event stream's
+    check does, since EventSource cannot send headers."""
 
     def __init__(self, token: str, query: str | None = None):
         self.token = token
