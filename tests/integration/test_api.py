@@ -84,7 +84,7 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
             assert (await _refused(jobs.CreateJob(zero_attempts)))[0] == code.INVALID_ARGUMENT
             assert await _refused(jobs.GetJob(pb.GetJobRequest(id=0))) == (
                 code.INVALID_ARGUMENT,
-                "a job id is at least 1, not 0",
+                "id: Input should be greater than or equal to 1",
             )
             assert await _refused(jobs.GetJob(pb.GetJobRequest(id=10**9))) == (
                 code.NOT_FOUND,

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobsched/v1/jobs.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x05\x12\x11\n\trunner_id\x18\x0b \x01(\t\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x0f \x01(\tB\x0c\n\n_exit_codeJ\x04\x08\x10\x10\x15R\x0blast_run_usR\rcreated_at_usR\rupdated_at_usR\rstarted_at_usR\x0e\x66inished_at_us\"\x8f\x01\n\x10\x43reateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x19\n\x0cmax_attempts\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0f\n\r_max_attemptsB\x12\n\x10_timeout_seconds\"@\n\x11\x43reateJobsRequest\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.jobsched.v1.CreateJobRequest\"4\n\x12\x43reateJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"j\n\x0fListJobsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tbefore_id\x18\x03 \x01(\x03\x42\x08\n\x06_limit\"J\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\x12\x16\n\x0enext_before_id\x18\x02 \x01(\x03\"2\n\x13GetJobOutputRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1d\n\x0fRetryJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\x13ListAttemptsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xe9\x02\n\x07\x41ttempt\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12.\n\nclaimed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x15\n\routput_length\x18\t \x01(\x03\x12\x18\n\x10output_truncated\x18\n \x01(\x08\x42\x0c\n\n_exit_codeJ\x04\x08\x0b\x10\x0eR\rclaimed_at_usR\rstarted_at_usR\x0e\x66inished_at_us\">\n\x14ListAttemptsResponse\x12&\n\x08\x61ttempts\x18\x01 \x03(\x0b\x32\x14.jobsched.v1.Attempt\"O\n\tJobOutput\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\x12\n\x10GetConfigRequest\"%\n\x06\x43onfig\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"2\n\x13UpdateConfigRequest\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xa5\x01\n\x05Stats\x12\x0e\n\x06queued\x18\x01 \x01(\x03\x12\x0f\n\x07running\x18\x02 \x01(\x03\x12\x11\n\tcompleted\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x1b\n\x13max_concurrent_jobs\x18\x07 \x01(\x05\x12\x19\n\x11runners_connected\x18\x08 \x01(\x05\"\x14\n\x12WatchEventsRequest\"\x88\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x05\x10\x06R\x05\x61t_us*\xa1\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xc2\x06\n\nJobService\x12<\n\tCreateJob\x12\x1d.jobsched.v1.CreateJobRequest\x1a\x10.jobsched.v1.Job\x12M\n\nCreateJobs\x12\x1e.jobsched.v1.CreateJobsRequest\x1a\x1f.jobsched.v1.CreateJobsResponse\x12\x36\n\x06GetJob\x12\x1a.jobsched.v1.GetJobRequest\x1a\x10.jobsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.jobsched.v1.ListJobsRequest\x1a\x1d.jobsched.v1.ListJobsResponse\x12H\n\x0cGetJobOutput\x12 .jobsched.v1.GetJobOutputRequest\x1a\x16.jobsched.v1.JobOutput\x12<\n\tCancelJob\x12\x1d.jobsched.v1.CancelJobRequest\x1a\x10.jobsched.v1.Job\x12:\n\x08RetryJob\x12\x1c.jobsched.v1.RetryJobRequest\x1a\x10.jobsched.v1.Job\x12S\n\x0cListAttempts\x12 .jobsched.v1.ListAttemptsRequest\x1a!.jobsched.v1.ListAttemptsResponse\x12?\n\tGetConfig\x12\x1d.jobsched.v1.GetConfigRequest\x1a\x13.jobsched.v1.Config\x12\x45\n\x0cUpdateConfig\x12 .jobsched.v1.UpdateConfigRequest\x1a\x13.jobsched.v1.Config\x12<\n\x08GetStats\x12\x1c.jobsched.v1.GetStatsRequest\x1a\x12.jobsched.v1.Stats\x12G\n\x0bWatchEvents\x12\x1f.jobsched.v1.WatchEventsRequest\x1a\x15.jobsched.v1.JobEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16jobsched/v1/jobs.proto\x12\x0bjobsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12,\n\x08last_run\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\t \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\n \x01(\x05\x12\x11\n\trunner_id\x18\x0b \x01(\t\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x0f \x01(\tB\x0c\n\n_exit_codeJ\x04\x08\x10\x10\x15R\x0blast_run_usR\rcreated_at_usR\rupdated_at_usR\rstarted_at_usR\x0e\x66inished_at_us\"\x8f\x01\n\x10\x43reateJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x19\n\x0cmax_attempts\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x04 \x01(\x05H\x01\x88\x01\x01\x42\x0f\n\r_max_attemptsB\x12\n\x10_timeout_seconds\"@\n\x11\x43reateJobsRequest\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.jobsched.v1.CreateJobRequest\"4\n\x12\x43reateJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"}\n\x0fListJobsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x12\n\x05limit\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tbefore_id\x18\x03 \x01(\x03H\x01\x88\x01\x01\x42\x08\n\x06_limitB\x0c\n\n_before_id\"J\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobsched.v1.Job\x12\x16\n\x0enext_before_id\x18\x02 \x01(\x03\"2\n\x13GetJobOutputRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x1d\n\x0fRetryJobRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\x13ListAttemptsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"\xe9\x02\n\x07\x41ttempt\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x11\n\trunner_id\x18\x03 \x01(\t\x12.\n\nclaimed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x15\n\routput_length\x18\t \x01(\x03\x12\x18\n\x10output_truncated\x18\n \x01(\x08\x42\x0c\n\n_exit_codeJ\x04\x08\x0b\x10\x0eR\rclaimed_at_usR\rstarted_at_usR\x0e\x66inished_at_us\">\n\x14ListAttemptsResponse\x12&\n\x08\x61ttempts\x18\x01 \x03(\x0b\x32\x14.jobsched.v1.Attempt\"O\n\tJobOutput\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\x12\n\x10GetConfigRequest\"%\n\x06\x43onfig\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"2\n\x13UpdateConfigRequest\x12\x1b\n\x13max_concurrent_jobs\x18\x01 \x01(\x05\"\x11\n\x0fGetStatsRequest\"\xa5\x01\n\x05Stats\x12\x0e\n\x06queued\x18\x01 \x01(\x03\x12\x0f\n\x07running\x18\x02 \x01(\x03\x12\x11\n\tcompleted\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\r\n\x05total\x18\x06 \x01(\x03\x12\x1b\n\x13max_concurrent_jobs\x18\x07 \x01(\x05\x12\x19\n\x11runners_connected\x18\x08 \x01(\x05\"\x14\n\x12WatchEventsRequest\"\x88\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.jobsched.v1.JobStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x05\x10\x06R\x05\x61t_us*\xa1\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x16\n\x12JOB_STATUS_RUNNING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xc2\x06\n\nJobService\x12<\n\tCreateJob\x12\x1d.jobsched.v1.CreateJobRequest\x1a\x10.jobsched.v1.Job\x12M\n\nCreateJobs\x12\x1e.jobsched.v1.CreateJobsRequest\x1a\x1f.jobsched.v1.CreateJobsResponse\x12\x36\n\x06GetJob\x12\x1a.jobsched.v1.GetJobRequest\x1a\x10.jobsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.jobsched.v1.ListJobsRequest\x1a\x1d.jobsched.v1.ListJobsResponse\x12H\n\x0cGetJobOutput\x12 .jobsched.v1.GetJobOutputRequest\x1a\x16.jobsched.v1.JobOutput\x12<\n\tCancelJob\x12\x1d.jobsched.v1.CancelJobRequest\x1a\x10.jobsched.v1.Job\x12:\n\x08RetryJob\x12\x1c.jobsched.v1.RetryJobRequest\x1a\x10.jobsched.v1.Job\x12S\n\x0cListAttempts\x12 .jobsched.v1.ListAttemptsRequest\x1a!.jobsched.v1.ListAttemptsResponse\x12?\n\tGetConfig\x12\x1d.jobsched.v1.GetConfigRequest\x1a\x13.jobsched.v1.Config\x12\x45\n\x0cUpdateConfig\x12 .jobsched.v1.UpdateConfigRequest\x1a\x13.jobsched.v1.Config\x12<\n\x08GetStats\x12\x1c.jobsched.v1.GetStatsRequest\x1a\x12.jobsched.v1.Stats\x12G\n\x0bWatchEvents\x12\x1f.jobsched.v1.WatchEventsRequest\x1a\x15.jobsched.v1.JobEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jobsched.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATUS']._serialized_start=2221
-  _globals['_JOBSTATUS']._serialized_end=2382
+  _globals['_JOBSTATUS']._serialized_start=2240
+  _globals['_JOBSTATUS']._serialized_end=2401
   _globals['_JOB']._serialized_start=73
   _globals['_JOB']._serialized_end=617
   _globals['_CREATEJOBREQUEST']._serialized_start=620
@@ -45,37 +45,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETJOBREQUEST']._serialized_start=885
   _globals['_GETJOBREQUEST']._serialized_end=912
   _globals['_LISTJOBSREQUEST']._serialized_start=914
-  _globals['_LISTJOBSREQUEST']._serialized_end=1020
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1022
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1096
-  _globals['_GETJOBOUTPUTREQUEST']._serialized_start=1098
-  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=1148
-  _globals['_CANCELJOBREQUEST']._serialized_start=1150
-  _globals['_CANCELJOBREQUEST']._serialized_end=1180
-  _globals['_RETRYJOBREQUEST']._serialized_start=1182
-  _globals['_RETRYJOBREQUEST']._serialized_end=1211
-  _globals['_LISTATTEMPTSREQUEST']._serialized_start=1213
-  _globals['_LISTATTEMPTSREQUEST']._serialized_end=1250
-  _globals['_ATTEMPT']._serialized_start=1253
-  _globals['_ATTEMPT']._serialized_end=1614
-  _globals['_LISTATTEMPTSRESPONSE']._serialized_start=1616
-  _globals['_LISTATTEMPTSRESPONSE']._serialized_end=1678
-  _globals['_JOBOUTPUT']._serialized_start=1680
-  _globals['_JOBOUTPUT']._serialized_end=1759
-  _globals['_GETCONFIGREQUEST']._serialized_start=1761
-  _globals['_GETCONFIGREQUEST']._serialized_end=1779
-  _globals['_CONFIG']._serialized_start=1781
-  _globals['_CONFIG']._serialized_end=1818
-  _globals['_UPDATECONFIGREQUEST']._serialized_start=1820
-  _globals['_UPDATECONFIGREQUEST']._serialized_end=1870
-  _globals['_GETSTATSREQUEST']._serialized_start=1872
-  _globals['_GETSTATSREQUEST']._serialized_end=1889
-  _globals['_STATS']._serialized_start=1892
-  _globals['_STATS']._serialized_end=2057
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=2059
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=2079
-  _globals['_JOBEVENT']._serialized_start=2082
-  _globals['_JOBEVENT']._serialized_end=2218
-  _globals['_JOBSERVICE']._serialized_start=2385
-  _globals['_JOBSERVICE']._serialized_end=3219
+  _globals['_LISTJOBSREQUEST']._serialized_end=1039
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1041
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1115
+  _globals['_GETJOBOUTPUTREQUEST']._serialized_start=1117
+  _globals['_GETJOBOUTPUTREQUEST']._serialized_end=1167
+  _globals['_CANCELJOBREQUEST']._serialized_start=1169
+  _globals['_CANCELJOBREQUEST']._serialized_end=1199
+  _globals['_RETRYJOBREQUEST']._serialized_start=1201
+  _globals['_RETRYJOBREQUEST']._serialized_end=1230
+  _globals['_LISTATTEMPTSREQUEST']._serialized_start=1232
+  _globals['_LISTATTEMPTSREQUEST']._serialized_end=1269
+  _globals['_ATTEMPT']._serialized_start=1272
+  _globals['_ATTEMPT']._serialized_end=1633
+  _globals['_LISTATTEMPTSRESPONSE']._serialized_start=1635
+  _globals['_LISTATTEMPTSRESPONSE']._serialized_end=1697
+  _globals['_JOBOUTPUT']._serialized_start=1699
+  _globals['_JOBOUTPUT']._serialized_end=1778
+  _globals['_GETCONFIGREQUEST']._serialized_start=1780
+  _globals['_GETCONFIGREQUEST']._serialized_end=1798
+  _globals['_CONFIG']._serialized_start=1800
+  _globals['_CONFIG']._serialized_end=1837
+  _globals['_UPDATECONFIGREQUEST']._serialized_start=1839
+  _globals['_UPDATECONFIGREQUEST']._serialized_end=1889
+  _globals['_GETSTATSREQUEST']._serialized_start=1891
+  _globals['_GETSTATSREQUEST']._serialized_end=1908
+  _globals['_STATS']._serialized_start=1911
+  _globals['_STATS']._serialized_end=2076
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2078
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2098
+  _globals['_JOBEVENT']._serialized_start=2101
+  _globals['_JOBEVENT']._serialized_end=2237
+  _globals['_JOBSERVICE']._serialized_start=2404
+  _globals['_JOBSERVICE']._serialized_end=3238
 # @@protoc_insertion_point(module_scope)

@@ -1,37 +1,28 @@
-"""`GET /api/events`: the scheduler's job events as server-sent events, for the dashboard.
+"""The scheduler's job events as server-sent events, for the dashboard (`GET /api/events`).
 
 One `WatchEvents` stream per client. Each job event goes out as `event: job`; bursts
 are coalesced into at most one `event: stats` (a fresh GetStats) per STATS_INTERVAL.
 `event: ready` says the scheduler stream is open (the page reloads its data then);
 `event: error` says the scheduler is away, and the stream ends (the browser retries
-after `retry:`). Comments keep idle connections open through proxies.
-
-Uvicorn waits for open responses before it shuts down and only tells the app (lifespan
-shutdown) afterwards, so a stream would hold a SIGTERM for `timeout_graceful_shutdown`.
-The router's lifespan therefore chains the server's SIGTERM/SIGINT handlers to end
-every stream at once."""
+after `retry:`). Comments keep idle connections open through proxies. Every stream
+ends when the process's shutdown event is set, before the server waits for open
+responses to finish."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-import signal
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from types import FrameType
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi import Request
 from jobsched.v1 import jobs_pb2 as pb
 
-from .schemas import STATUS_FROM_PB, rest_time
-from .settings import Settings
+from .scheduler import SchedulerClient, describe
+from .schemas import STATUS_FROM_PB, rest_time, stats_json
 
 log = logging.getLogger("jobsched.gateway.live")
 
@@ -39,9 +30,6 @@ RETRY_MS = 1000  # how soon the browser reconnects after the stream ends
 STATS_INTERVAL = 0.2  # at most one stats event per interval, only after job events
 KEEPALIVE_SECONDS = 15.0  # a comment after this long without anything sent
 QUEUE_LIMIT = 10_000  # job events waiting for a slow client before it is cut off
-SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-Handler = Callable[[int, FrameType | None], Any]
 
 
 def sse(event: str, data: Any) -> str:
@@ -58,19 +46,6 @@ def job_event(event: pb.JobEvent) -> dict[str, Any]:
     }
 
 
-def stats_dict(s: pb.Stats) -> dict[str, int]:
-    return {
-        "queued": s.queued,
-        "running": s.running,
-        "completed": s.completed,
-        "failed": s.failed,
-        "cancelled": s.cancelled,
-        "total": s.total,
-        "max_concurrent_jobs": s.max_concurrent_jobs,
-        "runners_connected": s.runners_connected,
-    }
-
-
 class _End:
     """Queued when the scheduler's stream ends or the gateway stops."""
 
@@ -83,69 +58,17 @@ Item = pb.JobEvent | _End
 
 @dataclass
 class LiveEvents:
-    settings: Settings
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _chained: dict[int, Handler] = field(default_factory=dict)
+    """One client's stream, which ends when `stopping` is set."""
 
-    # ---------- shutdown ----------
-
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        self.stopping = asyncio.Event()
-        self._chain_signals(asyncio.get_running_loop())
-        try:
-            yield
-        finally:
-            self.stopping.set()
-            self._unchain_signals()
-
-    def _chain_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Ends the streams on SIGTERM/SIGINT, then lets the server's handler run."""
-        if threading.current_thread() is not threading.main_thread():
-            return  # e.g. a test client: no signals here, the lifespan exit suffices
-        for sig in SHUTDOWN_SIGNALS:
-            previous = signal.getsignal(sig)
-            if not callable(previous):
-                continue  # not a server that handles it: leave the default alone
-
-            def handler(signum: int, frame: FrameType | None, previous: Handler = previous) -> None:
-                loop.call_soon_threadsafe(self.stopping.set)
-                previous(signum, frame)
-
-            signal.signal(sig, handler)
-            self._chained[sig] = previous
-
-    def _unchain_signals(self) -> None:
-        for sig, previous in self._chained.items():
-            with suppress(ValueError):
-                signal.signal(sig, previous)
-        self._chained.clear()
-
-    # ---------- auth ----------
-
-    def authorize(self, request: Request) -> None:
-        """The bearer token, or `?token=` (EventSource cannot send headers)."""
-        token = self.settings.API_TOKEN
-        if not token:
-            return
-        header = request.headers.get("authorization", "")
-        given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
-        if not given:
-            given = request.query_params.get("token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    # ---------- the stream ----------
+    scheduler: SchedulerClient
+    stopping: asyncio.Event
 
     async def stream(self, request: Request) -> AsyncIterator[str]:
-        stub: Any = request.app.state.jobs  # an aio JobServiceStub (typed as sync)
         yield f"retry: {RETRY_MS}\n\n"
         if self.stopping.is_set():
             return
         queue: asyncio.Queue[Item] = asyncio.Queue()
-        call = stub.WatchEvents(pb.WatchEventsRequest())
+        call = self.scheduler.jobs.WatchEvents(pb.WatchEventsRequest())
         tasks = [
             asyncio.create_task(self._pump(call, queue)),
             asyncio.create_task(self._stop_on_shutdown(queue)),
@@ -154,14 +77,14 @@ class LiveEvents:
             # The scheduler answers no message before the first event, so a GetStats
             # (sent after WatchEvents, on the same channel) tells that it is there.
             try:
-                stats = await self._stats(stub)
+                stats = await self._stats()
             except grpc.aio.AioRpcError as exc:
                 yield _error_event(exc)
                 return
             if stats is None:
                 return
-            yield sse("ready", {}) + sse("stats", stats_dict(stats))
-            async for chunk in self._forward(request, stub, queue):
+            yield sse("ready", {}) + sse("stats", stats_json(stats))
+            async for chunk in self._forward(request, queue):
                 yield chunk
         finally:
             call.cancel()
@@ -169,9 +92,7 @@ class LiveEvents:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _forward(
-        self, request: Request, stub: Any, queue: asyncio.Queue[Item]
-    ) -> AsyncIterator[str]:
+    async def _forward(self, request: Request, queue: asyncio.Queue[Item]) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         last_sent = last_stats = loop.time()
         dirty = False  # a job event went out since the last stats event
@@ -206,13 +127,13 @@ class LiveEvents:
             now = loop.time()
             if dirty and now >= last_stats + STATS_INTERVAL:
                 try:
-                    stats = await self._stats(stub)
+                    stats = await self._stats()
                 except grpc.aio.AioRpcError as exc:
                     yield _error_event(exc)
                     return
                 if stats is None:
                     return
-                yield sse("stats", stats_dict(stats))
+                yield sse("stats", stats_json(stats))
                 last_stats = last_sent = loop.time()
                 dirty = False
             elif not items and now >= last_sent + KEEPALIVE_SECONDS:
@@ -221,11 +142,10 @@ class LiveEvents:
                 yield ": keepalive\n\n"
                 last_sent = now
 
-    async def _stats(self, stub: Any) -> pb.Stats | None:
+    async def _stats(self) -> pb.Stats | None:
         """GetStats, or None when the gateway begins to shut down meanwhile."""
-        timeout = self.settings.REQUEST_TIMEOUT_SECONDS
         rpc: asyncio.Future[pb.Stats] = asyncio.ensure_future(
-            stub.GetStats(pb.GetStatsRequest(), timeout=timeout)
+            self.scheduler.call("GetStats", pb.GetStatsRequest())
         )
         stop: asyncio.Future[Any] = asyncio.create_task(self.stopping.wait())
         try:
@@ -250,42 +170,13 @@ class LiveEvents:
                 queue.put_nowait(event)
             queue.put_nowait(_End("the scheduler closed the event stream"))
         except grpc.aio.AioRpcError as exc:
-            queue.put_nowait(_End(_describe(exc)))
+            queue.put_nowait(_End(describe(exc)))
 
     async def _stop_on_shutdown(self, queue: asyncio.Queue[Item]) -> None:
         await self.stopping.wait()
         queue.put_nowait(_End(None))
 
 
-def _describe(exc: grpc.aio.AioRpcError) -> str:
-    return f"scheduler unavailable: {exc.details() or exc.code().name}"
-
-
 def _error_event(exc: grpc.aio.AioRpcError) -> str:
-    log.info("Event stream: %s", _describe(exc))
-    return sse("error", {"message": _describe(exc)})
-
-
-def router(settings: Settings) -> APIRouter:
-    """`GET /api/events`, with a lifespan that ends its streams on shutdown."""
-    live = LiveEvents(settings)
-    api = APIRouter(lifespan=live.lifespan)
-
-    @api.get(
-        "/api/events",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-    )
-    async def events(request: Request) -> StreamingResponse:
-        """Job events as server-sent events: `job`, coalesced `stats`, `ready`, `error`.
-
-        Takes the bearer token in the `Authorization` header or, since EventSource
-        cannot send headers, as `?token=`."""
-        live.authorize(request)
-        return StreamingResponse(
-            live.stream(request),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    return api
+    log.info("Event stream: %s", describe(exc))
+    return sse("error", {"message": describe(exc)})

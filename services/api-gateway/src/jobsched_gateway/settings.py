@@ -2,7 +2,8 @@
 
 import ipaddress
 
-from pydantic import Field
+from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,8 +20,14 @@ class Settings(BaseSettings):
     WEB_DIR: str = "web"
     REQUEST_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
-    LOG_LEVEL: str = "INFO"
-    LOG_FORMAT: str = "text"
+    LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: LogFormat = "text"
+
+    @field_validator("API_TOKEN")
+    @classmethod
+    def _no_placeholder_token(cls, token: str) -> str:
+        refuse_placeholder("API_TOKEN", token)
+        return token
 
     @property
     def cors_origins(self) -> list[str]:

@@ -3,6 +3,7 @@
 import os
 import socket
 
+from jobsched_common.settings import LogFormat, LogLevel
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,8 +31,8 @@ class Settings(BaseSettings):
     JOB_MAX_PROCESSES: int = Field(default=512, ge=0)
     # host:port for Prometheus /metrics; empty for none (several runners share a host).
     METRICS_BIND: str = ""
-    LOG_LEVEL: str = "INFO"
-    LOG_FORMAT: str = "text"
+    LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: LogFormat = "text"
 
     @property
     def scheduler_addrs(self) -> list[str]:

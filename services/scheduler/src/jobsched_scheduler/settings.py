@@ -2,7 +2,10 @@
 
 from urllib.parse import quote
 
-from pydantic import Field
+from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,8 +29,24 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=10, ge=2)
     # host:port for Prometheus /metrics; empty for none.
     METRICS_BIND: str = "127.0.0.1:9464"
-    LOG_LEVEL: str = "INFO"
-    LOG_FORMAT: str = "text"
+    LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: LogFormat = "text"
+
+    @field_validator("DB_PASSWORD")
+    @classmethod
+    def _no_placeholder_password(cls, password: str) -> str:
+        refuse_placeholder("DB_PASSWORD", password)
+        return password
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _no_placeholder_in_url(cls, url: str | None) -> str | None:
+        try:
+            password = conninfo_to_dict(url or "").get("password")
+        except ProgrammingError:
+            return url  # not ours to judge: connecting will say what is wrong with it
+        refuse_placeholder("the password in DATABASE_URL", str(password or ""))
+        return url
 
     @property
     def database_url(self) -> str:

@@ -1,5 +1,5 @@
 """Every value a client sends, checked in one place against the rules in
-`jobsched_common.limits`; what breaks one is refused as `InvalidValue`."""
+`jobsched_common.limits`; what breaks one is refused as `InvalidValue("field: problem")`."""
 
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -44,7 +44,10 @@ def new_job(request: pb.CreateJobRequest) -> NewJob:
 def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
     """The jobs of a CreateJobs request, each valid, and no name given twice."""
     if not 1 <= len(requests) <= MAX_JOBS_PER_BATCH:
-        raise InvalidValue(f"give between 1 and {MAX_JOBS_PER_BATCH} jobs, not {len(requests)}")
+        raise InvalidValue(
+            f"jobs: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, "
+            f"not {len(requests)}"
+        )
     names: set[str] = set()
     jobs = []
     for index, request in enumerate(requests):
@@ -60,16 +63,12 @@ def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
 
 
 def job_id(value: int) -> int:
-    if value < 1:
-        raise InvalidValue(f"a job id is at least 1, not {value}")
-    return value
+    return _in_range("id", value, 1, None)
 
 
 def attempt_number(value: int) -> int:
     """An attempt of a job, 0 for its latest."""
-    if value < 0:
-        raise InvalidValue(f"attempt must not be negative, not {value}")
-    return value
+    return _in_range("attempt", value, 0, None)
 
 
 def jobs_page(request: pb.ListJobsRequest) -> JobsPage:
@@ -77,13 +76,14 @@ def jobs_page(request: pb.ListJobsRequest) -> JobsPage:
     if request.status != pb.JOB_STATUS_UNSPECIFIED:
         status = STATUS_FROM_PB.get(request.status)
         if status is None:
-            raise InvalidValue(f"unknown job status {request.status}")
+            raise InvalidValue(f"status: Input should be a job status, not {request.status}")
     limit = DEFAULT_PAGE_SIZE
     if request.HasField("limit"):
         limit = _in_range("limit", request.limit, 1, MAX_PAGE_SIZE)
-    if request.before_id < 0:
-        raise InvalidValue("before_id must not be negative")
-    return JobsPage(status, limit, request.before_id)
+    before_id = 0
+    if request.HasField("before_id"):
+        before_id = _in_range("before_id", request.before_id, 1, None)
+    return JobsPage(status, limit, before_id)
 
 
 def max_concurrent_jobs(value: int) -> int:
@@ -92,23 +92,27 @@ def max_concurrent_jobs(value: int) -> int:
 
 def _name(name: str) -> None:
     if not name.strip():
-        raise InvalidValue("name must not be empty")
+        raise InvalidValue("name: Input should not be blank")
     if len(name) > MAX_NAME_CHARS:
-        raise InvalidValue(f"name must be at most {MAX_NAME_CHARS} characters")
+        raise InvalidValue(f"name: Input should have at most {MAX_NAME_CHARS} characters")
     if "\x00" in name:
-        raise InvalidValue("name must not contain NUL characters")
+        raise InvalidValue("name: Input should not contain NUL characters")
 
 
 def _command(command: str) -> None:
     if not command.strip():
-        raise InvalidValue("command must not be empty")
+        raise InvalidValue("command: Input should not be blank")
     if len(command.encode()) > MAX_COMMAND_BYTES:
-        raise InvalidValue(f"command must be at most {MAX_COMMAND_BYTES} bytes")
+        raise InvalidValue(f"command: Input should have at most {MAX_COMMAND_BYTES} bytes")
     if "\x00" in command:
-        raise InvalidValue("command must not contain NUL characters")
+        raise InvalidValue("command: Input should not contain NUL characters")
 
 
-def _in_range(field: str, value: int, low: int, high: int) -> int:
-    if not low <= value <= high:
-        raise InvalidValue(f"{field} must be between {low} and {high}")
+def _in_range(field: str, value: int, low: int, high: int | None) -> int:
+    """The value, or a refusal worded as the gateway's own type checks word theirs:
+    `field: problem`."""
+    if value < low:
+        raise InvalidValue(f"{field}: Input should be greater than or equal to {low}")
+    if high is not None and value > high:
+        raise InvalidValue(f"{field}: Input should be less than or equal to {high}")
     return value

@@ -1,0 +1,1 @@
+"""The REST API's routes, one router per concern; `app.py` puts them together."""

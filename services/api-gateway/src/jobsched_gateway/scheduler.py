@@ -1,0 +1,68 @@
+"""The scheduler's JobService as the routes call it, and how its errors reach a REST
+client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import grpc
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from google.protobuf.message import Message
+from jobsched.v1 import jobs_pb2_grpc
+
+if TYPE_CHECKING:
+    from jobsched.v1.jobs_pb2_grpc import JobServiceAsyncStub
+
+# How gRPC failures reach a REST client: a clear 4xx for bad input, 503 when the
+# scheduler or its database is away, never a bare 500.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+}
+
+
+@dataclass(frozen=True)
+class SchedulerClient:
+    """The JobService stub, and the deadline the gateway gives each unary call."""
+
+    jobs: JobServiceAsyncStub
+    timeout: float
+
+    async def call(self, method: str, request: Message) -> Any:
+        rpc: Callable[..., Awaitable[Any]] = getattr(self.jobs, method)
+        return await rpc(request, timeout=self.timeout)
+
+
+@asynccontextmanager
+async def connect(address: str, timeout: float) -> AsyncIterator[SchedulerClient]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield SchedulerClient(jobs_pb2_grpc.JobServiceStub(channel), timeout)
+
+
+async def scheduler_client(request: Request) -> SchedulerClient:
+    """Async, so that FastAPI runs it on the loop, not in a worker thread."""
+    client: SchedulerClient = request.app.state.scheduler
+    return client
+
+
+Scheduler = Annotated[SchedulerClient, Depends(scheduler_client)]
+
+
+def describe(exc: grpc.aio.AioRpcError) -> str:
+    return f"scheduler unavailable: {exc.details() or exc.code().name}"
+
+
+async def grpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+    """The exception handler for a failed call: its status and the scheduler's message."""
+    status = HTTP_STATUS.get(exc.code(), 502)
+    detail = describe(exc) if status == 503 else exc.details() or exc.code().name
+    return JSONResponse({"detail": detail}, status)
