@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from jobsched_launcher.backoff import Backoff
 from jobsched_launcher.supervisor import Supervisor, describe_exit
+from jobsched_launcher.system import LocalSystem
 
 
 def test_delays_double_from_half_a_second_up_to_ten() -> None:
@@ -112,3 +113,17 @@ def test_a_service_that_ran_a_while_is_restarted_quickly_again() -> None:
     system.procs["runner-1"].code = 1
     supervisor.check()
     assert supervisor.due["runner-1"] == clock.now + 0.5
+
+
+def test_only_the_scheduler_gets_the_database_and_no_runner_a_token() -> None:
+    secrets = {"DATABASE_URL": "postgresql://u:p@h/db", "DB_PASSWORD": "p", "API_TOKEN": "t"}
+    system = LocalSystem({**secrets, "LOG_LEVEL": "DEBUG"})
+
+    def given(program: str) -> set[str]:
+        env = system.env_for(program, {})
+        assert env["LOG_LEVEL"] == "DEBUG"
+        return set(secrets) & set(env)
+
+    assert given("jobsched-scheduler") == set(secrets)
+    assert given("jobsched-gateway") == {"API_TOKEN"}
+    assert given("jobsched-runner") == set()

@@ -45,8 +45,7 @@ def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
     """The jobs of a CreateJobs request, each valid, and no name given twice."""
     if not 1 <= len(requests) <= MAX_JOBS_PER_BATCH:
         raise InvalidValue(
-            f"jobs: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, "
-            f"not {len(requests)}"
+            f"jobs: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, not {len(requests)}"
         )
     names: set[str] = set()
     jobs = []

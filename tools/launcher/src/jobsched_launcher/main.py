@@ -40,6 +40,7 @@ from .system import ROOT, LocalSystem
 
 log = logging.getLogger("jobsched.launcher")
 
+
 @dataclass(frozen=True)
 class LauncherConfig:
     gateway_port: int

@@ -25,9 +25,11 @@ BIN = Path(sys.executable).parent
 log = logging.getLogger("jobsched.launcher")
 
 SCHEDULER = "jobsched-scheduler"
-# Only the scheduler holds the database's credentials: a runner passes its environment
-# on to the jobs it runs.
+RUNNER = "jobsched-runner"
+# Only the scheduler holds the database's credentials, and a runner holds no secret at
+# all: it passes its environment on to the jobs it runs.
 DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
+RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN")
 
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
@@ -71,10 +73,9 @@ class LocalSystem:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def _env(self, program: str, extra: dict[str, str]) -> dict[str, str]:
-        env = self.env
-        if program != SCHEDULER:
-            env = {k: v for k, v in env.items() if not k.startswith(DATABASE_SETTINGS)}
+    def env_for(self, program: str, extra: dict[str, str]) -> dict[str, str]:
+        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, DATABASE_SETTINGS)
+        env = {k: v for k, v in self.env.items() if not k.startswith(withheld)}
         return {
             **env,
             "SCHEDULER_BIND": self.scheduler_addr,
@@ -98,7 +99,7 @@ class LocalSystem:
             # stops the children in order.
             self.procs[name] = subprocess.Popen(
                 command,
-                env=self._env(service.program, service.extra),
+                env=self.env_for(service.program, service.extra),
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
@@ -115,7 +116,7 @@ class LocalSystem:
     def migrate(self) -> None:
         subprocess.run(
             [str(BIN / SCHEDULER), "migrate"],
-            env=self._env(SCHEDULER, {}),
+            env=self.env_for(SCHEDULER, {}),
             check=True,
             start_new_session=True,
         )
@@ -125,7 +126,7 @@ class LocalSystem:
 
     def start_runner(self, index: int, **extra: str) -> None:
         name = f"runner-{index}"
-        self.spawn(name, "jobsched-runner", **{"RUNNER_ID": name, "METRICS_BIND": "", **extra})
+        self.spawn(name, RUNNER, **{"RUNNER_ID": name, "METRICS_BIND": "", **extra})
 
     def start_gateway(self) -> None:
         self.spawn("gateway", "jobsched-gateway")
