@@ -1,83 +1,21 @@
 """The JobService: the public gRPC API used by the gateway and any gRPC client."""
 
 import asyncio
-import contextlib
-import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator
 
-import grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
 
 from . import messages, metrics, validation
 from .dispatch import Dispatcher
-from .errors import (
-    Conflict,
-    DomainError,
-    FellBehind,
-    InvalidValue,
-    NotFound,
-    Unavailable,
-    WrongState,
-)
+from .errors import FellBehind, NotFound, WrongState
 from .events import EventHub
 from .model import AttemptKey, JobRow
 from .ports import Store
+from .rpc import Ctx, rpc, rpc_stream
 
 log = logging.getLogger(__name__)
-
-STATUS_CODES: dict[type[DomainError], grpc.StatusCode] = {
-    InvalidValue: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    Conflict: grpc.StatusCode.ALREADY_EXISTS,
-    WrongState: grpc.StatusCode.FAILED_PRECONDITION,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-    FellBehind: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Ctx = grpc.aio.ServicerContext[Any, Any]
-Handler = Callable[[Any, Req, Ctx], Awaitable[Resp]]
-StreamHandler = Callable[[Any, Req, Ctx], AsyncGenerator[Resp, None]]
-
-
-async def _abort(context: Ctx, exc: DomainError) -> None:
-    """Ends the call with the status code of a domain error and its message."""
-    if isinstance(exc, Unavailable):
-        log.warning("%s: %s", exc, exc.__cause__)
-    await context.abort(STATUS_CODES[type(exc)], str(exc))
-
-
-def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Answers a domain error with its status code, so that no RPC fails as UNKNOWN."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except DomainError as exc:
-            await _abort(context, exc)
-            raise AssertionError("unreachable: abort raises") from exc
-
-    return wrapper
-
-
-def rpc_stream(handler: StreamHandler[Req, Resp]) -> StreamHandler[Req, Resp]:
-    """`rpc` for a handler that streams its replies."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Req, context: Ctx) -> AsyncGenerator[Resp, None]:
-        try:
-            async with contextlib.aclosing(handler(self, request, context)) as replies:
-                async for reply in replies:
-                    yield reply
-        except DomainError as exc:
-            await _abort(context, exc)
-
-    return wrapper
 
 
 def _found(row: JobRow | None, job_id: int) -> JobRow:

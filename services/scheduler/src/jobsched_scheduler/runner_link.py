@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
@@ -12,10 +12,12 @@ from jobsched.v1 import runner_pb2_grpc
 from jobsched_common.timestamps import from_timestamp
 
 from .dispatch import ConnectedRunner, Dispatcher
+from .errors import InvalidValue
 from .leases import log_lost
 from .model import AttemptKey, Claimed, Finish
 from .ports import Store
 from .reports import ReportWriter
+from .rpc import rpc_stream
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +68,18 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         for outbox, refs in acks.items():
             outbox.put_nowait(pb.SchedulerMessage(acked=pb.Acked(refs=refs)))
 
+    @rpc_stream
     async def Connect(
         self,
         request_iterator: AsyncIterator[pb.RunnerMessage],
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
-    ) -> AsyncIterator[pb.SchedulerMessage]:
+    ) -> AsyncGenerator[pb.SchedulerMessage, None]:
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be register")
+            raise InvalidValue("first message must be register")
         reg = first.register
         if not reg.runner_id or reg.capacity < 1:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "register needs a runner_id and capacity >= 1"
-            )
+            raise InvalidValue("register needs a runner_id and capacity >= 1")
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
         runner = ConnectedRunner(
             reg.runner_id,
