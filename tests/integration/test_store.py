@@ -12,7 +12,8 @@ from jobsched_launcher import free_port
 from jobsched_scheduler.errors import Conflict, InvalidValue, Unavailable
 from jobsched_scheduler.messages import job_message
 from jobsched_scheduler.migrations import migrate
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, JobRow, NewJob
+from jobsched_scheduler.queries import q
 from jobsched_scheduler.store import PgStore, new_pool
 from psycopg import sql
 
@@ -186,8 +187,30 @@ def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
             assert not far_job.HasField("last_run") and not far_job.HasField("started_at")
             assert not far_job.HasField("finished_at")
             assert far_job.HasField("created_at") and far_job.HasField("updated_at")
+            # Every other read of such a job shows it too.
+            by_id = await store.get_job(far.id)
+            cancelled, changed = await store.cancel(far.id)
+            retried, _ = await store.retry(far.id)
+            assert changed and cancelled is not None and retried is not None
+            for row in (by_id, cancelled, retried):
+                assert row is not None and row.last_run is None, row
 
     run(scenario())
+
+
+def test_every_query_of_jobs_selects_jobrows_columns_in_order(database_url: str) -> None:
+    """Job rows are made from their columns by position (`JOB_ROWS`)."""
+    job_queries: dict[str, dict[str, object]] = {
+        "create_job": {"name": "a", "command": "true", "max_attempts": 1, "timeout_seconds": None},
+        "create_jobs": {"batch": '[{"name": "b", "command": "true", "max_attempts": 1}]'},
+        "get_job": {"id": 1},
+        "list_jobs": {"before_id": 10, "limit": 10},
+        "list_jobs_by_status": {"status": "queued", "before_id": 10, "limit": 10},
+    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, params in job_queries.items():
+            cur = conn.execute(q(name), params)
+            assert tuple(c.name for c in cur.description or ()) == JobRow._fields, name
 
 
 def test_duplicate_names_are_refused(database_url: str) -> None:
@@ -292,6 +315,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 "003_job_counts.sql",
                 "004_claim_function.sql",
                 "005_zoned_times.sql",
+                "006_api_jobs.sql",
             ]
             and second == []
         )

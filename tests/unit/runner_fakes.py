@@ -13,7 +13,6 @@ from jobsched_runner.execute import CapturedOutput, Outcome
 from jobsched_runner.link import Incoming
 from jobsched_runner.settings import Settings
 
-DEADLINE_SECONDS = 5.0
 LEASE_TTL_SECONDS = 10.0
 
 
@@ -26,16 +25,6 @@ def settings(**overrides: object) -> Settings:
         "KILL_GRACE_SECONDS": 0,
     }
     return Settings.model_validate(values | overrides)
-
-
-async def eventually(condition: Callable[[], bool], what: str = "condition") -> None:
-    """Waits for the condition, polling, up to a deadline in real time."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_SECONDS
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not true within {DEADLINE_SECONDS} s")
-        await asyncio.sleep(0.001)
 
 
 class VirtualTime:

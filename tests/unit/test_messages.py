@@ -1,11 +1,9 @@
 """The scheduler's rows as the public API's messages: times exact on both sides of
 1970, unset when there is none or when a datetime cannot hold it; status names."""
 
-import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import STATUSES
@@ -18,8 +16,6 @@ from jobsched_scheduler.messages import (
     job_message,
 )
 from jobsched_scheduler.model import JobRow
-from jobsched_scheduler.store import TimeOrNoneLoader
-from psycopg.postgres import types
 
 BEFORE_1970 = datetime(1969, 7, 20, 20, 17, 40, 1, tzinfo=UTC)
 AFTER_1970 = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -81,30 +77,6 @@ def test_a_missing_time_is_unset() -> None:
     event = event_message(JobEvent(1, "running", 1, AFTER_1970))
     assert event.status == pb.JOB_STATUS_RUNNING
     assert event.at.ToDatetime(tzinfo=UTC) == AFTER_1970
-
-
-def _pg_binary(micros_since_2000: int) -> bytes:
-    return struct.pack("!q", micros_since_2000)
-
-
-@pytest.mark.parametrize(
-    "micros",
-    [
-        2**63 - 1,  # infinity
-        -(2**63),  # -infinity
-        # the first microsecond of year 10000
-        (datetime.max - datetime(2000, 1, 1)) // timedelta(microseconds=1) + 1,
-    ],
-)
-def test_a_time_a_timestamp_cannot_hold_loads_as_unset(micros: int) -> None:
-    loader = TimeOrNoneLoader(types["timestamptz"].oid)
-    assert loader.load(_pg_binary(micros)) is None
-
-
-def test_a_time_loads_as_an_aware_utc_datetime() -> None:
-    loader = TimeOrNoneLoader(types["timestamptz"].oid)
-    micros = (BEFORE_1970 - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    assert loader.load(_pg_binary(micros)) == BEFORE_1970
 
 
 def test_every_status_has_its_enum_value_and_back() -> None:

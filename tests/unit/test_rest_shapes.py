@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.timestamps import EPOCH, to_timestamp
-from jobsched_gateway.live import job_event
+from jobsched_gateway.live import job_event, sse
 from jobsched_gateway.schemas import (
     Attempt,
     Job,
     JsonBody,
     attempt_json,
     job_json,
-    rest_time,
+    json_bytes,
+    time_of,
 )
 from pydantic import TypeAdapter
 
@@ -76,17 +77,17 @@ def some_attempt(rng: random.Random) -> pb.Attempt:
 def test_job_bodies_are_what_the_job_model_writes() -> None:
     rng = random.Random(3)
     jobs = [some_job(rng) for _ in range(2000)]
-    bodies = [job_json(job) for job in jobs]
+    bodies = json.loads(bytes(JsonBody([job_json(job) for job in jobs]).body))
+    assert len(bodies) == len(jobs)
     for body in bodies:
         assert Job.model_validate(body).model_dump(mode="json") == body
-    assert json.loads(bytes(JsonBody(bodies).body)) == bodies
     assert JsonBody(bodies).headers["content-type"] == "application/json"
 
 
 def test_attempt_bodies_are_what_the_attempt_model_writes() -> None:
     rng = random.Random(4)
     for _ in range(1000):
-        body = attempt_json(some_attempt(rng))
+        body = json.loads(json_bytes(attempt_json(some_attempt(rng))))
         assert Attempt.model_validate(body).model_dump(mode="json") == body
 
 
@@ -98,14 +99,17 @@ def test_times_are_written_as_pydantic_writes_them() -> None:
         for micros in (0, 1, 999_999, rng.randrange(0, 10**6)):
             event = pb.JobEvent(at=Timestamp(seconds=second, nanos=micros * 1000))
             instant = EPOCH + timedelta(seconds=second, microseconds=micros)
-            assert rest_time(event, "at") == TIME.dump_python(instant, mode="json")
+            written = json.loads(json_bytes(time_of(event, "at")))
+            assert written == TIME.dump_python(instant, mode="json")
 
 
 def test_events_write_their_times_as_jobs_do() -> None:
     at = Timestamp(seconds=1735709600, nanos=20_000_000)
     message = pb.JobEvent(job_id=7, status=pb.JOB_STATUS_RUNNING, attempt=1, at=at)
     event = job_event(message)
-    assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": rest_time(message, "at")}
-    assert event["at"] == "2025-01-01T05:33:20.020000Z"
+    assert event == {"job_id": 7, "status": "running", "attempt": 1, "at": time_of(message, "at")}
+    written = sse("job", event)
+    assert written.startswith("event: job\ndata: ") and written.endswith("\n\n")
+    assert json.loads(written.split("data: ", 1)[1])["at"] == "2025-01-01T05:33:20.020000Z"
     assert job_event(pb.JobEvent(job_id=7))["at"] is None
-    assert rest_time(pb.JobEvent(), "at") is None
+    assert time_of(pb.JobEvent(), "at") is None

@@ -14,11 +14,11 @@ from tests.unit.runner_fakes import (
     FakeStream,
     acked,
     assign,
-    eventually,
     keys_of,
     registered,
     settings,
 )
+from tests.unit.waiting import until
 
 Scenario = Callable[[RunnerAgent, FakeStream, FakeLauncher, asyncio.Event], Awaitable[None]]
 
@@ -34,11 +34,11 @@ def run(drain_seconds: float, scenario: Scenario) -> None:
         )
         stop = asyncio.Event()
         running = asyncio.create_task(runner.run(stop))
-        await eventually(lambda: scheduler.streams != [], "a stream")
+        await until(lambda: scheduler.streams != [], "a stream")
         stream = scheduler.stream
         stream.answer(registered())
         stream.answer(assign((1, 1), (2, 1)))
-        await eventually(lambda: len(launcher.launched) == 2, "started")
+        await until(lambda: len(launcher.launched) == 2, "started")
         await scenario(runner, stream, launcher, stop)
         await asyncio.wait_for(running, 5)
 
@@ -60,10 +60,10 @@ def test_jobs_that_end_within_the_grace_are_not_stopped(caplog: pytest.LogCaptur
         runner: RunnerAgent, stream: FakeStream, launcher: FakeLauncher, stop: asyncio.Event
     ) -> None:
         stop.set()
-        await eventually(lambda: "draining" in stream.kinds(), "draining sent")
+        await until(lambda: "draining" in stream.kinds(), "draining sent")
         launcher.of((1, 1)).end(0)
         launcher.of((2, 1)).end(3)
-        await eventually(lambda: sorted(finished(stream)) == [(1, 1), (2, 1)], "finished")
+        await until(lambda: sorted(finished(stream)) == [(1, 1), (2, 1)], "finished")
         assert not launcher.of((2, 1)).stopping
         assert runner.jobs.unacked[(2, 1)].exit_code == 3
         stream.answer(acked((1, 1), (2, 1)))
@@ -78,10 +78,10 @@ def test_a_drain_waits_for_the_last_acknowledgements(caplog: pytest.LogCaptureFi
     ) -> None:
         launcher.of((1, 1)).end(0)
         launcher.of((2, 1)).end(0)
-        await eventually(lambda: sorted(finished(stream)) == [(1, 1), (2, 1)], "finished")
+        await until(lambda: sorted(finished(stream)) == [(1, 1), (2, 1)], "finished")
         # Nothing runs: the drain goes straight to waiting for the acknowledgements.
         stop.set()
-        await eventually(lambda: "draining" in stream.kinds(), "draining sent")
+        await until(lambda: "draining" in stream.kinds(), "draining sent")
         stream.answer(acked((1, 1), (2, 1)))
 
     run(30.0, scenario)
@@ -97,10 +97,10 @@ def test_jobs_past_the_grace_are_stopped_and_unacknowledged_results_warned_about
         runner: RunnerAgent, stream: FakeStream, launcher: FakeLauncher, stop: asyncio.Event
     ) -> None:
         launcher.of((1, 1)).end(0)
-        await eventually(lambda: finished(stream) == [(1, 1)], "finished")
+        await until(lambda: finished(stream) == [(1, 1)], "finished")
         stream.answer(acked((1, 1)))
         stop.set()
-        await eventually(lambda: finished(stream) == [(1, 1), (2, 1)], "stopped")
+        await until(lambda: finished(stream) == [(1, 1), (2, 1)], "stopped")
         assert launcher.of((2, 1)).stop_reason == "runner shut down"
         assert "draining" in stream.kinds()
 

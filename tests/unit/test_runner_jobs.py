@@ -12,10 +12,10 @@ from tests.unit.runner_fakes import (
     FakeLauncher,
     VirtualTime,
     assignment,
-    eventually,
     keys_of,
     settings,
 )
+from tests.unit.waiting import until
 
 
 class Harness:
@@ -45,7 +45,7 @@ def test_an_attempt_delivered_twice_starts_once() -> None:
         h.jobs.start(assignment((1, 1)))  # while it runs
         assert len(h.launcher.launched) == 1
         h.launcher.of((1, 1)).end(0)
-        await eventually(lambda: h.finished() == [(1, 1)], "finished")
+        await until(lambda: h.finished() == [(1, 1)], "finished")
         h.jobs.start(assignment((1, 1)))  # finished, not yet acknowledged
         assert len(h.launcher.launched) == 1
         assert h.jobs.running_keys() == []
@@ -65,7 +65,7 @@ def test_a_finished_result_is_kept_until_acknowledged() -> None:
         assert execution.env[b"JOBSCHED_JOB_ID"] == b"3"
         execution.output.feed(b"hi\n")
         execution.end(4)
-        await eventually(lambda: h.finished() == [(3, 2)], "finished")
+        await until(lambda: h.finished() == [(3, 2)], "finished")
         (result,) = h.jobs.unacked_results()
         assert (result.exit_code, result.reason, result.output_tail) == (4, "", b"hi\n")
         assert h.sent[-1].finished == result
@@ -82,7 +82,7 @@ def test_a_kill_stops_only_its_attempt() -> None:
         for key in [(1, 1), (2, 1), (1, 2)]:
             h.jobs.start(assignment(key))
         h.jobs.stop([(1, 1), (9, 9)], "cancelled")
-        await eventually(lambda: h.finished() == [(1, 1)], "the killed attempt finished")
+        await until(lambda: h.finished() == [(1, 1)], "the killed attempt finished")
         assert h.jobs.unacked[(1, 1)].reason == "cancelled"
         assert sorted(h.jobs.running_keys()) == [(1, 2), (2, 1)]
         assert not h.launcher.of((2, 1)).stopping
@@ -110,7 +110,7 @@ def test_a_lease_not_renewed_in_time_kills_the_job_at_once() -> None:
         h.time.now = start + 5 + ttl * LEASE_SAFETY + 0.01
         h.jobs.kill_unrenewed()
         assert execution.killed  # no grace period
-        await eventually(lambda: h.finished() == [(1, 1)], "finished")
+        await until(lambda: h.finished() == [(1, 1)], "finished")
         assert h.jobs.unacked[(1, 1)].reason == "lease lost"
 
     run(scenario)
@@ -135,7 +135,7 @@ def test_a_start_is_reported_only_for_a_job_still_running_a_moment_later() -> No
         h.jobs.start(assignment((1, 1)))
         h.jobs.start(assignment((2, 1)))
         h.launcher.of((1, 1)).end(0)
-        await eventually(lambda: h.started() == [(2, 1)], "started reported")
+        await until(lambda: h.started() == [(2, 1)], "started reported")
         assert h.finished() == [(1, 1)]
 
     run(scenario)
@@ -151,7 +151,7 @@ def test_output_goes_out_in_chunks_and_the_rest_with_the_result() -> None:
         assert h.jobs.take_output() == []
         h.launcher.of((2, 1)).output.feed(b"world")
         h.launcher.of((2, 1)).end(0)
-        await eventually(lambda: h.finished() == [(2, 1)], "finished")
+        await until(lambda: h.finished() == [(2, 1)], "finished")
         assert h.jobs.unacked[(2, 1)].output_tail == b"world"
 
     run(scenario)
@@ -161,7 +161,7 @@ def test_a_crash_of_the_executor_is_reported_as_a_failure() -> None:
     async def scenario(h: Harness) -> None:
         h.launcher.crash = RuntimeError("boom")
         h.jobs.start(assignment((1, 1)))
-        await eventually(lambda: h.finished() == [(1, 1)], "finished")
+        await until(lambda: h.finished() == [(1, 1)], "finished")
         result = h.jobs.unacked[(1, 1)]
         assert (result.exit_code, result.reason) == (1, "runner error: boom")
         assert h.jobs.running_keys() == []

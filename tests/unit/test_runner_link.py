@@ -23,7 +23,6 @@ from tests.unit.runner_fakes import (
     VirtualTime,
     acked,
     assign,
-    eventually,
     keys_of,
     kill,
     registered,
@@ -31,6 +30,7 @@ from tests.unit.runner_fakes import (
     settings,
     unavailable,
 )
+from tests.unit.waiting import until
 
 
 class Harness:
@@ -52,29 +52,29 @@ class Harness:
     async def reconnect(self) -> float:
         """Waits for the link to back off, lets the backoff pass; returns its delay."""
         tries = len(self.scheduler.tried)
-        await eventually(
+        await until(
             lambda: len(self.time.sleeping) == 1 and self._between_sessions(), "backing off"
         )
         (delay,) = self.time.sleeping
         self.time.advance(delay)
-        await eventually(lambda: len(self.scheduler.tried) == tries + 1, "another try")
+        await until(lambda: len(self.scheduler.tried) == tries + 1, "another try")
         return delay
 
     async def connected(self, heartbeat_ms: int = 1000) -> FakeStream:
         """Answers Registered on the latest stream once it is open."""
-        await eventually(lambda: self.scheduler.streams != [], "a stream")
+        await until(lambda: self.scheduler.streams != [], "a stream")
         stream = self.scheduler.stream
         stream.answer(registered(heartbeat_ms))
-        await eventually(self.link.connected.is_set, "connected")
+        await until(self.link.connected.is_set, "connected")
         return stream
 
     async def heartbeat(self) -> pb.Heartbeat:
         """Lets one heartbeat interval pass; the heartbeat it sends."""
         stream = self.scheduler.stream
         before = stream.kinds().count("heartbeat")
-        await eventually(lambda: len(self.time.sleeping) == 2, "heartbeat and flush waiting")
+        await until(lambda: len(self.time.sleeping) == 2, "heartbeat and flush waiting")
         self.time.advance(max(self.time.deadlines) - self.time.now)
-        await eventually(lambda: stream.kinds().count("heartbeat") > before, "a heartbeat")
+        await until(lambda: stream.kinds().count("heartbeat") > before, "a heartbeat")
         return [m.heartbeat for m in stream.sent if m.HasField("heartbeat")][-1]
 
 
@@ -83,7 +83,7 @@ def run(scenario: Callable[[Harness], Awaitable[None]], refuse: int = 0) -> None
         harness = Harness(refuse)
         link = asyncio.create_task(harness.link.run())
         try:
-            await eventually(lambda: harness.scheduler.tried != [], "a first try")
+            await until(lambda: harness.scheduler.tried != [], "a first try")
             await scenario(harness)
         finally:
             link.cancel()
@@ -143,14 +143,14 @@ def test_register_on_reconnect_carries_running_attempts_and_draining() -> None:
             [],
         )
         first.answer(assign((7, 1), (8, 2)))
-        await eventually(lambda: len(h.launcher.launched) == 2, "started")
+        await until(lambda: len(h.launcher.launched) == 2, "started")
         assert "draining" not in first.kinds()
         h.link.drain()
-        await eventually(lambda: "draining" in first.kinds(), "draining sent")
+        await until(lambda: "draining" in first.kinds(), "draining sent")
         first.fail(unavailable("scheduler restarted"))
         await h.reconnect()
         second = h.scheduler.stream
-        await eventually(lambda: len(second.sent) >= 2, "registered again")
+        await until(lambda: len(second.sent) >= 2, "registered again")
         assert second.kinds()[:2] == ["register", "draining"]
         assert keys_of(second.sent[0].register.running) == [(7, 1), (8, 2)]
 
@@ -161,34 +161,34 @@ def test_an_unacknowledged_result_is_resent_after_each_reconnect_until_acked() -
     async def scenario(h: Harness) -> None:
         first = await h.connected()
         first.answer(assign((5, 1), (6, 1)))
-        await eventually(lambda: len(h.launcher.launched) == 2, "started")
+        await until(lambda: len(h.launcher.launched) == 2, "started")
         h.launcher.of((5, 1)).end(0)
         h.launcher.of((6, 1)).end(2)
         # Finished back to back: one Results message.
-        await eventually(lambda: results(first) != [], "results sent")
+        await until(lambda: results(first) != [], "results sent")
         assert results(first) == [[(5, 1), (6, 1)]]
         first.fail(unavailable("scheduler restarted"))
 
         await h.reconnect()
         second = h.scheduler.stream
-        await eventually(lambda: len(second.sent) >= 2, "opening sent")
+        await until(lambda: len(second.sent) >= 2, "opening sent")
         assert second.kinds()[0] == "register"
         # Held until acknowledged, so the scheduler does not end them as lost.
         assert keys_of(second.sent[0].register.running) == [(5, 1), (6, 1)]
         assert results(second) == [[(5, 1), (6, 1)]]
         assert second.sent[1] == next(m for m in first.sent if m.HasField("results"))
         second.answer(acked((5, 1)))
-        await eventually(lambda: list(h.jobs.unacked) == [(6, 1)], "(5, 1) forgotten")
+        await until(lambda: list(h.jobs.unacked) == [(6, 1)], "(5, 1) forgotten")
         second.close()
 
         await h.reconnect()
         third = h.scheduler.stream
-        await eventually(lambda: len(third.sent) >= 2, "opening sent")
+        await until(lambda: len(third.sent) >= 2, "opening sent")
         assert third.kinds()[:2] == ["register", "finished"]
         assert keys_of(third.sent[0].register.running) == [(6, 1)]
         assert results(third) == [[(6, 1)]]
         third.answer(acked((6, 1)))
-        await eventually(lambda: h.jobs.unacked == {}, "(6, 1) forgotten")
+        await until(lambda: h.jobs.unacked == {}, "(6, 1) forgotten")
         third.close()
 
         await h.reconnect()
@@ -204,7 +204,7 @@ def test_a_renewal_counts_from_when_its_heartbeat_was_sent() -> None:
         stream = await h.connected(heartbeat_ms=1000)
         start = h.time.now
         stream.answer(assign((1, 1)))
-        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        await until(lambda: len(h.launcher.launched) == 1, "started")
         first = await h.heartbeat()
         assert keys_of(first.running) == [(1, 1)]
         sent_at = h.time.now
@@ -214,7 +214,7 @@ def test_a_renewal_counts_from_when_its_heartbeat_was_sent() -> None:
         # answer to a heartbeat never sent renews nothing.
         stream.answer(renewed(first.seq, (1, 1)))
         stream.answer(renewed(second.seq + 100, (1, 1)))
-        await eventually(stream.answered, "renewals handled")
+        await until(stream.answered, "renewals handled")
         lease_safe = LEASE_TTL_SECONDS * LEASE_SAFETY
         h.time.now = sent_at + lease_safe - 0.01
         assert h.time.now > start + lease_safe  # unrenewed, it would be killed by now
@@ -231,7 +231,7 @@ def test_a_reconnect_renews_from_when_the_runner_registered() -> None:
     async def scenario(h: Harness) -> None:
         first = await h.connected()
         first.answer(assign((1, 1)))
-        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        await until(lambda: len(h.launcher.launched) == 1, "started")
         first.fail(unavailable("scheduler restarted"))
         await h.reconnect()
         registered_at = h.time.now
@@ -252,10 +252,10 @@ def test_a_kill_stops_only_the_attempts_it_names() -> None:
     async def scenario(h: Harness) -> None:
         stream = await h.connected()
         stream.answer(assign((1, 1), (2, 1), (3, 1)))
-        await eventually(lambda: len(h.launcher.launched) == 3, "started")
+        await until(lambda: len(h.launcher.launched) == 3, "started")
         stream.answer(kill("", (1, 1)))
         stream.answer(kill("superseded", (3, 1), (3, 2)))
-        await eventually(lambda: sum(map(len, results(stream))) == 2, "killed ones finished")
+        await until(lambda: sum(map(len, results(stream))) == 2, "killed ones finished")
         assert h.jobs.unacked[(1, 1)].reason == "cancelled"
         assert h.jobs.unacked[(3, 1)].reason == "superseded"
         assert h.jobs.running_keys() == [(2, 1)]
@@ -267,12 +267,12 @@ def test_output_is_sent_at_the_flush_cadence() -> None:
     async def scenario(h: Harness) -> None:
         stream = await h.connected(heartbeat_ms=60_000)
         stream.answer(assign((1, 1)))
-        await eventually(lambda: len(h.launcher.launched) == 1, "started")
+        await until(lambda: len(h.launcher.launched) == 1, "started")
         h.launcher.of((1, 1)).output.feed(b"partial ")
-        await eventually(lambda: OUTPUT_FLUSH_SECONDS in h.time.sleeping, "flush waiting")
+        await until(lambda: OUTPUT_FLUSH_SECONDS in h.time.sleeping, "flush waiting")
         assert "output" not in stream.kinds()
         h.time.advance(OUTPUT_FLUSH_SECONDS)
-        await eventually(lambda: "output" in stream.kinds(), "output sent")
+        await until(lambda: "output" in stream.kinds(), "output sent")
         (chunk,) = [m.output for m in stream.sent if m.HasField("output")]
         assert (keys_of([chunk.ref]), chunk.data) == ([(1, 1)], b"partial ")
 

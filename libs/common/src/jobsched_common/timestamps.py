@@ -8,8 +8,18 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_timestamp(value: datetime) -> Timestamp:
-    since = value - EPOCH
-    return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
+    ts = Timestamp()
+    set_timestamp(ts, value)
+    return ts
+
+
+def set_timestamp(field: Timestamp, value: datetime | None) -> None:
+    """Sets a message's Timestamp field in place (a field assigned whole is copied);
+    None leaves it unset."""
+    if value is not None:
+        since = value - EPOCH
+        field.seconds = since.days * 86400 + since.seconds
+        field.nanos = since.microseconds * 1000
 
 
 def from_timestamp(ts: Timestamp) -> datetime:

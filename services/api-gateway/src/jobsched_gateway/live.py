@@ -11,7 +11,6 @@ responses to finish."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from fastapi import Request
 from jobsched.v1 import jobs_pb2 as pb
 
 from .scheduler import SchedulerClient, describe
-from .schemas import STATUS_FROM_PB, rest_time, stats_json
+from .schemas import STATUS_FROM_PB, json_bytes, stats_json, time_of
 
 log = logging.getLogger("jobsched.gateway.live")
 
@@ -34,7 +33,7 @@ QUEUE_LIMIT = 10_000  # job events waiting for a slow client before it is cut of
 
 def sse(event: str, data: Any) -> str:
     """One server-sent event; JSON has no raw newlines, so one `data:` line suffices."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"event: {event}\ndata: {json_bytes(data).decode()}\n\n"
 
 
 def job_event(event: pb.JobEvent) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def job_event(event: pb.JobEvent) -> dict[str, Any]:
         "job_id": event.job_id,
         "status": STATUS_FROM_PB.get(event.status, "queued"),
         "attempt": event.attempt,
-        "at": rest_time(event, "at"),
+        "at": time_of(event, "at"),
     }
 
 

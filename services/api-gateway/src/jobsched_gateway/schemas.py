@@ -134,45 +134,49 @@ class Stats(BaseModel):
     runners_connected: int
 
 
-def rest_time(message: Message, field: str) -> str | None:
-    """A Timestamp field as pydantic writes an aware UTC datetime, `2025-01-01T05:33:20Z`
-    with `.ffffff` only when there are microseconds; None when the field is unset."""
-    if not message.HasField(field):
-        return None
-    return from_timestamp(getattr(message, field)).replace(tzinfo=None).isoformat() + "Z"
+def time_of(message: Message, field: str) -> datetime | None:
+    """A Timestamp field as an aware UTC datetime; None when it is unset."""
+    return from_timestamp(getattr(message, field)) if message.HasField(field) else None
+
+
+def json_bytes(content: Any) -> bytes:
+    """JSON as the REST API and the event stream write it. Times come out as pydantic
+    writes an aware UTC datetime: `2025-01-01T05:33:20Z`, with `.ffffff` only when
+    there are microseconds."""
+    return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 def job_json(job: pb.Job) -> dict[str, Any]:
-    """A job in the shape of `Job`, ready for JSON. The REST API writes jobs from these
-    directly, without building pydantic models."""
+    """A job in the shape of `Job`, ready for `json_bytes`. The REST API writes jobs
+    from these directly, without building pydantic models."""
     return {
         "id": job.id,
         "name": job.name,
         "command": job.command,
         "status": STATUS_FROM_PB.get(job.status, "queued"),
-        "last_run": rest_time(job, "last_run"),
-        "created_at": rest_time(job, "created_at"),
-        "updated_at": rest_time(job, "updated_at"),
+        "last_run": time_of(job, "last_run"),
+        "created_at": time_of(job, "created_at"),
+        "updated_at": time_of(job, "updated_at"),
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
         "timeout_seconds": job.timeout_seconds or None,
         "runner_id": job.runner_id or None,
-        "started_at": rest_time(job, "started_at"),
-        "finished_at": rest_time(job, "finished_at"),
+        "started_at": time_of(job, "started_at"),
+        "finished_at": time_of(job, "finished_at"),
         "exit_code": job.exit_code if job.HasField("exit_code") else None,
         "reason": job.reason or None,
     }
 
 
 def attempt_json(attempt: pb.Attempt) -> dict[str, Any]:
-    """An attempt in the shape of `Attempt`, ready for JSON."""
+    """An attempt in the shape of `Attempt`, ready for `json_bytes`."""
     return {
         "job_id": attempt.job_id,
         "attempt": attempt.attempt,
         "runner_id": attempt.runner_id,
-        "claimed_at": rest_time(attempt, "claimed_at"),
-        "started_at": rest_time(attempt, "started_at"),
-        "finished_at": rest_time(attempt, "finished_at"),
+        "claimed_at": time_of(attempt, "claimed_at"),
+        "started_at": time_of(attempt, "started_at"),
+        "finished_at": time_of(attempt, "finished_at"),
         "exit_code": attempt.exit_code if attempt.HasField("exit_code") else None,
         "reason": attempt.reason or None,
         "output_length": attempt.output_length,
@@ -188,7 +192,7 @@ class JsonBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return json_bytes(content)
 
 
 def stats_json(stats: pb.Stats) -> dict[str, int]:

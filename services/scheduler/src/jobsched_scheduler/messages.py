@@ -1,13 +1,11 @@
 """The public API's messages made from the scheduler's values: jobs, attempts, events,
 status names and times."""
 
-from datetime import datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import STATUSES
-from jobsched_common.timestamps import to_timestamp
+from jobsched_common.timestamps import set_timestamp
 
 from .events import JobEvent
 from .model import JobRow
@@ -18,46 +16,43 @@ STATUS_TO_PB: dict[str, pb.JobStatus.ValueType] = {
 STATUS_FROM_PB = {number: status for status, number in STATUS_TO_PB.items()}
 
 
-def timestamp(value: datetime | None) -> Timestamp | None:
-    """None leaves the field unset."""
-    return None if value is None else to_timestamp(value)
-
-
 def job_message(row: JobRow) -> pb.Job:
-    return pb.Job(
+    job = pb.Job(
         id=row.id,
         name=row.name,
         command=row.command,
         # The original's column allows NULL, which a row inserted by hand may hold.
         status=STATUS_TO_PB.get(row.status or "queued", pb.JOB_STATUS_UNSPECIFIED),
-        last_run=timestamp(row.last_run),
-        created_at=timestamp(row.created_at),
-        updated_at=timestamp(row.updated_at),
         attempt=row.attempt,
         max_attempts=row.max_attempts,
         timeout_seconds=row.timeout_seconds or 0,
         runner_id=row.runner_id or "",
-        started_at=timestamp(row.started_at),
-        finished_at=timestamp(row.finished_at),
         exit_code=row.exit_code,
         reason=row.reason or "",
     )
+    set_timestamp(job.last_run, row.last_run)
+    set_timestamp(job.created_at, row.created_at)
+    set_timestamp(job.updated_at, row.updated_at)
+    set_timestamp(job.started_at, row.started_at)
+    set_timestamp(job.finished_at, row.finished_at)
+    return job
 
 
 def attempt_message(row: dict[str, Any]) -> pb.Attempt:
     """An attempt from a row of `list_attempts`."""
-    return pb.Attempt(
+    attempt = pb.Attempt(
         job_id=row["job_id"],
         attempt=row["attempt"],
         runner_id=row["runner_id"],
-        claimed_at=timestamp(row["claimed_at"]),
-        started_at=timestamp(row["started_at"]),
-        finished_at=timestamp(row["finished_at"]),
         exit_code=row["exit_code"],
         reason=row["reason"] or "",
         output_length=row["output_length"],
         output_truncated=row["output_truncated"],
     )
+    set_timestamp(attempt.claimed_at, row["claimed_at"])
+    set_timestamp(attempt.started_at, row["started_at"])
+    set_timestamp(attempt.finished_at, row["finished_at"])
+    return attempt
 
 
 def output_message(job_id: int, row: dict[str, Any] | None) -> pb.JobOutput:
@@ -73,9 +68,10 @@ def output_message(job_id: int, row: dict[str, Any] | None) -> pb.JobOutput:
 
 
 def event_message(event: JobEvent) -> pb.JobEvent:
-    return pb.JobEvent(
+    message = pb.JobEvent(
         job_id=event.job_id,
         status=STATUS_TO_PB.get(event.status, pb.JOB_STATUS_UNSPECIFIED),
         attempt=event.attempt,
-        at=timestamp(event.at),
     )
+    set_timestamp(message.at, event.at)
+    return message

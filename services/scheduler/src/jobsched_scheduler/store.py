@@ -5,16 +5,11 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from jobsched_common.limits import DEFAULT_MAX_CONCURRENT_JOBS, MAX_CONCURRENT_JOBS, STATUSES
-from psycopg.abc import AdaptContext, Buffer
-from psycopg.adapt import Loader
-from psycopg.pq import Format
-from psycopg.rows import BaseRowFactory, dict_row, kwargs_row
-from psycopg.types.datetime import TimestamptzBinaryLoader
+from psycopg.rows import BaseRowFactory, args_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from .errors import Conflict, InvalidValue, Unavailable
@@ -53,27 +48,8 @@ def new_pool(
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Times come back as datetimes in `datetime.UTC`, or None when they cannot."""
-    conn.adapters.register_loader("timestamptz", TimeOrNoneLoader)
+    """Times come back as datetimes in `datetime.UTC`."""
     await conn.execute("SET TIME ZONE 'UTC'")
-
-
-class TimeOrNoneLoader(Loader):
-    """A time that a datetime (and so a protobuf Timestamp) cannot hold, PostgreSQL's
-    ±infinity or a year past 9999 set by hand with SQL, loads as None, an unset time,
-    rather than failing every read of its row."""
-
-    format = Format.BINARY
-
-    def __init__(self, oid: int, context: AdaptContext | None = None):
-        super().__init__(oid, context)
-        self._time = TimestamptzBinaryLoader(oid, context)
-
-    def load(self, data: Buffer) -> datetime | None:
-        try:
-            return self._time.load(data)
-        except psycopg.DataError:
-            return None
 
 
 @contextlib.contextmanager
@@ -96,12 +72,9 @@ def _taken(exc: psycopg.errors.UniqueViolation) -> str:
     return f"{taken} already exists"
 
 
-def _job_from_columns(**columns: Any) -> JobRow:
-    """A JobRow from a row of `jobs`, whatever other columns the query returned."""
-    return JobRow(**{name: columns[name] for name in JobRow._fields})
-
-
-JOB_ROWS = kwargs_row(_job_from_columns)
+# Every query of jobs selects JobRow's columns in its order (`api_jobs`, or the same
+# list after RETURNING); tests/integration/test_store.py checks each one.
+JOB_ROWS = args_row(JobRow)
 
 
 class PgStore:
@@ -281,22 +254,26 @@ class PgStore:
     async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
         as it now is (None when it does not exist) and whether this call changed it."""
-        async with self._connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=JOB_ROWS, binary=True)
-            for query in ("cancel_queued", "request_cancel", "get_job"):
-                await cur.execute(q(query), {"id": job_id})
-                row = await cur.fetchone()
-                if row is not None:
-                    return row, query != "get_job"
-            return None, False
+        return await self._change(job_id, "cancel_queued", "request_cancel")
 
     async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
         """Queues a finished job again. Returns the job as it now is (None when it does
         not exist) and whether this call queued it."""
-        row = await self._job("retry_job", {"id": job_id})
-        if row is not None:
-            return row, True
-        return await self.get_job(job_id), False
+        return await self._change(job_id, "retry_job")
+
+    async def _change(self, job_id: int, *changes: str) -> tuple[JobRow | None, bool]:
+        """Tries each change of one job in turn until one applies, then reads the job
+        as it now is, in one transaction."""
+        params = {"id": job_id}
+        async with self._connection() as conn, conn.transaction():
+            changed = False
+            for change in changes:
+                if await (await conn.execute(q(change), params)).fetchone():
+                    changed = True
+                    break
+            cur = conn.cursor(row_factory=JOB_ROWS, binary=True)
+            await cur.execute(q("get_job"), params)
+            return await cur.fetchone(), changed
 
     async def list_attempts(self, job_id: int) -> list[Row]:
         return await self._all("list_attempts", {"id": job_id})

@@ -1,35 +1,34 @@
 -- name: create_job
--- Inserts a queued job; a duplicate name raises a unique violation.
+-- Inserts a queued job; a duplicate name raises a unique violation. Returns it as
+-- `api_jobs` shows it (its times are the database's own, which a client can hold).
 INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
 VALUES (%(name)s, %(command)s, %(max_attempts)s, %(timeout_seconds)s)
-RETURNING *;
+RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason;
 
 -- name: create_jobs
 -- Inserts queued jobs from a JSON array, ids in its order; a duplicate name raises a
--- unique violation and inserts none.
+-- unique violation and inserts none. Returns them as `create_job` does.
 INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
 SELECT name, command, max_attempts, timeout_seconds
 FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
                 AS (name text, command text, max_attempts integer, timeout_seconds integer))
      WITH ORDINALITY AS j(name, command, max_attempts, timeout_seconds, position)
 ORDER BY position
-RETURNING *;
+RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason;
 
 -- name: get_job
--- One job by id.
-SELECT * FROM jobs WHERE id = %(id)s;
+-- One job by id, as the API shows it.
+SELECT * FROM api_jobs WHERE id = %(id)s;
 
 -- name: list_jobs
--- A page of jobs, newest first, below a keyset cursor; only what the API shows.
-SELECT id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
-       timeout_seconds, runner_id, started_at, finished_at, exit_code, reason
-FROM jobs WHERE id < %(before_id)s ORDER BY id DESC LIMIT %(limit)s;
+-- A page of jobs, newest first, below a keyset cursor.
+SELECT * FROM api_jobs WHERE id < %(before_id)s ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: list_jobs_by_status
 -- A page of jobs in one status, newest first, below a keyset cursor.
-SELECT id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
-       timeout_seconds, runner_id, started_at, finished_at, exit_code, reason
-FROM jobs WHERE status = %(status)s AND id < %(before_id)s
+SELECT * FROM api_jobs WHERE status = %(status)s AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: get_output
@@ -165,13 +164,13 @@ WHERE status = 'running' AND runner_id = %(runner_id)s
 UPDATE jobs
 SET status = 'cancelled', reason = 'cancelled', finished_at = now(), updated_at = now()
 WHERE id = %(id)s AND status = 'queued'
-RETURNING *;
+RETURNING id;
 
 -- name: request_cancel
 -- Marks a running job to be stopped; it ends `cancelled` when its runner reports.
 UPDATE jobs SET cancel_requested = true, updated_at = now()
 WHERE id = %(id)s AND status = 'running'
-RETURNING *;
+RETURNING id;
 
 -- name: retry_job
 -- Queues a finished job again, allowing it one more attempt when it has used them all.
@@ -180,7 +179,7 @@ SET status = 'queued', run_after = NULL, reason = NULL, exit_code = NULL,
     started_at = NULL, finished_at = NULL, updated_at = now(),
     max_attempts = greatest(max_attempts, attempt + 1)
 WHERE id = %(id)s AND status IN ('completed', 'failed', 'cancelled')
-RETURNING *;
+RETURNING id;
 
 -- name: list_attempts
 -- Every attempt of a job, oldest first, without output.
