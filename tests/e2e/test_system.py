@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
+from jobsched_common.limits import MAX_COMMAND_BYTES
 from jobsched_launcher import free_port, wait_for
 
 from tests.checker import History, logged_command
@@ -172,6 +173,24 @@ def test_listing_pages_with_a_link_header_and_filters(live_system: LiveSystem) -
     assert seen == ids[::-1]
     assert len(live_system.api("GET", "/api/jobs?status=completed").json()) == 5
     assert live_system.api("GET", "/api/jobs?status=queued").json() == []
+
+
+def test_any_page_the_api_accepts_can_be_listed(live_system: LiveSystem) -> None:
+    """70 jobs of the longest command: more than any gRPC message of 4 MiB holds, and
+    once a 429 for good. A page now ends at its byte budget, and Link goes on."""
+    command = "true " + "#" * (MAX_COMMAND_BYTES - 5)
+    ids = [create(live_system, f"long-{i}", command) for i in range(70)]
+    first = live_system.api("GET", "/api/jobs?limit=1000")
+    assert first.status_code == 200, first.text[:200]
+    seen = [j["id"] for j in first.json()]
+    assert 0 < len(seen) < 70 and "link" in first.headers
+    link = first.headers["link"]
+    while link:
+        page = live_system.api("GET", link.split(";")[0].strip("<>"))
+        assert page.status_code == 200, page.text[:200]
+        seen += [j["id"] for j in page.json()]
+        link = page.headers.get("link", "")
+    assert seen == ids[::-1]
 
 
 def test_grpc_api_health_reflection_and_events(live_system: LiveSystem) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
+from jobsched_common.limits import MAX_BATCH_BYTES
 from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.execute import CapturedOutput
@@ -124,6 +125,27 @@ def test_finished_reports_back_to_back_travel_together() -> None:
     assert asyncio.run(sent(messages)) == ["results:1,2", "heartbeat", "results:3,4,5"]
     assert asyncio.run(sent([finished(1), heartbeat, None])) == ["finished:1", "heartbeat"]
     assert asyncio.run(sent([heartbeat, None, heartbeat])) == ["heartbeat"]
+
+
+def test_results_travel_in_batches_of_bounded_size() -> None:
+    tail = b"x" * (MAX_BATCH_BYTES // 3)
+
+    def finished(job: int) -> pb.RunnerMessage:
+        ref = pb.AttemptRef(job_id=job, attempt=1)
+        return pb.RunnerMessage(finished=pb.Finished(ref=ref, output_tail=tail))
+
+    async def sent() -> list[list[int]]:
+        queue: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
+        for message in [*map(finished, range(1, 8)), None]:
+            queue.put_nowait(message)
+        batches = []
+        async for message in _drain_queue(queue):
+            assert message.ByteSize() < MAX_BATCH_BYTES + len(tail)
+            items = message.results.items if message.HasField("results") else [message.finished]
+            batches.append([item.ref.job_id for item in items])
+        return batches
+
+    assert asyncio.run(sent()) == [[1, 2], [3, 4], [5, 6], [7]]
 
 
 def test_timestamp_conversions_agree_with_protobufs_own() -> None:

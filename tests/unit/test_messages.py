@@ -6,7 +6,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
-from jobsched_common.limits import STATUSES
+from jobsched_common.limits import MAX_COMMAND_BYTES, MAX_PAGE_BYTES, STATUSES
 from jobsched_scheduler.events import JobEvent
 from jobsched_scheduler.messages import (
     STATUS_FROM_PB,
@@ -14,6 +14,7 @@ from jobsched_scheduler.messages import (
     attempt_message,
     event_message,
     job_message,
+    job_page,
 )
 from jobsched_scheduler.model import JobRow
 
@@ -84,3 +85,15 @@ def test_every_status_has_its_enum_value_and_back() -> None:
     assert STATUS_TO_PB["cancelled"] == pb.JOB_STATUS_CANCELLED
     assert {STATUS_FROM_PB[number] for number in STATUS_TO_PB.values()} == set(STATUSES)
     assert pb.JOB_STATUS_UNSPECIFIED not in STATUS_FROM_PB
+
+
+def test_a_page_ends_before_its_byte_budget_and_is_never_empty() -> None:
+    command = "c" * MAX_COMMAND_BYTES
+    rows = [UNTIMED._replace(id=n, command=command) for n in range(1000, 0, -1)]
+    page = job_page(rows)
+    assert 0 < len(page) < len(rows)
+    assert sum(job.ByteSize() for job in page) <= MAX_PAGE_BYTES
+    assert [job.id for job in page] == [row.id for row in rows[: len(page)]]
+    huge = UNTIMED._replace(id=5, command="c" * (MAX_PAGE_BYTES + 1))
+    assert [job.id for job in job_page([huge, UNTIMED])] == [5]
+    assert job_page([]) == []

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, cast
 import grpc
 import pytest
 from jobsched.v1 import runner_pb2 as pb
+from jobsched_common.limits import MAX_BATCH_BYTES, MAX_COMMAND_BYTES
 from jobsched_common.timestamps import to_timestamp
 from jobsched_scheduler import reports
 from jobsched_scheduler.dispatch import Dispatcher
@@ -233,6 +234,30 @@ def test_a_restarted_runner_loses_the_attempts_it_no_longer_holds() -> None:
         assert jobs[held.job_id].status == "running"
         assert jobs[theirs.key.job_id].status == "running"
         assert s.dispatcher.runners["r1"].active == {held}
+        await stream.hang_up()
+        await s.close()
+
+    asyncio.run(scenario())
+
+
+def test_assignments_of_long_commands_are_split_into_bounded_messages() -> None:
+    async def scenario() -> None:
+        store = MemoryStore(lease_seconds=LEASE_SECONDS, output_limit=OUTPUT_LIMIT)
+        store.max_concurrent = 100
+        for n in range(40):
+            await store.create_job(f"long-{n}", "c" * MAX_COMMAND_BYTES, 1, None)
+        s = Scheduler(store)
+        stream = s.connect("r1", 40)
+        await stream.expect("registered")
+        await s.dispatcher.dispatch_once()
+        await until(
+            lambda: sum(len(m.items) for m in stream.of("assignments")) == 40, "all delivered"
+        )
+        messages = stream.of("assignments")
+        assert len(messages) > 1
+        assert all(m.ByteSize() <= MAX_BATCH_BYTES for m in messages)
+        delivered = [item.ref.job_id for m in messages for item in m.items]
+        assert sorted(delivered) == list(range(1, 41))
         await stream.hang_up()
         await s.close()
 

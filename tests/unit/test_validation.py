@@ -52,7 +52,10 @@ def test_values_at_the_limits_are_accepted() -> None:
             job(name="n" * (MAX_NAME_CHARS + 1)),
             f"name: Input should have at most {MAX_NAME_CHARS} characters",
         ),
-        (job(name="nul\x00"), "NUL"),
+        (job(name="nul\x00"), "name: Input should not contain control characters"),
+        (job(name="fake\nlog line"), "control characters"),
+        (job(name="\x1b[31mred"), "control characters"),
+        (job(name="c1\x85"), "control characters"),
         (job(command=""), "command: Input should not be blank"),
         (job(command="\t\n"), "command: Input should not be blank"),
         (

@@ -15,6 +15,16 @@ MAX_TIMEOUT_SECONDS: Final = 7 * 24 * 3600
 MAX_JOBS_PER_BATCH: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+# A page of jobs ends early, before this many bytes of messages, and the next page goes
+# on from there: 1000 jobs of 64 KiB commands would not fit any reply.
+MAX_PAGE_BYTES: Final = 2 * 1024 * 1024
+# The most output an attempt may keep (OUTPUT_LIMIT_BYTES), and the largest message
+# either end of a gRPC call must accept: an attempt's output, or a result carrying the
+# last part of it, with room to spare (gRPC's own default is 4 MiB).
+MAX_OUTPUT_BYTES: Final = 32 * 1024 * 1024
+MAX_MESSAGE_BYTES: Final = 2 * MAX_OUTPUT_BYTES
+# Messages that batch many items (assignments, results) are cut before this many bytes.
+MAX_BATCH_BYTES: Final = 1024 * 1024
 MIN_CONCURRENT_JOBS: Final = 1
 MAX_CONCURRENT_JOBS: Final = 10_000
 # The global limit when no one has set one (the original's default).

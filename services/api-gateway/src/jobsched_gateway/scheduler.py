@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from google.protobuf.message import Message
 from jobsched.v1 import jobs_pb2_grpc
+from jobsched_common.limits import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from jobsched.v1.jobs_pb2_grpc import JobServiceAsyncStub
@@ -44,7 +45,9 @@ class SchedulerClient:
 
 @asynccontextmanager
 async def connect(address: str, timeout: float) -> AsyncIterator[SchedulerClient]:
-    async with grpc.aio.insecure_channel(address) as channel:
+    # gRPC's default of 4 MiB would refuse a large output, as RESOURCE_EXHAUSTED.
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
         yield SchedulerClient(jobs_pb2_grpc.JobServiceStub(channel), timeout)
 
 

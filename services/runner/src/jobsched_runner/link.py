@@ -17,6 +17,7 @@ from typing import Protocol
 import grpc
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
+from jobsched_common.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from prometheus_client import Gauge
 
 from .attempts import Key, to_key, to_ref
@@ -32,6 +33,7 @@ FIRST_RECONNECT_DELAY = 0.1
 MAX_RECONNECT_DELAY = 2.0
 # Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
 CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 2000),
     ("grpc.keepalive_timeout_ms", 2000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -229,7 +231,8 @@ async def _drain_queue(
     queue: asyncio.Queue[pb.RunnerMessage | None],
 ) -> AsyncIterator[pb.RunnerMessage]:
     """The stream's messages in order, until None; finished reports queued back to back
-    travel together in one Results message."""
+    travel together in one Results message, of at most MAX_RESULTS_PER_MESSAGE results
+    and, unless one alone is larger, MAX_BATCH_BYTES."""
     taken: pb.RunnerMessage | None = None  # a message taken out of the queue early
     while True:
         message = taken or await queue.get()
@@ -240,6 +243,7 @@ async def _drain_queue(
             yield message
             continue
         batch = [message.finished]
+        size = message.finished.ByteSize()
         ended = False
         while len(batch) < MAX_RESULTS_PER_MESSAGE and not queue.empty():
             following = queue.get_nowait()
@@ -247,6 +251,10 @@ async def _drain_queue(
                 ended = True
                 break
             if not following.HasField("finished"):
+                taken = following
+                break
+            size += following.finished.ByteSize()
+            if size > MAX_BATCH_BYTES:
                 taken = following
                 break
             batch.append(following.finished)

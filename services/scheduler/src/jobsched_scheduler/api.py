@@ -65,10 +65,9 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:
         page = validation.jobs_page(request)
         rows = await self.store.list_jobs(page.status, page.limit, page.before_id)
-        return pb.ListJobsResponse(
-            jobs=[messages.job_message(row) for row in rows],
-            next_before_id=rows[-1].id if len(rows) == page.limit else 0,
-        )
+        jobs = messages.job_page(rows)
+        more = len(jobs) < len(rows) or len(rows) == page.limit
+        return pb.ListJobsResponse(jobs=jobs, next_before_id=jobs[-1].id if more else 0)
 
     @rpc
     async def GetJobOutput(self, request: pb.GetJobOutputRequest, context: Ctx) -> pb.JobOutput:

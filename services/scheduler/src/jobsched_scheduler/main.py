@@ -13,6 +13,7 @@ import grpc
 from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
 from jobsched_common.lifecycle import shutdown_event
+from jobsched_common.limits import MAX_MESSAGE_BYTES
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from psycopg_pool import AsyncConnectionPool
@@ -36,6 +37,7 @@ SHUTDOWN_GRACE = 5.0
 # Runners ping every 2 s to find a dead link fast, also while no message flows; the
 # default policy would answer such pings with GOAWAY "too_many_pings" and drop them.
 SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ("grpc.http2.max_ping_strikes", 0),

@@ -4,7 +4,7 @@ status names and times."""
 from typing import Any
 
 from jobsched.v1 import jobs_pb2 as pb
-from jobsched_common.limits import STATUSES
+from jobsched_common.limits import MAX_PAGE_BYTES, STATUSES
 from jobsched_common.timestamps import set_timestamp
 
 from .events import JobEvent
@@ -36,6 +36,20 @@ def job_message(row: JobRow) -> pb.Job:
     set_timestamp(job.started_at, row.started_at)
     set_timestamp(job.finished_at, row.finished_at)
     return job
+
+
+def job_page(rows: list[JobRow]) -> list[pb.Job]:
+    """The jobs of a page, cut short before MAX_PAGE_BYTES (but never empty): the caller
+    pages on from the last one."""
+    jobs: list[pb.Job] = []
+    size = 0
+    for row in rows:
+        job = job_message(row)
+        size += job.ByteSize()
+        if jobs and size > MAX_PAGE_BYTES:
+            break
+        jobs.append(job)
+    return jobs
 
 
 def attempt_message(row: dict[str, Any]) -> pb.Attempt:

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
+from jobsched_common.limits import MAX_BATCH_BYTES
 from jobsched_common.timestamps import from_timestamp
 
 from .dispatch import ConnectedRunner, Dispatcher
@@ -198,10 +199,19 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
 
 
 def _deliver(outbox: asyncio.Queue[pb.SchedulerMessage], claimed: list[Claimed]) -> None:
-    items = [
-        pb.Assignment(ref=_ref(c.key), command=c.command, timeout_seconds=c.timeout_seconds or 0)
-        for c in claimed
-    ]
+    """Sends the assignments, many to a message but at most MAX_BATCH_BYTES of them
+    unless one alone is larger: a runner's capacity of long commands may not fit one."""
+    items: list[pb.Assignment] = []
+    size = 0
+    for c in claimed:
+        item = pb.Assignment(
+            ref=_ref(c.key), command=c.command, timeout_seconds=c.timeout_seconds or 0
+        )
+        size += item.ByteSize()
+        if items and size > MAX_BATCH_BYTES:
+            outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
+            items, size = [], item.ByteSize()
+        items.append(item)
     outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
 
 

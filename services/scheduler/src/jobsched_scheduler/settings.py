@@ -2,6 +2,7 @@
 
 from urllib.parse import quote
 
+from jobsched_common.limits import MAX_OUTPUT_BYTES
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
@@ -23,7 +24,7 @@ class Settings(BaseSettings):
     # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
-    OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024, le=MAX_OUTPUT_BYTES)
     # Applied to jobs created without timeout_seconds; 0 means no timeout.
     DEFAULT_TIMEOUT_SECONDS: int = Field(default=0, ge=0)
     DB_POOL_SIZE: int = Field(default=10, ge=2)

@@ -1,6 +1,7 @@
 """Every value a client sends, checked in one place against the rules in
 `jobsched_common.limits`; what breaks one is refused as `InvalidValue("field: problem")`."""
 
+import unicodedata
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -94,8 +95,10 @@ def _name(name: str) -> None:
         raise InvalidValue("name: Input should not be blank")
     if len(name) > MAX_NAME_CHARS:
         raise InvalidValue(f"name: Input should have at most {MAX_NAME_CHARS} characters")
-    if "\x00" in name:
-        raise InvalidValue("name: Input should not contain NUL characters")
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        # A newline, an escape sequence or a NUL in a name would forge log lines and
+        # terminal output; commands may hold them, names need not.
+        raise InvalidValue("name: Input should not contain control characters")
 
 
 def _command(command: str) -> None:
