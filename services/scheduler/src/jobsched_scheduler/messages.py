@@ -1,14 +1,18 @@
 """The public API's messages made from the scheduler's values: jobs, attempts, events,
 status names and times."""
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import MAX_PAGE_BYTES, STATUSES
 from jobsched_common.timestamps import set_timestamp
 
 from .events import JobEvent
 from .model import JobRow
+
+M = TypeVar("M", bound=Message)
 
 STATUS_TO_PB: dict[str, pb.JobStatus.ValueType] = {
     status: pb.JobStatus.Value(f"JOB_STATUS_{status.upper()}") for status in STATUSES
@@ -41,15 +45,23 @@ def job_message(row: JobRow) -> pb.Job:
 def job_page(rows: list[JobRow]) -> list[pb.Job]:
     """The jobs of a page, cut short before MAX_PAGE_BYTES (but never empty): the caller
     pages on from the last one."""
-    jobs: list[pb.Job] = []
+    return next(within_bytes(map(job_message, rows), MAX_PAGE_BYTES), [])
+
+
+def within_bytes(messages: Iterable[M], limit: int) -> Iterator[list[M]]:
+    """The messages in order, in batches of at most `limit` bytes, but for a message
+    larger than that alone, which is a batch of its own."""
+    batch: list[M] = []
     size = 0
-    for row in rows:
-        job = job_message(row)
-        size += job.ByteSize()
-        if jobs and size > MAX_PAGE_BYTES:
-            break
-        jobs.append(job)
-    return jobs
+    for message in messages:
+        message_size = message.ByteSize()
+        size += message_size
+        if batch and size > limit:
+            yield batch
+            batch, size = [], message_size
+        batch.append(message)
+    if batch:
+        yield batch
 
 
 def attempt_message(row: dict[str, Any]) -> pb.Attempt:

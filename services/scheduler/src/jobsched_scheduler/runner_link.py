@@ -15,6 +15,7 @@ from jobsched_common.timestamps import from_timestamp
 from .dispatch import ConnectedRunner, Dispatcher
 from .errors import InvalidValue
 from .leases import log_lost
+from .messages import within_bytes
 from .model import AttemptKey, Claimed, Finish
 from .ports import Store
 from .reports import ReportWriter
@@ -201,18 +202,12 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
 def _deliver(outbox: asyncio.Queue[pb.SchedulerMessage], claimed: list[Claimed]) -> None:
     """Sends the assignments, many to a message but at most MAX_BATCH_BYTES of them
     unless one alone is larger: a runner's capacity of long commands may not fit one."""
-    items: list[pb.Assignment] = []
-    size = 0
-    for c in claimed:
-        item = pb.Assignment(
-            ref=_ref(c.key), command=c.command, timeout_seconds=c.timeout_seconds or 0
-        )
-        size += item.ByteSize()
-        if items and size > MAX_BATCH_BYTES:
-            outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
-            items, size = [], item.ByteSize()
-        items.append(item)
-    outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=items)))
+    items = (
+        pb.Assignment(ref=_ref(c.key), command=c.command, timeout_seconds=c.timeout_seconds or 0)
+        for c in claimed
+    )
+    for batch in within_bytes(items, MAX_BATCH_BYTES):
+        outbox.put_nowait(pb.SchedulerMessage(assignments=pb.Assignments(items=batch)))
 
 
 def _kill(outbox: asyncio.Queue[pb.SchedulerMessage], keys: list[AttemptKey], reason: str) -> None:

@@ -72,6 +72,16 @@ def _taken(exc: psycopg.errors.UniqueViolation) -> str:
     return f"{taken} already exists"
 
 
+def _cursor(conn: psycopg.AsyncConnection[Any], rows: BaseRowFactory[R]) -> psycopg.AsyncCursor[R]:
+    """Rows sent by PostgreSQL in binary: no text to format and parse again."""
+    return conn.cursor(row_factory=rows, binary=True)
+
+
+def _lost(rows: list[Row]) -> list[AttemptKey]:
+    """The attempts `expire_leases` ended."""
+    return [AttemptKey(r["job_id"], r["attempt"]) for r in rows]
+
+
 # Every query of jobs selects JobRow's columns in its order (`api_jobs`, or the same
 # list after RETURNING); tests/integration/test_store.py checks each one.
 JOB_ROWS = args_row(JobRow)
@@ -106,7 +116,7 @@ class PgStore:
         prepare: bool | None = None,
     ) -> list[R]:
         async with self._connection() as conn:
-            cur = conn.cursor(row_factory=rows, binary=True)
+            cur = _cursor(conn, rows)
             await cur.execute(q(query), params, prepare=prepare)
             return await cur.fetchall()
 
@@ -186,7 +196,7 @@ class PgStore:
             "default_timeout": self.default_timeout,
         }
         async with self._connection() as conn:
-            cur = conn.cursor(row_factory=dict_row, binary=True)
+            cur = _cursor(conn, dict_row)
             await cur.execute(q("claim"), params)
             rows = await cur.fetchall()
             first = rows[0]
@@ -238,7 +248,7 @@ class PgStore:
                 )
             ended: list[Ended] = []
             if finished:
-                cur = conn.cursor(row_factory=dict_row, binary=True)
+                cur = _cursor(conn, dict_row)
                 await cur.execute(q("finish"), _finish_params(finished, self.output_limit))
                 ended = [
                     Ended(
@@ -271,7 +281,7 @@ class PgStore:
                 if await (await conn.execute(q(change), params)).fetchone():
                     changed = True
                     break
-            cur = conn.cursor(row_factory=JOB_ROWS, binary=True)
+            cur = _cursor(conn, JOB_ROWS)
             await cur.execute(q("get_job"), params)
             return await cur.fetchone(), changed
 
@@ -299,8 +309,7 @@ class PgStore:
         return current, cancelled
 
     async def expire_leases(self) -> list[AttemptKey]:
-        rows = await self._all("expire_leases")
-        return [AttemptKey(r["job_id"], r["attempt"]) for r in rows]
+        return _lost(await self._all("expire_leases"))
 
     async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
         """Ends the runner's running attempts that it does not hold, as a lost lease ends
@@ -312,9 +321,9 @@ class PgStore:
         }
         async with self._connection() as conn, conn.transaction():
             await conn.execute(q("end_unheld_leases"), params)
-            cur = conn.cursor(row_factory=dict_row)
+            cur = _cursor(conn, dict_row)
             await cur.execute(q("expire_leases"))
-            return [AttemptKey(r["job_id"], r["attempt"]) for r in await cur.fetchall()]
+            return _lost(await cur.fetchall())
 
 
 def _atomic(conn: Any, needed: bool) -> contextlib.AbstractAsyncContextManager[Any]:
