@@ -8,12 +8,13 @@ import { setBanner, toast } from "./notices.js";
 import { refreshNow } from "./refresh.js";
 
 let pending = false; // a token is asked for: polling waits, and the banner stays
+let dismissed = false; // the dialog was closed without a token: later 401s only show the banner
 
 export function authPending() {
   return pending;
 }
 
-export function askForToken() {
+function askForToken() {
   const dialog = $("auth-dialog");
   pending = true;
   setText(
@@ -27,6 +28,12 @@ export function askForToken() {
     dialog.showModal();
     $("auth-token").focus();
   }
+}
+
+/** A 401 arrived: ask, unless the user has already said "not now". */
+export function tokenRefused() {
+  if (dismissed) showTokenBanner();
+  else askForToken();
 }
 
 export function showTokenBanner() {
@@ -49,6 +56,7 @@ function saveToken(event) {
   storeToken(token);
   showForgetButton();
   pending = false;
+  dismissed = false;
   $("auth-dialog").close();
   setBanner(null);
   loadConfig().catch(() => {});
@@ -59,6 +67,7 @@ function saveToken(event) {
 function forgetToken() {
   storeToken("");
   showForgetButton();
+  dismissed = false;
   toast("success", "Token forgotten.");
   refreshNow();
   connectLive();
@@ -67,9 +76,12 @@ function forgetToken() {
 export function initAuth() {
   showForgetButton();
   $("auth-form").addEventListener("submit", saveToken);
-  // Dismissed without a token (Escape): the banner offers the dialog again.
+  // Dismissed without a token (Escape): the banner offers the dialog again, and
+  // answers still in flight do not reopen it under the user's hand.
   $("auth-dialog").addEventListener("close", () => {
-    if (pending) showTokenBanner();
+    if (!pending) return;
+    dismissed = true;
+    showTokenBanner();
   });
   $("auth-clear").addEventListener("click", forgetToken);
 }

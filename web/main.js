@@ -5,7 +5,7 @@
 // table, a row opens the panel). ES modules allow such cycles because no module does
 // anything when it is imported: only init() below starts things.
 import { whenUnauthorized } from "./api.js";
-import { askForToken, initAuth } from "./auth.js";
+import { initAuth, tokenRefused } from "./auth.js";
 import { initForms, loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
 import { initPanels, tickDetail } from "./panels.js";
@@ -13,7 +13,7 @@ import { initRefresh, refreshNow } from "./refresh.js";
 import { initTable, tickRows } from "./table.js";
 
 function init() {
-  whenUnauthorized(askForToken);
+  whenUnauthorized(tokenRefused);
   initAuth();
   initForms();
   initTable();

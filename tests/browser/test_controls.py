@@ -100,11 +100,16 @@ def test_token_dialog_asks_saves_and_forgets(
             expect(dialog).to_be_visible()
             expect(dialog).to_contain_text("This server asks for a bearer token.")
 
-            # Dismissed: the banner offers it again.
+            # Dismissed: later 401s do not reopen it; the banner offers it again.
             page.keyboard.press("Escape")
             expect(dialog).to_be_hidden()
             banner = page.get_by_test_id("banner")
             expect(banner).to_contain_text("This server requires an API token.")
+            with page.expect_response(
+                lambda response: "/api/stats" in response.url and response.status == 401
+            ):
+                page.get_by_test_id("refresh").click()
+            expect(dialog).to_be_hidden()
             banner.get_by_role("button", name="Enter token").click()
             expect(dialog).to_be_visible()
 
