@@ -32,6 +32,8 @@ class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.V
     JOB_STATUS_COMPLETED: _JobStatus.ValueType  # 3
     JOB_STATUS_FAILED: _JobStatus.ValueType  # 4
     JOB_STATUS_CANCELLED: _JobStatus.ValueType  # 5
+    JOB_STATUS_SCHEDULED: _JobStatus.ValueType  # 6
+    """Waiting for its run_at (a delay, or a retry's backoff); queued once it is due."""
 
 class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper): ...
 
@@ -41,7 +43,30 @@ JOB_STATUS_RUNNING: JobStatus.ValueType  # 2
 JOB_STATUS_COMPLETED: JobStatus.ValueType  # 3
 JOB_STATUS_FAILED: JobStatus.ValueType  # 4
 JOB_STATUS_CANCELLED: JobStatus.ValueType  # 5
+JOB_STATUS_SCHEDULED: JobStatus.ValueType  # 6
+"""Waiting for its run_at (a delay, or a retry's backoff); queued once it is due."""
 Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
+
+class _Overlap:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OverlapEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Overlap.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OVERLAP_UNSPECIFIED: _Overlap.ValueType  # 0
+    """as SKIP"""
+    OVERLAP_SKIP: _Overlap.ValueType  # 1
+    """A fire time is skipped (and counted) while the previous job has not finished."""
+    OVERLAP_ALLOW: _Overlap.ValueType  # 2
+
+class Overlap(_Overlap, metaclass=_OverlapEnumTypeWrapper): ...
+
+OVERLAP_UNSPECIFIED: Overlap.ValueType  # 0
+"""as SKIP"""
+OVERLAP_SKIP: Overlap.ValueType  # 1
+"""A fire time is skipped (and counted) while the previous job has not finished."""
+OVERLAP_ALLOW: Overlap.ValueType  # 2
+Global___Overlap: _TypeAlias = Overlap  # noqa: Y015
 
 @_typing.final
 class Job(_message.Message):
@@ -66,6 +91,9 @@ class Job(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    RUN_AT_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     name: _builtins.str
     command: _builtins.str
@@ -80,6 +108,8 @@ class Job(_message.Message):
     """Set once the job has finished; absent while queued or running."""
     reason: _builtins.str
     """Why the job ended as it did, e.g. "exit code 2" or "runner lost"."""
+    priority: _builtins.int
+    """-100..100: higher runs first; within one priority, oldest first."""
     @_builtins.property
     def last_run(self) -> _timestamp_pb2.Timestamp:
         """when the latest attempt was claimed"""
@@ -92,6 +122,14 @@ class Job(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def run_at(self) -> _timestamp_pb2.Timestamp:
+        """Not started before this time; unset once started (or when it never had one)."""
+
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Jobs that must complete before this one starts."""
+
     def __init__(
         self,
         *,
@@ -110,10 +148,13 @@ class Job(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         exit_code: _builtins.int | None = ...,
         reason: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        run_at: _timestamp_pb2.Timestamp | None = ...,
+        depends_on: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "last_run", b"last_run", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "last_run", b"last_run", "run_at", b"run_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "last_run", b"last_run", "max_attempts", b"max_attempts", "name", b"name", "reason", b"reason", "runner_id", b"runner_id", "started_at", b"started_at", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "created_at", b"created_at", "depends_on", b"depends_on", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "last_run", b"last_run", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "reason", b"reason", "run_at", b"run_at", "runner_id", b"runner_id", "started_at", b"started_at", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -129,6 +170,10 @@ class CreateJobRequest(_message.Message):
     COMMAND_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    RUN_AT_FIELD_NUMBER: _builtins.int
+    DELAY_SECONDS_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     max_attempts: _builtins.int
@@ -136,6 +181,19 @@ class CreateJobRequest(_message.Message):
     value that is set must be in range (INVALID_ARGUMENT otherwise).
     """
     timeout_seconds: _builtins.int
+    priority: _builtins.int
+    """-100..100, default 0"""
+    delay_seconds: _builtins.float
+    @_builtins.property
+    def run_at(self) -> _timestamp_pb2.Timestamp:
+        """Not before this time (RFC 3339 in JSON), or this many seconds from now: at most one."""
+
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Ids of existing jobs; the job starts after every one of them has completed, and is
+        cancelled when one of them fails or is cancelled for good. At most 100.
+        """
+
     def __init__(
         self,
         *,
@@ -143,15 +201,23 @@ class CreateJobRequest(_message.Message):
         command: _builtins.str = ...,
         max_attempts: _builtins.int | None = ...,
         timeout_seconds: _builtins.int | None = ...,
+        priority: _builtins.int = ...,
+        run_at: _timestamp_pb2.Timestamp | None = ...,
+        delay_seconds: _builtins.float | None = ...,
+        depends_on: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "max_attempts", b"max_attempts", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "delay_seconds", b"delay_seconds", "max_attempts", b"max_attempts", "run_at", b"run_at", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "max_attempts", b"max_attempts", "name", b"name", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "delay_seconds", b"delay_seconds", "depends_on", b"depends_on", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "run_at", b"run_at", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__delay_seconds: _TypeAlias = _typing.Literal["delay_seconds"]  # noqa: Y015
+    _WhichOneofArgType__delay_seconds: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds"]  # noqa: Y015
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
     _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
     _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delay_seconds) -> _WhichOneofReturnType__delay_seconds | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
     @_typing.overload
@@ -479,15 +545,19 @@ class Config(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     max_concurrent_jobs: _builtins.int
+    paused: _builtins.bool
+    """Nothing new starts while paused; running jobs go on, schedules still make jobs."""
     def __init__(
         self,
         *,
         max_concurrent_jobs: _builtins.int = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_jobs", b"max_concurrent_jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -495,20 +565,32 @@ Global___Config: _TypeAlias = Config  # noqa: Y015
 
 @_typing.final
 class UpdateConfigRequest(_message.Message):
+    """Sets what is given; at least one of the two (INVALID_ARGUMENT otherwise)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     max_concurrent_jobs: _builtins.int
+    paused: _builtins.bool
     def __init__(
         self,
         *,
-        max_concurrent_jobs: _builtins.int = ...,
+        max_concurrent_jobs: _builtins.int | None = ...,
+        paused: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "_paused", b"_paused", "max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_concurrent_jobs", b"max_concurrent_jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "_paused", b"_paused", "max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_concurrent_jobs: _TypeAlias = _typing.Literal["max_concurrent_jobs"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrent_jobs: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs"]  # noqa: Y015
+    _WhichOneofReturnType__paused: _TypeAlias = _typing.Literal["paused"]  # noqa: Y015
+    _WhichOneofArgType__paused: _TypeAlias = _typing.Literal["_paused", b"_paused"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrent_jobs) -> _WhichOneofReturnType__max_concurrent_jobs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__paused) -> _WhichOneofReturnType__paused | None: ...
 
 Global___UpdateConfigRequest: _TypeAlias = UpdateConfigRequest  # noqa: Y015
 
@@ -539,6 +621,8 @@ class Stats(_message.Message):
     TOTAL_FIELD_NUMBER: _builtins.int
     MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
     RUNNERS_CONNECTED_FIELD_NUMBER: _builtins.int
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     queued: _builtins.int
     running: _builtins.int
     completed: _builtins.int
@@ -547,6 +631,8 @@ class Stats(_message.Message):
     total: _builtins.int
     max_concurrent_jobs: _builtins.int
     runners_connected: _builtins.int
+    scheduled: _builtins.int
+    paused: _builtins.bool
     def __init__(
         self,
         *,
@@ -558,10 +644,12 @@ class Stats(_message.Message):
         total: _builtins.int = ...,
         max_concurrent_jobs: _builtins.int = ...,
         runners_connected: _builtins.int = ...,
+        scheduled: _builtins.int = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "max_concurrent_jobs", b"max_concurrent_jobs", "queued", b"queued", "runners_connected", b"runners_connected", "running", b"running", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused", "queued", b"queued", "runners_connected", b"runners_connected", "running", b"running", "scheduled", b"scheduled", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -610,3 +698,207 @@ class JobEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobEvent: _TypeAlias = JobEvent  # noqa: Y015
+
+@_typing.final
+class Schedule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    CRON_FIELD_NUMBER: _builtins.int
+    EVERY_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    CATCHUP_WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    NEXT_RUN_AT_FIELD_NUMBER: _builtins.int
+    LAST_RUN_AT_FIELD_NUMBER: _builtins.int
+    LAST_JOB_ID_FIELD_NUMBER: _builtins.int
+    SKIPPED_COUNT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    command: _builtins.str
+    cron: _builtins.str
+    """Exactly one of cron (5 fields, or @hourly, @daily, @weekly, @monthly) and every_seconds."""
+    every_seconds: _builtins.int
+    timezone: _builtins.str
+    """an IANA name; unset means UTC"""
+    overlap: Global___Overlap.ValueType
+    catchup_window_seconds: _builtins.int
+    """A fire time missed while no scheduler ran is made up once if younger than this;
+    unset means 60.
+    """
+    paused: _builtins.bool
+    priority: _builtins.int
+    """What each job it makes gets, as in CreateJobRequest."""
+    max_attempts: _builtins.int
+    timeout_seconds: _builtins.int
+    last_job_id: _builtins.int
+    """0: none yet"""
+    skipped_count: _builtins.int
+    @_builtins.property
+    def next_run_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only.
+        unset while paused
+        """
+
+    @_builtins.property
+    def last_run_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        command: _builtins.str = ...,
+        cron: _builtins.str = ...,
+        every_seconds: _builtins.int = ...,
+        timezone: _builtins.str = ...,
+        overlap: Global___Overlap.ValueType = ...,
+        catchup_window_seconds: _builtins.int | None = ...,
+        paused: _builtins.bool = ...,
+        priority: _builtins.int = ...,
+        max_attempts: _builtins.int | None = ...,
+        timeout_seconds: _builtins.int | None = ...,
+        next_run_at: _timestamp_pb2.Timestamp | None = ...,
+        last_run_at: _timestamp_pb2.Timestamp | None = ...,
+        last_job_id: _builtins.int = ...,
+        skipped_count: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "catchup_window_seconds", b"catchup_window_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "max_attempts", b"max_attempts", "next_run_at", b"next_run_at", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "catchup_window_seconds", b"catchup_window_seconds", "command", b"command", "created_at", b"created_at", "cron", b"cron", "every_seconds", b"every_seconds", "last_job_id", b"last_job_id", "last_run_at", b"last_run_at", "max_attempts", b"max_attempts", "name", b"name", "next_run_at", b"next_run_at", "overlap", b"overlap", "paused", b"paused", "priority", b"priority", "skipped_count", b"skipped_count", "timeout_seconds", b"timeout_seconds", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__catchup_window_seconds: _TypeAlias = _typing.Literal["catchup_window_seconds"]  # noqa: Y015
+    _WhichOneofArgType__catchup_window_seconds: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
+    _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__catchup_window_seconds) -> _WhichOneofReturnType__catchup_window_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_attempts) -> _WhichOneofReturnType__max_attempts | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
+
+Global___Schedule: _TypeAlias = Schedule  # noqa: Y015
+
+@_typing.final
+class CreateScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedule(self) -> Global___Schedule: ...
+    def __init__(
+        self,
+        *,
+        schedule: Global___Schedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateScheduleRequest: _TypeAlias = CreateScheduleRequest  # noqa: Y015
+
+@_typing.final
+class UpdateScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedule(self) -> Global___Schedule: ...
+    def __init__(
+        self,
+        *,
+        schedule: Global___Schedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateScheduleRequest: _TypeAlias = UpdateScheduleRequest  # noqa: Y015
+
+@_typing.final
+class ListSchedulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulesRequest: _TypeAlias = ListSchedulesRequest  # noqa: Y015
+
+@_typing.final
+class ListSchedulesResponse(_message.Message):
+    """Every schedule, by name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Schedule]: ...
+    def __init__(
+        self,
+        *,
+        schedules: _abc.Iterable[Global___Schedule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedules", b"schedules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulesResponse: _TypeAlias = ListSchedulesResponse  # noqa: Y015
+
+@_typing.final
+class ScheduleRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleRef: _TypeAlias = ScheduleRef  # noqa: Y015
+
+@_typing.final
+class DeleteScheduleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteScheduleResponse: _TypeAlias = DeleteScheduleResponse  # noqa: Y015

@@ -579,3 +579,388 @@ class JobService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ScheduleServiceStub:
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/CreateSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/ListSchedules',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/GetSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/UpdateSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/DeleteSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/PauseSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/ResumeSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/jobsched.v1.ScheduleService/TriggerSchedule',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+
+
+class ScheduleServiceServicer:
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    def CreateSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Replaces what a client sets (every field but the output-only ones); the next fire
+        time is computed again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """Makes a job now, paused or not, named "{schedule}@{now in UTC, to the microsecond}".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ScheduleServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Schedule.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'jobsched.v1.ScheduleService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('jobsched.v1.ScheduleService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ScheduleService:
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/CreateSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.CreateScheduleRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/ListSchedules',
+            jobsched_dot_v1_dot_jobs__pb2.ListSchedulesRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/GetSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/UpdateSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.UpdateScheduleRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/DeleteSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/PauseSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/ResumeSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.ScheduleService/TriggerSchedule',
+            jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -182,3 +182,115 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Job state changes as they happen, until the client goes away."""
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ScheduleServiceStub:
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ScheduleServiceAsyncStub: ...
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CreateScheduleRequest, _jobs_pb2.Schedule]
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListSchedulesRequest, _jobs_pb2.ListSchedulesResponse]
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]
+    UpdateSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.UpdateScheduleRequest, _jobs_pb2.Schedule]
+    """Replaces what a client sets (every field but the output-only ones); the next fire
+    time is computed again.
+    """
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.DeleteScheduleResponse]
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Job]
+    """Makes a job now, paused or not, named "{schedule}@{now in UTC, to the microsecond}"."""
+
+@_typing.type_check_only
+class ScheduleServiceAsyncStub(ScheduleServiceStub):
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CreateScheduleRequest, _jobs_pb2.Schedule]  # type: ignore[assignment]
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListSchedulesRequest, _jobs_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]  # type: ignore[assignment]
+    UpdateSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.UpdateScheduleRequest, _jobs_pb2.Schedule]  # type: ignore[assignment]
+    """Replaces what a client sets (every field but the output-only ones); the next fire
+    time is computed again.
+    """
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]  # type: ignore[assignment]
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Schedule]  # type: ignore[assignment]
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ScheduleRef, _jobs_pb2.Job]  # type: ignore[assignment]
+    """Makes a job now, paused or not, named "{schedule}@{now in UTC, to the microsecond}"."""
+
+class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Recurring schedules: each makes a job at its fire times, named
+    "{schedule}@{fire time in UTC, RFC 3339 to the second}", so that a fire time makes at
+    most one job however many schedulers run.
+    """
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _jobs_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Schedule, _abc.Awaitable[_jobs_pb2.Schedule]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _jobs_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListSchedulesResponse, _abc.Awaitable[_jobs_pb2.ListSchedulesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _jobs_pb2.ScheduleRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Schedule, _abc.Awaitable[_jobs_pb2.Schedule]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateSchedule(
+        self,
+        request: _jobs_pb2.UpdateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Schedule, _abc.Awaitable[_jobs_pb2.Schedule]]:
+        """Replaces what a client sets (every field but the output-only ones); the next fire
+        time is computed again.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _jobs_pb2.ScheduleRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.DeleteScheduleResponse, _abc.Awaitable[_jobs_pb2.DeleteScheduleResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _jobs_pb2.ScheduleRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Schedule, _abc.Awaitable[_jobs_pb2.Schedule]]: ...
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _jobs_pb2.ScheduleRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Schedule, _abc.Awaitable[_jobs_pb2.Schedule]]: ...
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _jobs_pb2.ScheduleRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Job, _abc.Awaitable[_jobs_pb2.Job]]:
+        """Makes a job now, paused or not, named "{schedule}@{now in UTC, to the microsecond}"."""
+
+def add_ScheduleServiceServicer_to_server(servicer: ScheduleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,9 +4,11 @@ describe them."""
 
 from typing import Final, Literal, get_args
 
-Status = Literal["queued", "running", "completed", "failed", "cancelled"]
+Status = Literal["queued", "running", "completed", "failed", "cancelled", "scheduled"]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 TERMINAL_STATUSES: Final = frozenset[Status]({"completed", "failed", "cancelled"})
+# Not started yet: waiting for a slot, a dependency or its time.
+WAITING_STATUSES: Final = frozenset[Status]({"queued", "scheduled"})
 
 MAX_NAME_CHARS: Final = 255
 MAX_COMMAND_BYTES: Final = 64 * 1024
@@ -29,3 +31,16 @@ MIN_CONCURRENT_JOBS: Final = 1
 MAX_CONCURRENT_JOBS: Final = 10_000
 # The global limit when no one has set one (the original's default).
 DEFAULT_MAX_CONCURRENT_JOBS: Final = 2
+
+MIN_PRIORITY: Final = -100
+MAX_PRIORITY: Final = 100
+# A job's run_at may be this far ahead at most (about ten years), and so its delay.
+MAX_DELAY_SECONDS: Final = 3653 * 24 * 3600
+MAX_DEPENDENCIES: Final = 100
+
+# A schedule's jobs are named "{schedule}@{time}": its name leaves room for the time.
+MAX_SCHEDULE_NAME_CHARS: Final = 200
+MAX_EVERY_SECONDS: Final = 366 * 24 * 3600
+DEFAULT_CATCHUP_WINDOW_SECONDS: Final = 60
+MAX_CATCHUP_WINDOW_SECONDS: Final = 7 * 24 * 3600
+MAX_CRON_CHARS: Final = 255

@@ -15,7 +15,14 @@ def parse(text: str) -> dict[str, str]:
 
 @cache
 def queries() -> dict[str, str]:
-    return parse(files(__package__).joinpath("sql/queries.sql").read_text())
+    """Every named query of the `.sql` files in `sql/` (migrations aside)."""
+    found: dict[str, str] = {}
+    for entry in files(__package__).joinpath("sql").iterdir():
+        if entry.name.endswith(".sql"):
+            for name, sql in parse(entry.read_text()).items():
+                assert name not in found, f"query {name} is named twice"
+                found[name] = sql
+    return found
 
 
 def q(name: str) -> bytes:
