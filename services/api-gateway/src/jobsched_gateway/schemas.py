@@ -156,8 +156,7 @@ class Job(BaseModel):
     name: str
     command: str
     status: Status = Field(
-        description="`scheduled`: waiting for its `run_at` (a delay, or a retry's "
-        "backoff); `queued`: due, waiting for a slot or its dependencies."
+        description="`scheduled`: waiting for its `run_at` (a delay, or a retry's backoff)."
     )
     last_run: datetime | None
     created_at: datetime | None
