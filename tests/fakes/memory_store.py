@@ -326,7 +326,7 @@ class MemoryStore:
                 created_at=self.now,
                 updated_at=self.now,
                 priority=new.priority,
-                depends_on=new.depends_on,
+                depends_on=tuple(sorted(set(new.depends_on))),
             )
             if new.delay_seconds is not None:
                 job.run_after = self.now + timedelta(seconds=new.delay_seconds)

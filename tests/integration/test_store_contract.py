@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
+from jobsched_scheduler.errors import InvalidValue
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
 from jobsched_scheduler.ports import Store
 from jobsched_scheduler.store import PgStore, new_pool
@@ -293,7 +294,14 @@ def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
         assert [r.id for r in await h.store.list_jobs("running", 10, 0)] == [2, 1]
         assert [r.id for r in await h.store.list_jobs("queued", 10, 5)] == [4, 3]
         counts = await h.store.count_by_status()
-        assert counts == {"queued": 3, "running": 2, "completed": 0, "failed": 0, "cancelled": 0, "scheduled": 0}
+        assert counts == {
+            "queued": 3,
+            "running": 2,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "scheduled": 0,
+        }
         assert await h.store.set_max_concurrent(7) == 7
         assert await h.store.get_max_concurrent() == 7
         batch = [NewJob("batch-a", "a", 2, 9), NewJob("batch-b", "b", 1, None)]
@@ -303,5 +311,94 @@ def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
             (7, "batch-b", "b", 1, None),
         ]
         assert {r.status for r in rows} == {"queued"}
+
+    run_on_store(scenario)
+
+
+def test_the_claim_takes_the_highest_priority_first_then_the_oldest(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(100)
+        for n, priority in enumerate([0, 5, -3, 5, 100]):
+            await h.store.create_job(NewJob(f"p-{n}", "true", 1, None, priority=priority))
+        order = []
+        for _ in range(3):
+            claimed = (await h.store.claim({"r1": 2})).by_runner.get("r1", [])
+            order.append({c.key.job_id for c in claimed})
+        assert order == [{5, 2}, {4, 1}, {3}]
+
+    run_on_store(scenario)
+
+
+def test_a_delayed_job_is_scheduled_until_its_time(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        later = await h.store.create_job(NewJob("later", "true", 1, None, delay_seconds=3600))
+        past = datetime(2001, 1, 1, tzinfo=UTC)
+        due = await h.store.create_job(NewJob("due", "true", 1, None, run_at=past))
+        assert (later.status, due.status, due.run_at) == ("scheduled", "queued", past)
+        assert later.run_at is not None and later.created_at is not None
+        assert 3599 <= (later.run_at - later.created_at).total_seconds() <= 3601
+        first = await h.store.claim({"r1": 5})
+        assert [c.key.job_id for c in first.by_runner["r1"]] == [due.id]
+        assert first.next_due_at == later.run_at
+        counts = await h.store.count_by_status()
+        assert (counts["scheduled"], counts["running"]) == (1, 1)
+        await h.end_backoffs()
+        second = await h.store.claim({"r1": 5})
+        assert [c.key.job_id for c in second.by_runner["r1"]] == [later.id]
+        assert second.next_due_at is None
+        row = await h.store.get_job(later.id)
+        assert row is not None and (row.status, row.run_at) == ("running", None)
+
+    run_on_store(scenario)
+
+
+def test_dependencies_hold_a_job_and_a_failure_cancels_the_chain(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(100)
+        a = await h.store.create_job(NewJob("a", "true", 1, None))
+        b = await h.store.create_job(NewJob("b", "true", 1, None, depends_on=(a.id,)))
+        c = await h.store.create_job(NewJob("c", "true", 1, None, depends_on=(b.id,)))
+        d = await h.store.create_job(NewJob("d", "true", 1, None, depends_on=(c.id, a.id)))
+        assert (b.depends_on, d.depends_on) == ([a.id], [a.id, c.id])
+
+        async def claim() -> list[AttemptKey]:
+            return [c.key for c in (await h.store.claim({"r1": 5})).by_runner.get("r1", [])]
+
+        [run_a] = await claim()
+        assert run_a.job_id == a.id and await claim() == []
+        await h.store.apply_reports([finish(run_a)])
+        [run_b] = await claim()
+        assert run_b.job_id == b.id
+        await h.store.apply_reports([finish(run_b, 3)])
+        for job, reason in ((c, f"dependency {b.id} failed"), (d, f"dependency {c.id} cancelled")):
+            row = await h.store.get_job(job.id)
+            assert row is not None and (row.status, row.reason) == ("cancelled", reason)
+        assert await claim() == []
+
+        late = await h.store.create_job(NewJob("late", "true", 1, None, depends_on=(b.id,)))
+        assert (late.status, late.reason) == ("cancelled", f"dependency {b.id} failed")
+        row, changed = await h.store.retry(c.id)
+        assert row is not None and (row.status, changed) == ("cancelled", False)
+        with pytest.raises(InvalidValue, match="depends_on: job 999 does not exist"):
+            await h.store.create_job(NewJob("orphan", "true", 1, None, depends_on=(999,)))
+
+    run_on_store(scenario)
+
+
+def test_a_pause_holds_new_starts(run_on_store: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.create_job(NewJob("held", "true", 1, None))
+        assert await h.store.get_paused() is False
+        assert await h.store.set_paused(True) is True
+        held = await h.store.claim({"r1": 2})
+        assert (held.claimed, held.queued, await h.store.get_paused()) == (0, 1, True)
+        await h.store.set_paused(False)
+        assert (await h.store.claim({"r1": 2})).claimed == 1
 
     run_on_store(scenario)
