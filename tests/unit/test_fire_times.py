@@ -1,6 +1,7 @@
 """Fire times: cron in the schedule's time zone as cronsim (and Debian's cron) evaluates it,
 daylight-saving days in Europe/Berlin included, and intervals counted from the epoch."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,7 +42,7 @@ def test_hourly_on_the_spring_forward_day_has_23_runs() -> None:
     day = fire_times(rule, utc(2026, 3, 28, 23) - timedelta(seconds=1), utc(2026, 3, 29, 21, 59))
     assert len(day) == 23
     assert utc(2026, 3, 29, 0) in day and utc(2026, 3, 29, 1) in day  # 01:00 CET, 03:00 CEST
-    assert all(b - a == timedelta(hours=1) for a, b in zip(day, day[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(day))
 
 
 def test_daily_at_2_30_on_the_fall_back_day_runs_once() -> None:
@@ -62,7 +63,7 @@ def test_hourly_on_the_fall_back_day_has_25_runs_two_of_them_at_2_00() -> None:
     day = fire_times(rule, utc(2026, 10, 24, 22) - timedelta(seconds=1), utc(2026, 10, 25, 22, 59))
     assert len(day) == 25
     assert utc(2026, 10, 25, 0) in day and utc(2026, 10, 25, 1) in day  # 02:00 CEST, CET
-    assert all(b - a == timedelta(hours=1) for a, b in zip(day, day[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(day))
 
 
 def test_latest_at_or_before_includes_the_time_itself() -> None:
