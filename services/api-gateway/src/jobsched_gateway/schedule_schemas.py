@@ -27,9 +27,9 @@ DEFAULT_MAX_ATTEMPTS = 1
 
 ScheduleName = Annotated[
     Text,
-    schema_only(minLength=1, maxLength=MAX_SCHEDULE_NAME_CHARS, pattern=r"\S"),
+    schema_only(minLength=1, maxLength=MAX_SCHEDULE_NAME_CHARS, pattern=r"^[^@]*[^@\s][^@]*$"),
     Field(
-        description="Unique. Its jobs are named `{name}@{fire time in UTC}`, "
+        description="Unique, without `@`: its jobs are named `{name}@{fire time in UTC}`, "
         "e.g. `backup@2026-11-29T03:00:00Z`.",
         examples=["backup"],
     ),
