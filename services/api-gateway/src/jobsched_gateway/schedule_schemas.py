@@ -133,7 +133,9 @@ class Schedule(BaseModel):
         description="The next fire time, with the offset of the schedule's time zone "
         "(e.g. `2026-11-29T04:00:00+01:00`); null while paused.",
     )
-    last_run_at: datetime | None = Field(description="The latest fire time that made a job.")
+    last_run_at: datetime | None = Field(
+        description="When it last made a job: that job's fire time, or when it was triggered."
+    )
     last_job_id: int | None = Field(description="The job it made last.")
     skipped_count: int = Field(description="Fire times skipped by `overlap: skip`.")
     created_at: datetime | None
