@@ -144,8 +144,9 @@ CREATE FUNCTION jobsched_claim(
 BEGIN
     -- Serialises claims across every scheduler process, until the transaction ends.
     PERFORM pg_advisory_xact_lock(hashtext('jobsched.dispatch'));
+    -- (A `scheduled` row without a time, written by hand, is due.)
     UPDATE jobs SET status = 'queued', updated_at = now()
-    WHERE status = 'scheduled' AND run_after <= now();
+    WHERE status = 'scheduled' AND (run_after <= now() OR run_after IS NULL);
     RETURN QUERY
     WITH budget AS (
         SELECT coalesce((SELECT value::integer FROM scheduler_config
