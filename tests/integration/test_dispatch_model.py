@@ -83,9 +83,8 @@ class DispatchMachine(RuleBasedStateMachine):
             depends_on = data.draw(st.lists(st.sampled_from(ids), max_size=2)) if ids else []
             priority = data.draw(st.integers(-2, 2))
             self.created += 1
-            job = NewJob(
-                f"job-{self.created}", "true", attempts, None, priority, None, delay, tuple(depends_on)
-            )
+            name = f"job-{self.created}"
+            job = NewJob(name, "true", attempts, None, priority, None, delay, tuple(depends_on))
             self._run(self.store.create_job(job))
 
     def _eligible_in_order(self) -> list[int]:
