@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from jobsched_launcher import wait_for
 
 from tests.conftest import LiveSystem
 
@@ -130,8 +129,9 @@ def test_pause_holds_new_starts_and_priorities_order_the_queue(live_system: Live
         )["id"]
         for priority in (-5, 0, 50, 100, -100)
     }
-    # Held: none starts while paused, however long it is given (here 2 s).
-    held_until = datetime.now(UTC) + timedelta(seconds=2)
+    # Held: each create woke dispatch, and none starts while paused (watched for 1 s;
+    # test_time_and_order.py holds a pause across a freed slot).
+    held_until = datetime.now(UTC) + timedelta(seconds=1)
     while datetime.now(UTC) < held_until:
         statuses = {j["status"] for j in live_system.api("GET", "/api/jobs").json()}
         assert statuses == {"queued"}, statuses
@@ -140,22 +140,3 @@ def test_pause_holds_new_starts_and_priorities_order_the_queue(live_system: Live
     jobs = [live_system.wait_for_job(ids[p], FINISHED) for p in (100, 50, 0, -5, -100)]
     starts = [at(job["started_at"]) for job in jobs]
     assert starts == sorted(starts), [(j["name"], j["started_at"]) for j in jobs]
-
-
-def test_pause_lets_running_jobs_finish(live_system: LiveSystem, tmp_path: Any) -> None:
-    gate = tmp_path / "gate"
-    running = created(
-        live_system,
-        {"name": "running", "command": f"while [ ! -e {gate} ]; do sleep 0.05; done"},
-    )
-    live_system.wait_for_job(running["id"], {"running"})
-    config(live_system, {"paused": True})
-    waiting = created(live_system, {"name": "waiting", "command": "true"})
-    gate.touch()
-    assert live_system.wait_for_job(running["id"], FINISHED)["status"] == "completed"
-    assert live_system.api("GET", f"/api/jobs/{waiting['id']}").json()["status"] == "queued"
-    config(live_system, {"paused": False})
-    assert live_system.wait_for_job(waiting["id"], FINISHED)["status"] == "completed"
-    wait_for(
-        lambda: live_system.api("GET", "/api/stats").json()["completed"] == 2, 10, "the counts"
-    )
