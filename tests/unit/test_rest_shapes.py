@@ -81,10 +81,11 @@ def some_attempt(rng: random.Random) -> pb.Attempt:
     return attempt
 
 
-# Offsets of whole hours, half hours, 45 minutes; local mean times of old years; a name
-# this machine does not know; none (UTC).
+# Offsets of whole hours, half hours, 45 minutes; local mean times of old years; names
+# this machine does not know (a folder of the zone database, a path, one too long for a
+# file name); none (UTC).
 ZONES = ["", "UTC", "Europe/Berlin", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns"]
-ZONES += ["Nowhere/Atlantis"]
+ZONES += ["Nowhere/Atlantis", "Europe", "../etc/passwd", "x" * 300]
 
 
 def some_schedule(rng: random.Random) -> pb.Schedule:
@@ -157,7 +158,8 @@ def test_next_run_at_is_written_in_the_schedules_own_offset() -> None:
         assert next_run(utc_zone, "2026-11-29T03:00:00+00:00") == "2026-11-29T03:00:00Z"
     # A zone this machine does not know, and an offset in seconds (Berlin's local mean
     # time), are written in UTC rather than wrongly; a paused schedule has no next run.
-    assert next_run("Nowhere/Atlantis", "2026-11-29T03:00:00+00:00") == "2026-11-29T03:00:00Z"
+    for unknown in ["Nowhere/Atlantis", "Europe", "../etc/passwd", "x" * 300]:
+        assert next_run(unknown, "2026-11-29T03:00:00+00:00") == "2026-11-29T03:00:00Z"
     assert next_run("Europe/Berlin", "1890-01-01T00:00:00+00:00") == "1890-01-01T00:00:00Z"
     assert next_run("Europe/Berlin", "9999-12-31T23:30:00+00:00") == "9999-12-31T23:30:00Z"
     assert next_run("Europe/Berlin", "2026-11-29T03:00:00+00:00", paused=True) is None

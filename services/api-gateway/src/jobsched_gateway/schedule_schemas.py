@@ -147,10 +147,11 @@ class Schedules(BaseModel):
 
 
 def zone_of(name: str) -> ZoneInfo | None:
-    """The schedule's time zone; None if this machine does not know it."""
+    """The schedule's time zone; None if this machine does not know it (a row set by
+    hand may hold anything, even a folder of the zone database)."""
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 
