@@ -59,7 +59,11 @@ class FireRule:
 
     def _cron(self, start: datetime, reverse: bool) -> CronSim:
         assert self.cron is not None
-        return CronSim(cron_fields(self.cron), start.astimezone(zone(self.timezone)), reverse)
+        local = start.astimezone(zone(self.timezone))
+        try:
+            return CronSim(cron_fields(self.cron), local, reverse)
+        except CronSimError as exc:  # only a row set by hand gets past validation
+            raise RuleError(str(exc)) from None
 
 
 def _steps(at: datetime, every_seconds: int) -> int:

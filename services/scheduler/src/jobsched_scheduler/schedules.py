@@ -100,7 +100,7 @@ def _planned(schedule: DueSchedule, now: datetime) -> Fire:
     """`plan`, or a pause for a schedule whose rule cannot be read (set by hand)."""
     try:
         return plan(schedule, now)
-    except (RuleError, ValueError) as exc:
+    except RuleError as exc:
         log.error("Schedule %s cannot be evaluated (%s); pausing it", schedule.name, exc)
         return Fire(schedule, None, False, 0, None)
 
