@@ -3,13 +3,14 @@ each batch in one short transaction whose row locks keep other schedulers off it
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import DomainError
-from .fire_times import RuleError
+from .fire_times import FireRule, RuleError
 from .schedule_model import DueSchedule
 from .schedule_store import PgSchedules
 
@@ -80,12 +81,11 @@ def plan(schedule: DueSchedule, now: datetime) -> Fire:
     """What to do with a due schedule at `now`: fire its latest fire time if it is young
     enough (every older one missed while no scheduler ran is skipped), unless overlap
     says to skip it; then move on to the first fire time after now."""
-    rule = schedule.rule
-    following = rule.next_after(now)
+    following = _next_after(schedule.rule, now)
     due = schedule.next_run_at
     if due is None:
         return Fire(schedule, None, False, 0, following)
-    latest = rule.latest_at_or_before(now) or due
+    latest = _latest_at_or_before(schedule.rule, now) or due
     latest = max(latest, due)
     missed_before = (due, latest - timedelta(microseconds=1)) if latest > due else None
     age = (now - latest).total_seconds()
@@ -94,6 +94,18 @@ def plan(schedule: DueSchedule, now: datetime) -> Fire:
     if schedule.overlap == "skip" and not schedule.previous_finished:
         return Fire(schedule, latest, False, 1, following, missed_before)
     return Fire(schedule, latest, True, 0, following, missed_before)
+
+
+# A batch shares one `now`, and schedules of one rule share their fire times: thousands
+# of interval schedules cost one evaluation.
+@functools.lru_cache(maxsize=1024)
+def _next_after(rule: FireRule, now: datetime) -> datetime | None:
+    return rule.next_after(now)
+
+
+@functools.lru_cache(maxsize=1024)
+def _latest_at_or_before(rule: FireRule, now: datetime) -> datetime | None:
+    return rule.latest_at_or_before(now)
 
 
 def _planned(schedule: DueSchedule, now: datetime) -> Fire:
@@ -143,6 +155,10 @@ class FireLoop:
                 delay = await self.fire_due()
             except DomainError as exc:
                 log.warning("Fire loop failed (%s: %s); retrying", exc, exc.__cause__)
+                delay = RETRY_PAUSE_SECONDS
+            except Exception:
+                # Whatever one batch ran into, the schedules must go on firing.
+                log.exception("Fire loop failed; retrying")
                 delay = RETRY_PAUSE_SECONDS
             await self._sleep(stop, delay)
 
