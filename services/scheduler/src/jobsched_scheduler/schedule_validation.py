@@ -11,16 +11,14 @@ from jobsched_common.limits import (
     MAX_CATCHUP_WINDOW_SECONDS,
     MAX_CRON_CHARS,
     MAX_EVERY_SECONDS,
-    MAX_PRIORITY,
     MAX_SCHEDULE_NAME_CHARS,
     MAX_TIMEOUT_SECONDS,
-    MIN_PRIORITY,
 )
 
 from .errors import InvalidValue
 from .fire_times import RuleError, check_cron, zone
 from .schedule_model import ScheduleSpec
-from .validation import _command, _in_range
+from .validation import _command, _in_range, priority
 
 OVERLAP_FROM_PB: dict[int, str] = {
     pb.OVERLAP_UNSPECIFIED: "skip",
@@ -47,7 +45,7 @@ def new_schedule(schedule: pb.Schedule) -> ScheduleSpec:
         overlap=_overlap(schedule.overlap),
         catchup_window_seconds=DEFAULT_CATCHUP_WINDOW_SECONDS if catchup is None else catchup,
         paused=schedule.paused,
-        priority=_in_range("priority", schedule.priority, MIN_PRIORITY, MAX_PRIORITY),
+        priority=priority(schedule.priority),
         max_attempts=1 if max_attempts is None else max_attempts,
         timeout_seconds=_given(schedule, "timeout_seconds", 1, MAX_TIMEOUT_SECONDS),
     )
