@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
 from jobsched_launcher import free_port, port_open, wait_for
@@ -45,6 +46,10 @@ def test_kill_9_of_a_scheduler_mid_fire_makes_no_fire_time_twice_and_misses_none
     live_system.spawn("scheduler-b", "jobsched-scheduler", SCHEDULER_BIND=backup)
     wait_for(lambda: port_open(backup), 30, "second scheduler")
     with grpc.insecure_channel(live_system.scheduler_addr) as channel:
+        served = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="jobsched.v1.ScheduleService"), timeout=5
+        )
+        assert served.status == health_pb2.HealthCheckResponse.SERVING
         api = jobs_pb2_grpc.ScheduleServiceStub(channel)
         for i in range(TICKS):
             tick = pb.Schedule(
