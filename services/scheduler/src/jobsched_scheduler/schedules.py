@@ -47,6 +47,7 @@ class Fire:
     skipped: int  # 1 when the previous job has not finished and overlap is skip
     next_run_at: datetime | None
     missed: tuple[datetime, datetime] | None = None  # the first and last fire times missed
+    unreadable: bool = False  # its cron or time zone (set by hand) cannot be read
 
     @property
     def paused(self) -> bool:
@@ -87,13 +88,19 @@ def plan(schedule: DueSchedule, now: datetime) -> Fire:
         return Fire(schedule, None, False, 0, following)
     latest = _latest_at_or_before(schedule.rule, now) or due
     latest = max(latest, due)
-    missed_before = (due, latest - timedelta(microseconds=1)) if latest > due else None
+    missed_before = (due, _before(schedule.rule, latest, due)) if latest > due else None
     age = (now - latest).total_seconds()
     if age >= max(schedule.catchup_window_seconds, ON_TIME_SECONDS):
         return Fire(schedule, latest, False, 0, following, (due, latest))
     if schedule.overlap == "skip" and not schedule.previous_finished:
         return Fire(schedule, latest, False, 1, following, missed_before)
     return Fire(schedule, latest, True, 0, following, missed_before)
+
+
+def _before(rule: FireRule, fire_at: datetime, earliest: datetime) -> datetime:
+    """The fire time before `fire_at`, and not before `earliest`."""
+    previous = rule.latest_at_or_before(fire_at - timedelta(microseconds=1))
+    return max(previous or earliest, earliest)
 
 
 # A batch shares one `now`, and schedules of one rule share their fire times: thousands
@@ -114,7 +121,7 @@ def _planned(schedule: DueSchedule, now: datetime) -> Fire:
         return plan(schedule, now)
     except RuleError as exc:
         log.error("Schedule %s cannot be evaluated (%s); pausing it", schedule.name, exc)
-        return Fire(schedule, None, False, 0, None)
+        return Fire(schedule, None, False, 0, None, unreadable=True)
 
 
 def _report(fire: Fire, job_id: int | None) -> None:
@@ -131,7 +138,7 @@ def _report(fire: Fire, job_id: int | None) -> None:
         )
     if fire.skipped:
         log.info("Schedule %s skipped %s: its previous job has not finished", name, fire.fire_at)
-    if fire.paused:
+    if fire.paused and not fire.unreadable:
         log.warning("Schedule %s has no fire time left; paused", name)
     if job_id is not None:
         log.debug("Schedule %s made job %d", name, job_id, extra={"job_id": job_id})
