@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
 	$(PY) bench/peer.py
+	$(PY) bench/claim.py
 	$(PY) bench/schedules.py
 
 clean:
