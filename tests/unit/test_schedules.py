@@ -13,7 +13,9 @@ from jobsched_common.limits import (
 )
 from jobsched_scheduler import schedule_validation
 from jobsched_scheduler.errors import InvalidValue
+from jobsched_scheduler.events import SCHEDULES_CHANGED, EventHub
 from jobsched_scheduler.fire_times import FireRule
+from jobsched_scheduler.queries import queries
 from jobsched_scheduler.schedule_model import DueSchedule, ScheduleSpec
 from jobsched_scheduler.schedules import ON_TIME_SECONDS, job_name, plan, trigger_job_name
 
@@ -171,3 +173,18 @@ def test_a_window_of_zero_still_fires_what_the_loop_reaches_on_time() -> None:
 def test_a_schedule_without_a_next_run_gets_one_and_fires_nothing() -> None:
     fire = plan(due(None), NOW)
     assert fire.job_name is None and fire.next_run_at == datetime(2026, 11, 29, 3, 1, tzinfo=UTC)
+
+
+def test_a_schedules_notification_wakes_the_fire_loop_and_not_dispatch() -> None:
+    woken: list[str] = []
+    hub = EventHub("", lambda: woken.append("dispatch"), lambda: woken.append("schedules"))
+    watcher = hub.subscribe()
+    hub._handle(SCHEDULES_CHANGED)
+    assert woken == ["schedules"] and watcher.queue.empty()
+    hub._handle('[[1, "queued", 0]]')
+    assert woken == ["schedules", "dispatch"] and watcher.queue.qsize() == 1
+
+
+def test_schedule_queries_are_loaded() -> None:
+    names = {"due_schedules", "fire_schedules", "next_schedule_due", "trigger_schedule"}
+    assert names <= set(queries())
