@@ -38,7 +38,7 @@ SETTLE_SECONDS = 30.0
 MADE = re.compile(r"Schedules made (\d+) job")
 
 
-async def create_schedules(address: str, count: int) -> float:
+async def create_schedules(address: str, count: int, every: int) -> float:
     """Creates `count` schedules through the gRPC API; returns how long it took."""
     started = time.monotonic()
     names = iter(range(count))
@@ -50,7 +50,7 @@ async def create_schedules(address: str, count: int) -> float:
                 schedule = pb.Schedule(
                     name=f"bench-{i:05d}",
                     command="true",
-                    every_seconds=EVERY_SECONDS,
+                    every_seconds=every,
                     overlap=pb.OVERLAP_ALLOW,
                 )
                 await api.CreateSchedule(pb.CreateScheduleRequest(schedule=schedule))
@@ -59,7 +59,7 @@ async def create_schedules(address: str, count: int) -> float:
     return time.monotonic() - started
 
 
-def common_fire_time(db: Db, count: int) -> datetime:
+def common_fire_time(db: Db, count: int, every: int) -> datetime:
     """The fire time every schedule is due at; those created before an earlier minute
     fire there first, and then wait for this one with the rest."""
 
@@ -67,7 +67,7 @@ def common_fire_time(db: Db, count: int) -> datetime:
         row = db.row("SELECT count(DISTINCT next_run_at), count(*) FROM schedules")
         return int(row[0]) == 1 and int(row[1]) == count
 
-    wait_for(all_alike, EVERY_SECONDS + 10, "every schedule due at one fire time")
+    wait_for(all_alike, every + 10, "every schedule due at one fire time")
     fire_at: datetime = db.one("SELECT min(next_run_at) FROM schedules")
     return fire_at
 
@@ -118,8 +118,8 @@ def jobs_made_by(log_dir: Path, names: list[str]) -> dict[str, int]:
     return made
 
 
-def measure(count: int, keep: bool) -> Json:
-    result: Json = {"meta": machine(), "schedules": count, "every_seconds": EVERY_SECONDS}
+def measure(count: int, every: int, keep: bool) -> Json:
+    result: Json = {"meta": machine(), "schedules": count, "every_seconds": every}
     with scratch("jobsched-bench-schedules-", keep) as tmp:
         with throwaway_system(tmp, runners=0) as (system, server):
             second = f"127.0.0.1:{free_port()}"
@@ -127,9 +127,9 @@ def measure(count: int, keep: bool) -> Json:
             wait_for(lambda: port_open(second), 60, "second scheduler")
             db = Db(server.get_uri())
             try:
-                created_s = asyncio.run(create_schedules(system.scheduler_addr, count))
+                created_s = asyncio.run(create_schedules(system.scheduler_addr, count, every))
                 result["create_seconds"] = round(created_s, 1)
-                fire_at = common_fire_time(db, count)
+                fire_at = common_fire_time(db, count, every)
                 seen_after = watch_jobs(db, fire_at, count)
                 result["fire"] = fire_figures(db, fire_at)
                 result["fire"]["all_committed_after_s"] = round(seen_after, 3)
@@ -168,10 +168,11 @@ def render(result: Json) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--schedules", type=int, default=SCHEDULES)
+    parser.add_argument("--every", type=int, default=EVERY_SECONDS, help="seconds (60)")
     parser.add_argument("--out", type=Path, default=RESULTS / "schedules.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args(argv)
-    result = measure(args.schedules, args.keep)
+    result = measure(args.schedules, args.every, args.keep)
     print(render(result), flush=True)
     write_results(args.out.resolve(), result)
 
