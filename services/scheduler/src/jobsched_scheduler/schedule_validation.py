@@ -16,7 +16,7 @@ from jobsched_common.limits import (
 )
 
 from .errors import InvalidValue
-from .fire_times import RuleError, check_cron, zone
+from .fire_times import MAX_ZONE_CHARS, RuleError, check_cron, zone
 from .schedule_model import ScheduleSpec
 from .validation import _command, _in_range, priority
 
@@ -90,6 +90,8 @@ def _rule(cron: str, every_seconds: int) -> tuple[str | None, int | None]:
 
 
 def _timezone(value: str) -> str:
+    if len(value) > MAX_ZONE_CHARS:
+        raise InvalidValue(f"timezone: Input should have at most {MAX_ZONE_CHARS} characters")
     try:
         zone(value)
     except RuleError as exc:
