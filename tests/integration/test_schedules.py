@@ -155,6 +155,9 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
                 code.INVALID_ARGUMENT,
                 "name: Input should not be blank",
             )
+            for unfit in ("n" * 100_000, "a\x1b[31mb"):
+                refused_code, _ = await _refused(api.DeleteSchedule(pb.ScheduleRef(name=unfit)))
+                assert refused_code == code.INVALID_ARGUMENT
             await schedules.pool.close()
             assert await _refused(api.ListSchedules(pb.ListSchedulesRequest())) == (
                 code.UNAVAILABLE,

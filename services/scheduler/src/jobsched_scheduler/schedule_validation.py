@@ -56,21 +56,22 @@ def new_schedule(schedule: pb.Schedule) -> ScheduleSpec:
 
 def name(value: str) -> str:
     """A schedule's name; its jobs are named "{name}@{time}"."""
-    if not value.strip():
-        raise InvalidValue("name: Input should not be blank")
-    if len(value) > MAX_SCHEDULE_NAME_CHARS:
-        raise InvalidValue(f"name: Input should have at most {MAX_SCHEDULE_NAME_CHARS} characters")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise InvalidValue("name: Input should not contain control characters")
+    ref(value)
     if "@" in value:
         raise InvalidValue("name: Input should not contain '@' (it separates the job names)")
     return value
 
 
 def ref(value: str) -> str:
-    """The name a request refers to a schedule by; one that cannot exist is not found."""
+    """The name a request refers to a schedule by (it is echoed in a not-found error)."""
     if not value.strip():
         raise InvalidValue("name: Input should not be blank")
+    if len(value) > MAX_SCHEDULE_NAME_CHARS:
+        raise InvalidValue(f"name: Input should have at most {MAX_SCHEDULE_NAME_CHARS} characters")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        # A newline, an escape sequence or a NUL in a name would forge log lines and
+        # terminal output, as in job names.
+        raise InvalidValue("name: Input should not contain control characters")
     return value
 
 
