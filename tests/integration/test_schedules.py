@@ -155,6 +155,9 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
                 code.INVALID_ARGUMENT,
                 "name: Input should not be blank",
             )
+            for unfit in ("n" * 100_000, "a\x1b[31mb"):
+                refused_code, _ = await _refused(api.DeleteSchedule(pb.ScheduleRef(name=unfit)))
+                assert refused_code == code.INVALID_ARGUMENT
             await schedules.pool.close()
             assert await _refused(api.ListSchedules(pb.ListSchedulesRequest())) == (
                 code.UNAVAILABLE,
@@ -167,13 +170,15 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
 def test_pause_resume_and_trigger(database_url: str) -> None:
     async def scenario() -> None:
         async for api, _ in _service(database_url):
-            await api.CreateSchedule(pb.CreateScheduleRequest(schedule=nightly(paused=True)))
+            with_job_fields = nightly(paused=True, priority=5, max_attempts=3, timeout_seconds=30)
+            await api.CreateSchedule(pb.CreateScheduleRequest(schedule=with_job_fields))
             paused = await api.GetSchedule(pb.ScheduleRef(name="nightly"))
             assert paused.paused and not paused.HasField("next_run_at")
 
             job = await api.TriggerSchedule(pb.ScheduleRef(name="nightly"))  # paused: still
             assert TRIGGERED.match(job.name), job.name
             assert job.command == "echo backup" and job.status == pb.JOB_STATUS_QUEUED
+            assert (job.priority, job.max_attempts, job.timeout_seconds) == (5, 3, 30)
             after = await api.GetSchedule(pb.ScheduleRef(name="nightly"))
             assert after.last_job_id == job.id and after.last_run_at == job.created_at
 
@@ -200,7 +205,12 @@ def test_every_second_makes_a_job_at_each_fire_time(database_url: str) -> None:
             await api.CreateSchedule(
                 pb.CreateScheduleRequest(
                     schedule=pb.Schedule(
-                        name="tick", command="true", every_seconds=1, overlap=pb.OVERLAP_ALLOW
+                        name="tick",
+                        command="true",
+                        every_seconds=1,
+                        overlap=pb.OVERLAP_ALLOW,
+                        priority=-7,
+                        max_attempts=2,
                     )
                 )
             )
@@ -209,6 +219,8 @@ def test_every_second_makes_a_job_at_each_fire_time(database_url: str) -> None:
             names = [name for name, _ in _jobs(database_url, "tick")]
             times = [datetime.fromisoformat(n.split("@")[1]) for n in names]
             assert len(set(names)) == len(names)
+            made_as = "SELECT DISTINCT status, priority, max_attempts, timeout_seconds FROM jobs"
+            assert _sql(database_url, made_as) == [("queued", -7, 2, None)]
             assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(times))
             ticked = await api.GetSchedule(pb.ScheduleRef(name="tick"))
             last_id, last_name = _sql(

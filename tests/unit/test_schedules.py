@@ -1,6 +1,7 @@
 """A schedule's rules without a database: what a client may send, the names of the jobs
 it makes, and what one pick of the fire loop does with a due schedule."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from jobsched_common.limits import (
 )
 from jobsched_scheduler import schedule_validation
 from jobsched_scheduler.errors import InvalidValue
+from jobsched_scheduler.events import SCHEDULES_CHANGED, EventHub
 from jobsched_scheduler.fire_times import FireRule
+from jobsched_scheduler.queries import queries
 from jobsched_scheduler.schedule_model import DueSchedule, ScheduleSpec
 from jobsched_scheduler.schedules import ON_TIME_SECONDS, job_name, plan, trigger_job_name
 
@@ -100,6 +103,10 @@ def test_values_at_the_limits_are_accepted() -> None:
         (schedule(every_seconds=0, cron="*" * 256), "cron: Input should have at most 255"),
         (schedule(timezone="Mars/Olympus_Mons"), "timezone: unknown time zone"),
         (schedule(timezone="../../etc/passwd"), "timezone: unknown time zone"),
+        (schedule(timezone="Europe"), "timezone: unknown time zone 'Europe'"),
+        (schedule(timezone="ü" * 64), "timezone: unknown time zone"),
+        (schedule(timezone="UTC\n"), "timezone: unknown time zone 'UTC\\n'"),
+        (schedule(timezone="a" * 65), "timezone: Input should have at most 64 characters"),
         (schedule(catchup_window_seconds=-1), "catchup_window_seconds: Input should be greater"),
         (schedule(priority=101), "priority: Input should be less than or equal to 100"),
         (schedule(max_attempts=0), "max_attempts: Input should be greater than or equal to 1"),
@@ -108,7 +115,7 @@ def test_values_at_the_limits_are_accepted() -> None:
     ],
 )
 def test_bad_values_are_refused_field_first(request_: pb.Schedule, says: str) -> None:
-    with pytest.raises(InvalidValue, match="^" + says.replace("*", r"\*")):
+    with pytest.raises(InvalidValue, match="^" + re.escape(says)):
         schedule_validation.new_schedule(request_)
 
 
@@ -137,7 +144,10 @@ def test_only_the_latest_missed_fire_time_is_made_up_inside_the_window() -> None
     back = datetime(2026, 11, 29, 3, 0, 40, tzinfo=UTC)  # 40 s after 03:00, 3 fires missed
     fire = plan(due(datetime(2026, 11, 29, 2, 57, tzinfo=UTC)), back)
     assert fire.job_name == "backup@2026-11-29T03:00:00Z"
-    assert fire.missed is not None and fire.missed[0] == datetime(2026, 11, 29, 2, 57, tzinfo=UTC)
+    assert fire.missed == (
+        datetime(2026, 11, 29, 2, 57, tzinfo=UTC),
+        datetime(2026, 11, 29, 2, 59, tzinfo=UTC),
+    )
     assert fire.next_run_at == datetime(2026, 11, 29, 3, 1, tzinfo=UTC)
 
 
@@ -168,3 +178,18 @@ def test_a_window_of_zero_still_fires_what_the_loop_reaches_on_time() -> None:
 def test_a_schedule_without_a_next_run_gets_one_and_fires_nothing() -> None:
     fire = plan(due(None), NOW)
     assert fire.job_name is None and fire.next_run_at == datetime(2026, 11, 29, 3, 1, tzinfo=UTC)
+
+
+def test_a_schedules_notification_wakes_the_fire_loop_and_not_dispatch() -> None:
+    woken: list[str] = []
+    hub = EventHub("", lambda: woken.append("dispatch"), lambda: woken.append("schedules"))
+    watcher = hub.subscribe()
+    hub._handle(SCHEDULES_CHANGED)
+    assert woken == ["schedules"] and watcher.queue.empty()
+    hub._handle('[[1, "queued", 0]]')
+    assert woken == ["schedules", "dispatch"] and watcher.queue.qsize() == 1
+
+
+def test_schedule_queries_are_loaded() -> None:
+    names = {"due_schedules", "fire_schedules", "next_schedule_due", "trigger_schedule"}
+    assert names <= set(queries())

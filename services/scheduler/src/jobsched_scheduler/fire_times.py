@@ -20,6 +20,8 @@ CRON_ALIASES = {
     "@hourly": "0 * * * *",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The longest IANA names have about 30 characters.
+MAX_ZONE_CHARS = 64
 # cronsim may answer a time at or before the start around a daylight-saving change
 # (started inside a repeated hour, it sees only the wall clock); the next few answers
 # are past it.
@@ -41,7 +43,7 @@ class FireRule:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire time strictly after `after`; None when there is none (a cron
-        date that never comes, such as 30 February)."""
+        date that never comes, such as the 1st of a month that is also its last Monday)."""
         if self.every_seconds is not None:
             return EPOCH + (_steps(after, self.every_seconds) + 1) * self._every
         return _first(self._cron(after, reverse=False), lambda t: t > after)
@@ -90,8 +92,10 @@ def cron_fields(expr: str) -> str:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise RuleError(f"unknown time zone '{name}'") from exc
+    # A name that is a folder of the database, or too long for a file name, is an
+    # OSError; a path that leaves the database, a ValueError.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise RuleError(f"unknown time zone {name[:MAX_ZONE_CHARS]!r}") from exc
 
 
 def check_cron(expr: str) -> None:

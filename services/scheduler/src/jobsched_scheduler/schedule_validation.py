@@ -11,16 +11,14 @@ from jobsched_common.limits import (
     MAX_CATCHUP_WINDOW_SECONDS,
     MAX_CRON_CHARS,
     MAX_EVERY_SECONDS,
-    MAX_PRIORITY,
     MAX_SCHEDULE_NAME_CHARS,
     MAX_TIMEOUT_SECONDS,
-    MIN_PRIORITY,
 )
 
 from .errors import InvalidValue
-from .fire_times import RuleError, check_cron, zone
+from .fire_times import MAX_ZONE_CHARS, RuleError, check_cron, zone
 from .schedule_model import ScheduleSpec
-from .validation import _command, _in_range
+from .validation import _command, _in_range, priority
 
 OVERLAP_FROM_PB: dict[int, str] = {
     pb.OVERLAP_UNSPECIFIED: "skip",
@@ -47,7 +45,7 @@ def new_schedule(schedule: pb.Schedule) -> ScheduleSpec:
         overlap=_overlap(schedule.overlap),
         catchup_window_seconds=DEFAULT_CATCHUP_WINDOW_SECONDS if catchup is None else catchup,
         paused=schedule.paused,
-        priority=_in_range("priority", schedule.priority, MIN_PRIORITY, MAX_PRIORITY),
+        priority=priority(schedule.priority),
         max_attempts=1 if max_attempts is None else max_attempts,
         timeout_seconds=_given(schedule, "timeout_seconds", 1, MAX_TIMEOUT_SECONDS),
     )
@@ -58,21 +56,22 @@ def new_schedule(schedule: pb.Schedule) -> ScheduleSpec:
 
 def name(value: str) -> str:
     """A schedule's name; its jobs are named "{name}@{time}"."""
-    if not value.strip():
-        raise InvalidValue("name: Input should not be blank")
-    if len(value) > MAX_SCHEDULE_NAME_CHARS:
-        raise InvalidValue(f"name: Input should have at most {MAX_SCHEDULE_NAME_CHARS} characters")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise InvalidValue("name: Input should not contain control characters")
+    ref(value)
     if "@" in value:
         raise InvalidValue("name: Input should not contain '@' (it separates the job names)")
     return value
 
 
 def ref(value: str) -> str:
-    """The name a request refers to a schedule by; one that cannot exist is not found."""
+    """The name a request refers to a schedule by (it is echoed in a not-found error)."""
     if not value.strip():
         raise InvalidValue("name: Input should not be blank")
+    if len(value) > MAX_SCHEDULE_NAME_CHARS:
+        raise InvalidValue(f"name: Input should have at most {MAX_SCHEDULE_NAME_CHARS} characters")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        # A newline, an escape sequence or a NUL in a name would forge log lines and
+        # terminal output, as in job names.
+        raise InvalidValue("name: Input should not contain control characters")
     return value
 
 
@@ -92,6 +91,8 @@ def _rule(cron: str, every_seconds: int) -> tuple[str | None, int | None]:
 
 
 def _timezone(value: str) -> str:
+    if len(value) > MAX_ZONE_CHARS:
+        raise InvalidValue(f"timezone: Input should have at most {MAX_ZONE_CHARS} characters")
     try:
         zone(value)
     except RuleError as exc:

@@ -3,13 +3,14 @@ each batch in one short transaction whose row locks keep other schedulers off it
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import DomainError
-from .fire_times import RuleError
+from .fire_times import FireRule, RuleError
 from .schedule_model import DueSchedule
 from .schedule_store import PgSchedules
 
@@ -46,6 +47,7 @@ class Fire:
     skipped: int  # 1 when the previous job has not finished and overlap is skip
     next_run_at: datetime | None
     missed: tuple[datetime, datetime] | None = None  # the first and last fire times missed
+    unreadable: bool = False  # its cron or time zone (set by hand) cannot be read
 
     @property
     def paused(self) -> bool:
@@ -80,14 +82,13 @@ def plan(schedule: DueSchedule, now: datetime) -> Fire:
     """What to do with a due schedule at `now`: fire its latest fire time if it is young
     enough (every older one missed while no scheduler ran is skipped), unless overlap
     says to skip it; then move on to the first fire time after now."""
-    rule = schedule.rule
-    following = rule.next_after(now)
+    following = _next_after(schedule.rule, now)
     due = schedule.next_run_at
     if due is None:
         return Fire(schedule, None, False, 0, following)
-    latest = rule.latest_at_or_before(now) or due
+    latest = _latest_at_or_before(schedule.rule, now) or due
     latest = max(latest, due)
-    missed_before = (due, latest - timedelta(microseconds=1)) if latest > due else None
+    missed_before = (due, _before(schedule.rule, latest, due)) if latest > due else None
     age = (now - latest).total_seconds()
     if age >= max(schedule.catchup_window_seconds, ON_TIME_SECONDS):
         return Fire(schedule, latest, False, 0, following, (due, latest))
@@ -96,13 +97,31 @@ def plan(schedule: DueSchedule, now: datetime) -> Fire:
     return Fire(schedule, latest, True, 0, following, missed_before)
 
 
+def _before(rule: FireRule, fire_at: datetime, earliest: datetime) -> datetime:
+    """The fire time before `fire_at`, and not before `earliest`."""
+    previous = rule.latest_at_or_before(fire_at - timedelta(microseconds=1))
+    return max(previous or earliest, earliest)
+
+
+# A batch shares one `now`, and schedules of one rule share their fire times: thousands
+# of interval schedules cost one evaluation.
+@functools.lru_cache(maxsize=1024)
+def _next_after(rule: FireRule, now: datetime) -> datetime | None:
+    return rule.next_after(now)
+
+
+@functools.lru_cache(maxsize=1024)
+def _latest_at_or_before(rule: FireRule, now: datetime) -> datetime | None:
+    return rule.latest_at_or_before(now)
+
+
 def _planned(schedule: DueSchedule, now: datetime) -> Fire:
     """`plan`, or a pause for a schedule whose rule cannot be read (set by hand)."""
     try:
         return plan(schedule, now)
     except RuleError as exc:
         log.error("Schedule %s cannot be evaluated (%s); pausing it", schedule.name, exc)
-        return Fire(schedule, None, False, 0, None)
+        return Fire(schedule, None, False, 0, None, unreadable=True)
 
 
 def _report(fire: Fire, job_id: int | None) -> None:
@@ -119,7 +138,7 @@ def _report(fire: Fire, job_id: int | None) -> None:
         )
     if fire.skipped:
         log.info("Schedule %s skipped %s: its previous job has not finished", name, fire.fire_at)
-    if fire.paused:
+    if fire.paused and not fire.unreadable:
         log.warning("Schedule %s has no fire time left; paused", name)
     if job_id is not None:
         log.debug("Schedule %s made job %d", name, job_id, extra={"job_id": job_id})
@@ -143,6 +162,10 @@ class FireLoop:
                 delay = await self.fire_due()
             except DomainError as exc:
                 log.warning("Fire loop failed (%s: %s); retrying", exc, exc.__cause__)
+                delay = RETRY_PAUSE_SECONDS
+            except Exception:
+                # Whatever one batch ran into, the schedules must go on firing.
+                log.exception("Fire loop failed; retrying")
                 delay = RETRY_PAUSE_SECONDS
             await self._sleep(stop, delay)
 
