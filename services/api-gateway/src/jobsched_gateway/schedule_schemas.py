@@ -48,12 +48,18 @@ class ScheduleBody(BaseModel):
     cron: Annotated[Text, schema_only(minLength=1, maxLength=MAX_CRON_CHARS)] | None = Field(
         None,
         description="5 fields (minute hour day-of-month month day-of-week), or `@hourly`, "
-        "`@daily`, `@weekly`, `@monthly`, read in `timezone`. Exactly one of `cron` and "
+        "`@daily`, `@weekly`, `@monthly`, `@yearly`, `@midnight`, read in `timezone` "
+        "(daylight saving as docs/operations.md says). Exactly one of `cron` and "
         "`every_seconds`.",
         examples=["0 3 * * *"],
     )
     every_seconds: Annotated[Int32, schema_only(minimum=1, maximum=MAX_EVERY_SECONDS)] | None = (
-        Field(None, description="Fire at this interval instead of a cron.", examples=[60])
+        Field(
+            None,
+            description="Fire at the multiples of this interval since the Unix epoch, "
+            "instead of a cron.",
+            examples=[60],
+        )
     )
     timezone: Annotated[Text, schema_only(minLength=1)] = Field(
         "UTC",
