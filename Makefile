@@ -44,12 +44,13 @@ protos: install
 chaos: install
 	$(PY) -m tests.chaos
 
-# About 3 minutes on 2 cores.
+# About 5 minutes on 2 cores.
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
 	$(PY) bench/peer.py
 	$(PY) bench/claim.py
+	$(PY) bench/schedules.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/artifacts
