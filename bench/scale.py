@@ -67,7 +67,7 @@ SELECT id, 1, runner_id, last_run, started_at, finished_at, exit_code, reason FR
 # The claim is the schema's interface (migration 004's `jobsched_claim`), called as the
 # scheduler calls it: here for one runner with one free slot.
 CLAIM: LiteralString = """
-SELECT * FROM jobsched_claim(%(slots)s::jsonb, %(default_limit)s::integer,
+SELECT id FROM jobsched_claim(%(slots)s::jsonb, %(default_limit)s::integer,
                              %(lease_seconds)s::float8, %(default_timeout)s::integer)
 """
 CLAIM_PROBE = {
@@ -278,7 +278,7 @@ def measure_claim_sql(systems: list[System], count: int) -> None:
                 started = time.perf_counter()
                 rows = system.db.conn.execute(CLAIM, CLAIM_PROBE).fetchall()
                 ended = time.perf_counter()
-                assert len(rows) == 1 and rows[0][3] is not None, rows
+                assert len(rows) == 1 and rows[0][0] is not None, rows
             if k >= 0:
                 samples[system.name].append((ended - started) * 1000)
 

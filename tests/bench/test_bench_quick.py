@@ -115,7 +115,7 @@ def test_scale_bench_measures_every_read_against_the_goal(tmp_path: Path) -> Non
     plans = results["explain_at_N"]
     assert all(plan["execution_ms"] and plan["plan"] for plan in plans.values()), plans
     # The claim function's query, as the database holds it, is planned on the queue's index.
-    assert any("jobs_queued_idx" in line for line in plans["claim"]["plan"]), plans["claim"]
+    assert any("jobs_ready_idx" in line for line in plans["claim"]["plan"]), plans["claim"]
 
 
 @pytest.mark.e2e
