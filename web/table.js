@@ -122,6 +122,7 @@ function updateRow(tr, job) {
   const status = statusCell.firstElementChild;
   status.className = `badge badge-${job.status}`;
   setText(status, job.status);
+  status.title = job.status === "scheduled" && job.run_at ? `Not before ${fmtDateTime(job.run_at)}` : "";
   setText(exitCell, job.exit_code ?? "");
   exitCell.classList.toggle("none", job.exit_code == null);
   exitCell.classList.toggle("nonzero", job.exit_code != null && job.exit_code !== 0);
