@@ -1,6 +1,6 @@
 """An in-memory Store for unit tests: the claim, lease, fencing and finish rules of the
-SQL (`queries.sql`, migrations 002 and 004) on plain objects, with a clock the test moves
-and calls it can make fail or wait."""
+SQL (`queries.sql`, migrations 002, 004 and 007) on plain objects, with a clock the test
+moves and calls it can make fail or wait."""
 
 import asyncio
 from collections import Counter
@@ -14,8 +14,9 @@ from jobsched_common.limits import (
     MAX_CONCURRENT_JOBS,
     STATUSES,
     TERMINAL_STATUSES,
+    WAITING_STATUSES,
 )
-from jobsched_scheduler.errors import Conflict
+from jobsched_scheduler.errors import Conflict, InvalidValue
 from jobsched_scheduler.model import (
     AttemptKey,
     AttemptReport,
@@ -60,6 +61,8 @@ class Job:
     cancel_requested: bool = False
     run_after: datetime | None = None
     lease_expires_at: datetime | None = None
+    priority: int = 0
+    depends_on: tuple[int, ...] = ()
 
     @property
     def key(self) -> AttemptKey:
@@ -82,6 +85,9 @@ class Job:
             self.finished_at,
             self.exit_code,
             self.reason,
+            self.priority,
+            self.run_after if self.status in WAITING_STATUSES else None,
+            list(self.depends_on) or None,
         )
 
 
@@ -106,6 +112,7 @@ class MemoryStore:
         self.default_timeout = default_timeout
         self.now = datetime.now(UTC)
         self.max_concurrent = DEFAULT_MAX_CONCURRENT_JOBS
+        self.paused = False
         self.jobs: dict[int, Job] = {}
         self.attempts: dict[AttemptKey, Attempt] = {}
         self.calls: Counter[str] = Counter()  # calls made, by method
@@ -136,23 +143,33 @@ class MemoryStore:
 
     async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
         await self._call("claim")
+        for job in self.jobs.values():
+            if job.status == "scheduled" and job.run_after and job.run_after <= self.now:
+                job.status = "queued"
         slots = slot_order(free_by_runner, MAX_CONCURRENT_JOBS)
         queued = self._count("queued")
         result = ClaimResult(self.max_concurrent, self._count("running"), queued)
-        due = [
-            job
-            for job in sorted(self.jobs.values(), key=lambda job: job.id)
-            if job.status == "queued" and (job.run_after is None or job.run_after <= self.now)
-        ][: max(0, min(result.available, queued, len(slots)))]
-        for job, runner_id in zip(due, slots[: len(due)], strict=True):
+        room = 0 if self.paused else max(0, min(result.available, queued, len(slots)))
+        eligible = sorted(
+            (job for job in self.jobs.values() if self._eligible(job)),
+            key=lambda job: (-job.priority, job.id),
+        )[:room]
+        for job, runner_id in zip(eligible, slots[: len(eligible)], strict=True):
             self._open_attempt(job, runner_id)
             timeout = job.timeout_seconds or self.default_timeout or None
             claimed = Claimed(job.key, job.command, timeout)
             result.by_runner.setdefault(runner_id, []).append(claimed)
-        if result.claimed < min(result.available, queued, len(slots)):
-            waiting = [j.run_after for j in self.jobs.values() if j.status == "queued"]
-            result.next_retry_at = min((t for t in waiting if t and t > self.now), default=None)
+        waiting = [j.run_after for j in self.jobs.values() if j.status == "scheduled"]
+        result.next_due_at = min((t for t in waiting if t), default=None)
         return result
+
+    def _eligible(self, job: Job) -> bool:
+        """Queued, due, and every dependency completed: the claim's WHERE."""
+        return (
+            job.status == "queued"
+            and (job.run_after is None or job.run_after <= self.now)
+            and all(self.jobs[d].status == "completed" for d in job.depends_on)
+        )
 
     def _open_attempt(self, job: Job, runner_id: str) -> None:
         job.status, job.attempt, job.runner_id = "running", job.attempt + 1, runner_id
@@ -212,10 +229,31 @@ class MemoryStore:
         elif not failed:
             job.status, job.reason = "completed", None
         else:
-            job.status = "queued" if retried else "failed"
+            job.status = "scheduled" if retried else "failed"
             job.reason = reason or f"exit code {exit_code}"
         job.run_after = self.now + retry_delay(job.attempt) if retried else None
         job.finished_at, job.updated_at, job.lease_expires_at = finished_at, self.now, None
+        self._cancel_dependents()
+
+    def _cancel_dependents(self) -> None:
+        """Jobs waiting on a job failed or cancelled end cancelled, and so on down."""
+        changed = True
+        while changed:
+            changed = False
+            for job in sorted(self.jobs.values(), key=lambda job: job.id):
+                broken = self._broken(job.depends_on)
+                if job.status in WAITING_STATUSES and broken:
+                    job.status, job.reason = "cancelled", f"dependency {broken}"
+                    job.finished_at = job.updated_at = self.now
+                    changed = True
+
+    def _broken(self, depends_on: tuple[int, ...]) -> str | None:
+        """The first dependency that failed or was cancelled, as a reason names it."""
+        for dep in sorted(depends_on):
+            status = self.jobs[dep].status
+            if status in ("failed", "cancelled"):
+                return f"{dep} {status}"
+        return None
 
     # --- runner reports ----------------------------------------------------------------
 
@@ -258,11 +296,9 @@ class MemoryStore:
 
     # --- the public API ----------------------------------------------------------------
 
-    async def create_job(
-        self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
-    ) -> JobRow:
+    async def create_job(self, job: NewJob) -> JobRow:
         await self._call("create_job")
-        return self._insert([NewJob(name, command, max_attempts, timeout_seconds)])[0]
+        return self._insert([job])[0]
 
     async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
         await self._call("create_jobs")
@@ -275,6 +311,9 @@ class MemoryStore:
             if new.name in taken:
                 raise Conflict(f"job name '{new.name}' already exists")
             taken.add(new.name)
+            missing = [d for d in new.depends_on if d not in self.jobs]
+            if missing:
+                raise InvalidValue(f"depends_on: job {missing[0]} does not exist")
         rows = []
         for new in jobs:
             job_id = max(self.jobs, default=0) + 1
@@ -286,7 +325,22 @@ class MemoryStore:
                 new.timeout_seconds,
                 created_at=self.now,
                 updated_at=self.now,
+                priority=new.priority,
+                depends_on=tuple(sorted(set(new.depends_on))),
             )
+            if new.delay_seconds is not None:
+                job.run_after = self.now + timedelta(seconds=new.delay_seconds)
+            else:
+                job.run_after = new.run_at
+            if job.run_after and job.run_after > self.now:
+                job.status = "scheduled"
+            broken = self._broken(job.depends_on)
+            if broken:
+                job.status, job.reason, job.finished_at = (
+                    "cancelled",
+                    f"dependency {broken}",
+                    self.now,
+                )
             self.jobs[job_id] = job
             rows.append(job.row())
         return rows
@@ -347,6 +401,15 @@ class MemoryStore:
         self.max_concurrent = value
         return value
 
+    async def get_paused(self) -> bool:
+        await self._call("get_paused")
+        return self.paused
+
+    async def set_paused(self, paused: bool) -> bool:
+        await self._call("set_paused")
+        self.paused = paused
+        return paused
+
     async def count_by_status(self) -> dict[str, int]:
         await self._call("count_by_status")
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
@@ -359,9 +422,10 @@ class MemoryStore:
         job = self.jobs.get(job_id)
         if job is None:
             return None, False
-        if job.status == "queued":
+        if job.status in WAITING_STATUSES:
             job.status, job.reason = "cancelled", "cancelled"
             job.finished_at = job.updated_at = self.now
+            self._cancel_dependents()
         elif job.status == "running":
             job.cancel_requested, job.updated_at = True, self.now
         else:
@@ -371,7 +435,7 @@ class MemoryStore:
     async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
         await self._call("retry")
         job = self.jobs.get(job_id)
-        if job is None or job.status not in TERMINAL_STATUSES:
+        if job is None or job.status not in TERMINAL_STATUSES or self._broken(job.depends_on):
             return (job.row() if job else None), False
         job.status, job.updated_at = "queued", self.now
         job.run_after = job.reason = job.exit_code = job.started_at = job.finished_at = None

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
 from jobsched_scheduler.store import PgStore, new_pool
 from psycopg_pool import AsyncConnectionPool
 
@@ -68,7 +68,7 @@ class DispatchMachine(RuleBasedStateMachine):
     def create(self, n: int, attempts: int) -> None:
         for _ in range(n):
             self.created += 1
-            self._run(self.store.create_job(f"job-{self.created}", "true", attempts, None))
+            self._run(self.store.create_job(NewJob(f"job-{self.created}", "true", attempts, None)))
 
     @rule(runner=st.sampled_from(RUNNERS), capacity=st.integers(1, 4))
     def claim(self, runner: str, capacity: int) -> None:

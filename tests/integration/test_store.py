@@ -47,7 +47,7 @@ def test_claims_never_exceed_the_limit_under_concurrent_schedulers(database_url:
         async for store in _store(database_url):
             await store.set_max_concurrent(3)
             for i in range(20):
-                await store.create_job(f"job-{i}", "true", 1, None)
+                await store.create_job(NewJob(f"job-{i}", "true", 1, None))
             # Eight "schedulers" claim at once, each with plenty of runner capacity.
             results = await asyncio.gather(*(store.claim({f"r{i}": 10}) for i in range(8)))
             assert sum(r.claimed for r in results) == 3
@@ -66,7 +66,7 @@ def test_claims_spread_slots_evenly_over_runners(database_url: str) -> None:
         async for store in _store(database_url):
             await store.set_max_concurrent(100)
             for i in range(40):
-                await store.create_job(f"job-{i}", "true", 1, None)
+                await store.create_job(NewJob(f"job-{i}", "true", 1, None))
             assert await spread(store, {"a": 2, "b": 2}) == {"a": 2, "b": 2}
             assert await spread(store, {"a": 1, "b": 8, "c": 0}) == {"a": 1, "b": 8}
             # Three slots left under the limit: each goes to the runner with most free.
@@ -87,7 +87,7 @@ def test_lowering_the_limit_starts_nothing_until_under_it(database_url: str) -> 
         async for store in _store(database_url):
             await store.set_max_concurrent(4)
             for i in range(6):
-                await store.create_job(f"job-{i}", "true", 1, None)
+                await store.create_job(NewJob(f"job-{i}", "true", 1, None))
             first = await store.claim({"r": 10})
             assert first.claimed == 4
             await store.set_max_concurrent(2)
@@ -105,7 +105,7 @@ def test_lowering_the_limit_starts_nothing_until_under_it(database_url: str) -> 
 def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url, lease=0.05):
-            job = await store.create_job("fenced", "true", 1, None)
+            job = await store.create_job(NewJob("fenced", "true", 1, None))
             claimed = await store.claim({"r": 1})
             key = claimed.by_runner["r"][0].key
             assert key == AttemptKey(job.id, 1)
@@ -129,8 +129,8 @@ def test_a_stale_attempt_changes_nothing(database_url: str) -> None:
 def test_finish_stores_exit_code_reason_and_capped_output(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):
-            ok = await store.create_job("ok", "true", 1, None)
-            bad = await store.create_job("bad", "false", 1, None)
+            ok = await store.create_job(NewJob("ok", "true", 1, None))
+            bad = await store.create_job(NewJob("bad", "false", 1, None))
             claimed = await store.claim({"r": 5})
             keys = {c.key.job_id: c.key for c in claimed.by_runner["r"]}
             await store.apply_reports(
@@ -168,8 +168,8 @@ def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
 
     async def scenario() -> None:
         async for store in _store(database_url):
-            timed = await store.create_job("timed", "true", 1, None)
-            far = await store.create_job("far", "true", 1, None)
+            timed = await store.create_job(NewJob("timed", "true", 1, None))
+            far = await store.create_job(NewJob("far", "true", 1, None))
             with psycopg.connect(database_url, autocommit=True) as conn:
                 for job_id, times in ((timed.id, exact), (far.id, beyond)):
                     for field, value in times.items():
@@ -201,7 +201,6 @@ def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
 def test_every_query_of_jobs_selects_jobrows_columns_in_order(database_url: str) -> None:
     """Job rows are made from their columns by position (`JOB_ROWS`)."""
     job_queries: dict[str, dict[str, object]] = {
-        "create_job": {"name": "a", "command": "true", "max_attempts": 1, "timeout_seconds": None},
         "create_jobs": {"batch": '[{"name": "b", "command": "true", "max_attempts": 1}]'},
         "get_job": {"id": 1},
         "list_jobs": {"before_id": 10, "limit": 10},
@@ -216,9 +215,9 @@ def test_every_query_of_jobs_selects_jobrows_columns_in_order(database_url: str)
 def test_duplicate_names_are_refused(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):
-            await store.create_job("same", "true", 1, None)
+            await store.create_job(NewJob("same", "true", 1, None))
             with pytest.raises(Conflict, match="job name 'same' already exists"):
-                await store.create_job("same", "true", 1, None)
+                await store.create_job(NewJob("same", "true", 1, None))
 
     run(scenario())
 
@@ -227,8 +226,8 @@ def test_database_errors_come_out_as_domain_errors(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):
             with pytest.raises(InvalidValue, match="out of range"):
-                await store.create_job("huge", "true", 2**40, None)
-            await store.create_job("taken", "true", 1, None)
+                await store.create_job(NewJob("huge", "true", 2**40, None))
+            await store.create_job(NewJob("taken", "true", 1, None))
             batch = [NewJob("fresh", "true", 1, None), NewJob("taken", "true", 1, None)]
             with pytest.raises(Conflict, match=r"^job name 'taken' already exists$"):
                 await store.create_jobs(batch)
@@ -257,7 +256,7 @@ def test_keyset_pages_cover_every_job_once(database_url: str) -> None:
     async def scenario() -> None:
         async for store in _store(database_url):
             for i in range(7):
-                await store.create_job(f"job-{i}", "true", 1, None)
+                await store.create_job(NewJob(f"job-{i}", "true", 1, None))
             seen: list[int] = []
             before = 0
             while page := await store.list_jobs(None, 3, before):
@@ -316,6 +315,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 "004_claim_function.sql",
                 "005_zoned_times.sql",
                 "006_api_jobs.sql",
+                "007_time_and_order.sql",
             ]
             and second == []
         )
@@ -341,7 +341,7 @@ def test_counters_match_the_rows_through_every_change(database_url: str) -> None
         async for store in _store(database_url):
             await store.set_max_concurrent(3)
             for i in range(6):
-                await store.create_job(f"job-{i}", "true", 1, None)
+                await store.create_job(NewJob(f"job-{i}", "true", 1, None))
             claimed = await store.claim({"r": 10})
             keys = [c.key for c in claimed.by_runner["r"]]
             await store.apply_reports([finish_report(keys[0]), finish_report(keys[1], 2)])

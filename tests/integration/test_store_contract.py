@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
+from jobsched_scheduler.errors import InvalidValue
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
 from jobsched_scheduler.ports import Store
 from jobsched_scheduler.store import PgStore, new_pool
@@ -91,7 +92,7 @@ async def jobs(store: Store, *max_attempts: int, limit: int = 100) -> list[Attem
     """Creates jobs and claims them all for runner r1: their first attempts."""
     await store.set_max_concurrent(limit)
     for n, attempts in enumerate(max_attempts):
-        await store.create_job(f"job-{n}", "echo hi", attempts, None)
+        await store.create_job(NewJob(f"job-{n}", "echo hi", attempts, None))
     claimed = (await store.claim({"r1": len(max_attempts)})).by_runner.get("r1", [])
     return [c.key for c in claimed]
 
@@ -102,7 +103,7 @@ def test_the_claim_keeps_to_the_limit_and_takes_the_oldest_first(
     async def scenario(h: Harness) -> None:
         await h.store.set_max_concurrent(3)
         for n in range(5):
-            await h.store.create_job(f"job-{n}", "true", 1, 5 if n == 0 else None)
+            await h.store.create_job(NewJob(f"job-{n}", "true", 1, 5 if n == 0 else None))
         result = await h.store.claim({"a": 2, "b": 2})
         assert (result.limit, result.running, result.queued, result.claimed) == (3, 0, 5, 3)
         claimed = sorted(
@@ -112,7 +113,7 @@ def test_the_claim_keeps_to_the_limit_and_takes_the_oldest_first(
         assert [c.timeout_seconds for c in claimed] == [5, 60, 60]
         assert all(len(cs) <= 2 for cs in result.by_runner.values())
         full = await h.store.claim({"a": 5})
-        assert (full.running, full.queued, full.claimed, full.next_retry_at) == (3, 2, 0, None)
+        assert (full.running, full.queued, full.claimed, full.next_due_at) == (3, 2, 0, None)
         assert (await h.store.count_by_status())["running"] == 3
 
     run_on_store(scenario)
@@ -137,7 +138,7 @@ def test_a_finish_ends_the_current_attempt_by_the_rules(
         assert stored.acknowledged == [r.key for r in reports]
         assert {(e.key, e.status) for e in stored.ended} == {
             (ok, "completed"),
-            (retried, "queued"),
+            (retried, "scheduled"),
             (failed, "failed"),
             (reasoned, "failed"),
             (cancelled, "cancelled"),
@@ -149,7 +150,7 @@ def test_a_finish_ends_the_current_attempt_by_the_rules(
             outcome[key] = (row.status, row.exit_code, row.reason)
         assert outcome == {
             ok: ("completed", 0, None),
-            retried: ("queued", 3, "exit code 3"),
+            retried: ("scheduled", 3, "exit code 3"),
             failed: ("failed", 4, "exit code 4"),
             reasoned: ("failed", 0, "timed out"),
             cancelled: ("cancelled", 1, "cancelled"),
@@ -170,8 +171,8 @@ def test_a_retry_waits_out_its_backoff(run_on_store: Callable[[Scenario], None])
         [key] = await jobs(h.store, 2)
         await h.store.apply_reports([finish(key, 1)])
         waiting = await h.store.claim({"r1": 1})
-        assert (waiting.claimed, waiting.queued) == (0, 1)
-        assert waiting.next_retry_at is not None
+        assert (waiting.claimed, waiting.queued) == (0, 0)  # it is `scheduled`
+        assert waiting.next_due_at is not None
         await h.end_backoffs()
         again = await h.store.claim({"r2": 1})
         assert [c.key for c in again.by_runner["r2"]] == [AttemptKey(key.job_id, 2)]
@@ -204,7 +205,7 @@ def test_leases_are_renewed_for_current_attempts_and_expire_as_runner_lost(
             assert row is not None
             outcome[key] = (row.status, row.reason, row.runner_id)
         assert outcome == {
-            retried: ("queued", "runner lost", "r1"),
+            retried: ("scheduled", "runner lost", "r1"),
             failed: ("failed", "runner lost", "r1"),
             cancelled: ("cancelled", "runner lost", "r2"),
             kept: ("running", None, "r2"),
@@ -219,7 +220,7 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
 ) -> None:
     async def scenario(h: Harness) -> None:
         held, retried, failed = await jobs(h.store, 1, 2, 1)
-        await h.store.create_job("elsewhere", "true", 1, None)
+        await h.store.create_job(NewJob("elsewhere", "true", 1, None))
         [theirs] = (await h.store.claim({"r2": 1})).by_runner["r2"]
         lost = await h.store.expire_unheld("r1", [held, AttemptKey(theirs.key.job_id, 1)])
         assert sorted(lost, key=str) == sorted([retried, failed], key=str)
@@ -230,7 +231,7 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
             outcome[key] = (row.status, row.reason)
         assert outcome == {
             held: ("running", None),
-            retried: ("queued", "runner lost"),
+            retried: ("scheduled", "runner lost"),
             failed: ("failed", "runner lost"),
             theirs.key: ("running", None),
         }
@@ -260,7 +261,7 @@ def test_reports_of_running_attempts_add_output_and_start_times(
 def test_cancel_and_retry(run_on_store: Callable[[Scenario], None]) -> None:
     async def scenario(h: Harness) -> None:
         [running] = await jobs(h.store, 1)
-        queued = await h.store.create_job("queued", "true", 1, None)
+        queued = await h.store.create_job(NewJob("queued", "true", 1, None))
 
         async def status(outcome: Awaitable[tuple[object, bool]]) -> tuple[str | None, bool]:
             row, changed = await outcome
@@ -287,13 +288,20 @@ def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
     async def scenario(h: Harness) -> None:
         await jobs(h.store, 1, 1, limit=2)
         for n in range(3):
-            await h.store.create_job(f"more-{n}", "true", 1, None)
+            await h.store.create_job(NewJob(f"more-{n}", "true", 1, None))
         assert [r.id for r in await h.store.list_jobs(None, 2, 0)] == [5, 4]
         assert [r.id for r in await h.store.list_jobs(None, 2, 4)] == [3, 2]
         assert [r.id for r in await h.store.list_jobs("running", 10, 0)] == [2, 1]
         assert [r.id for r in await h.store.list_jobs("queued", 10, 5)] == [4, 3]
         counts = await h.store.count_by_status()
-        assert counts == {"queued": 3, "running": 2, "completed": 0, "failed": 0, "cancelled": 0}
+        assert counts == {
+            "queued": 3,
+            "running": 2,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "scheduled": 0,
+        }
         assert await h.store.set_max_concurrent(7) == 7
         assert await h.store.get_max_concurrent() == 7
         batch = [NewJob("batch-a", "a", 2, 9), NewJob("batch-b", "b", 1, None)]
@@ -303,5 +311,94 @@ def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
             (7, "batch-b", "b", 1, None),
         ]
         assert {r.status for r in rows} == {"queued"}
+
+    run_on_store(scenario)
+
+
+def test_the_claim_takes_the_highest_priority_first_then_the_oldest(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(100)
+        for n, priority in enumerate([0, 5, -3, 5, 100]):
+            await h.store.create_job(NewJob(f"p-{n}", "true", 1, None, priority=priority))
+        order = []
+        for _ in range(3):
+            claimed = (await h.store.claim({"r1": 2})).by_runner.get("r1", [])
+            order.append({c.key.job_id for c in claimed})
+        assert order == [{5, 2}, {4, 1}, {3}]
+
+    run_on_store(scenario)
+
+
+def test_a_delayed_job_is_scheduled_until_its_time(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        later = await h.store.create_job(NewJob("later", "true", 1, None, delay_seconds=3600))
+        past = datetime(2001, 1, 1, tzinfo=UTC)
+        due = await h.store.create_job(NewJob("due", "true", 1, None, run_at=past))
+        assert (later.status, due.status, due.run_at) == ("scheduled", "queued", past)
+        assert later.run_at is not None and later.created_at is not None
+        assert 3599 <= (later.run_at - later.created_at).total_seconds() <= 3601
+        first = await h.store.claim({"r1": 5})
+        assert [c.key.job_id for c in first.by_runner["r1"]] == [due.id]
+        assert first.next_due_at == later.run_at
+        counts = await h.store.count_by_status()
+        assert (counts["scheduled"], counts["running"]) == (1, 1)
+        await h.end_backoffs()
+        second = await h.store.claim({"r1": 5})
+        assert [c.key.job_id for c in second.by_runner["r1"]] == [later.id]
+        assert second.next_due_at is None
+        row = await h.store.get_job(later.id)
+        assert row is not None and (row.status, row.run_at) == ("running", None)
+
+    run_on_store(scenario)
+
+
+def test_dependencies_hold_a_job_and_a_failure_cancels_the_chain(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(100)
+        a = await h.store.create_job(NewJob("a", "true", 1, None))
+        b = await h.store.create_job(NewJob("b", "true", 1, None, depends_on=(a.id,)))
+        c = await h.store.create_job(NewJob("c", "true", 1, None, depends_on=(b.id,)))
+        d = await h.store.create_job(NewJob("d", "true", 1, None, depends_on=(c.id, a.id)))
+        assert (b.depends_on, d.depends_on) == ([a.id], [a.id, c.id])
+
+        async def claim() -> list[AttemptKey]:
+            return [c.key for c in (await h.store.claim({"r1": 5})).by_runner.get("r1", [])]
+
+        [run_a] = await claim()
+        assert run_a.job_id == a.id and await claim() == []
+        await h.store.apply_reports([finish(run_a)])
+        [run_b] = await claim()
+        assert run_b.job_id == b.id
+        await h.store.apply_reports([finish(run_b, 3)])
+        for job, reason in ((c, f"dependency {b.id} failed"), (d, f"dependency {c.id} cancelled")):
+            row = await h.store.get_job(job.id)
+            assert row is not None and (row.status, row.reason) == ("cancelled", reason)
+        assert await claim() == []
+
+        late = await h.store.create_job(NewJob("late", "true", 1, None, depends_on=(b.id,)))
+        assert (late.status, late.reason) == ("cancelled", f"dependency {b.id} failed")
+        row, changed = await h.store.retry(c.id)
+        assert row is not None and (row.status, changed) == ("cancelled", False)
+        with pytest.raises(InvalidValue, match="depends_on: job 999 does not exist"):
+            await h.store.create_job(NewJob("orphan", "true", 1, None, depends_on=(999,)))
+
+    run_on_store(scenario)
+
+
+def test_a_pause_holds_new_starts(run_on_store: Callable[[Scenario], None]) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.create_job(NewJob("held", "true", 1, None))
+        assert await h.store.get_paused() is False
+        assert await h.store.set_paused(True) is True
+        held = await h.store.claim({"r1": 2})
+        assert (held.claimed, held.queued, await h.store.get_paused()) == (0, 1, True)
+        await h.store.set_paused(False)
+        assert (await h.store.claim({"r1": 2})).claimed == 1
 
     run_on_store(scenario)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from jobsched_scheduler import dispatch
 from jobsched_scheduler.dispatch import ConnectedRunner, Dispatcher
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Claimed, Finish
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Claimed, Finish, NewJob
 
 from tests.fakes.memory_store import MemoryStore
 from tests.unit.waiting import until
@@ -33,7 +33,7 @@ async def store_with(jobs: int, limit: int = 100, max_attempts: int = 1) -> Memo
     store = MemoryStore()
     store.max_concurrent = limit
     for n in range(jobs):
-        await store.create_job(f"job-{n}", "true", max_attempts, None)
+        await store.create_job(NewJob(f"job-{n}", "true", max_attempts, None))
     return store
 
 
@@ -210,7 +210,7 @@ async def timer_after_a_failure(store_clock_offset: float) -> float:
     result = await dispatcher.dispatch_once()
     assert result is not None and result.claimed == 0
     run_after = store.jobs[key.job_id].run_after
-    assert run_after is not None and result.next_retry_at == run_after
+    assert run_after is not None and result.next_due_at == run_after
     return dispatcher._timeout()
 
 
@@ -227,9 +227,9 @@ def test_the_timer_is_the_check_interval_without_a_retry_waiting() -> None:
         dispatcher = Dispatcher(store, check_interval=10)
         attached(dispatcher, Runner("a", 1))
         result = await dispatcher.dispatch_once()
-        assert result is not None and result.next_retry_at is None
+        assert result is not None and result.next_due_at is None
         assert dispatcher._timeout() == 10
-        dispatcher._next_retry_at = datetime.now(UTC).replace(year=2100)
+        dispatcher._next_due_at = datetime.now(UTC).replace(year=2100)
         assert dispatcher._timeout() == 10
 
     asyncio.run(scenario())

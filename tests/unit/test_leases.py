@@ -7,6 +7,7 @@ import logging
 import pytest
 from jobsched_scheduler import leases
 from jobsched_scheduler.leases import sweep_leases
+from jobsched_scheduler.model import NewJob
 
 from tests.fakes.memory_store import MemoryStore, retry_delay
 from tests.unit.waiting import until
@@ -18,7 +19,7 @@ async def claimed_jobs(*max_attempts: int) -> MemoryStore:
     store = MemoryStore(lease_seconds=30)
     store.max_concurrent = len(max_attempts)
     for n, attempts in enumerate(max_attempts):
-        await store.create_job(f"job-{n}", "true", attempts, None)
+        await store.create_job(NewJob(f"job-{n}", "true", attempts, None))
     await store.claim({"r1": len(max_attempts)})
     return store
 
@@ -37,7 +38,7 @@ def test_expired_leases_end_as_runner_lost(caplog: pytest.LogCaptureFixture) -> 
         stop.set()
         await asyncio.wait_for(sweep, 1)
 
-        assert (retried.status, retried.reason) == ("queued", "runner lost")
+        assert (retried.status, retried.reason) == ("scheduled", "runner lost")
         assert retried.run_after == store.now + retry_delay(1)
         assert (failed.status, failed.reason) == ("failed", "runner lost")
         assert (cancelled.status, cancelled.reason) == ("cancelled", "runner lost")

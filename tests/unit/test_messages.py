@@ -38,6 +38,9 @@ UNTIMED = JobRow(
     finished_at=None,
     exit_code=None,
     reason=None,
+    priority=0,
+    run_at=None,
+    depends_on=None,
 )
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from jobsched_scheduler import reports
-from jobsched_scheduler.model import AttemptKey, Finish
+from jobsched_scheduler.model import AttemptKey, Finish, NewJob
 from jobsched_scheduler.reports import ReportWriter
 from prometheus_client import REGISTRY
 
@@ -28,7 +28,7 @@ async def running_jobs(n: int) -> tuple[MemoryStore, list[AttemptKey]]:
     store = MemoryStore()
     store.max_concurrent = n
     for i in range(n):
-        await store.create_job(f"job-{i}", "true", 2, None)
+        await store.create_job(NewJob(f"job-{i}", "true", 2, None))
     claimed = (await store.claim({"r1": n})).by_runner["r1"]
     return store, [c.key for c in claimed]
 
@@ -160,14 +160,14 @@ def test_metrics_count_what_ended() -> None:
     completed = {"status": "completed"}
     before = (
         sample("jobsched_jobs_finished_total", completed),
-        sample("jobsched_jobs_finished_total", {"status": "queued"}),
+        sample("jobsched_jobs_finished_total", {"status": "scheduled"}),
         sample("jobsched_enqueue_to_start_seconds_count"),
         sample("jobsched_job_duration_seconds_count"),
     )
     asyncio.run(scenario())
     after = (
         sample("jobsched_jobs_finished_total", completed),
-        sample("jobsched_jobs_finished_total", {"status": "queued"}),
+        sample("jobsched_jobs_finished_total", {"status": "scheduled"}),
         sample("jobsched_enqueue_to_start_seconds_count"),
         sample("jobsched_job_duration_seconds_count"),
     )

@@ -13,7 +13,7 @@ from jobsched_common.limits import MAX_BATCH_BYTES, MAX_COMMAND_BYTES
 from jobsched_common.timestamps import to_timestamp
 from jobsched_scheduler import reports
 from jobsched_scheduler.dispatch import Dispatcher
-from jobsched_scheduler.model import AttemptKey
+from jobsched_scheduler.model import AttemptKey, NewJob
 from jobsched_scheduler.runner_link import RunnerLinks
 
 from tests.fakes.memory_store import MemoryStore, retry_delay
@@ -107,7 +107,7 @@ async def scheduler(jobs: int) -> Scheduler:
     store = MemoryStore(lease_seconds=LEASE_SECONDS, output_limit=OUTPUT_LIMIT)
     store.max_concurrent = 100
     for n in range(jobs):
-        await store.create_job(f"job-{n}", "true", 2, None)
+        await store.create_job(NewJob(f"job-{n}", "true", 2, None))
     return Scheduler(store)
 
 
@@ -224,7 +224,7 @@ def test_a_restarted_runner_loses_the_attempts_it_no_longer_holds() -> None:
         await stream.expect("registered")
         jobs = s.store.jobs
         assert (jobs[forgotten.job_id].status, jobs[forgotten.job_id].reason) == (
-            "queued",
+            "scheduled",
             "runner lost",
         )
         assert (jobs[last_try.job_id].status, jobs[last_try.job_id].reason) == (
@@ -245,7 +245,7 @@ def test_assignments_of_long_commands_are_split_into_bounded_messages() -> None:
         store = MemoryStore(lease_seconds=LEASE_SECONDS, output_limit=OUTPUT_LIMIT)
         store.max_concurrent = 100
         for n in range(40):
-            await store.create_job(f"long-{n}", "c" * MAX_COMMAND_BYTES, 1, None)
+            await store.create_job(NewJob(f"long-{n}", "c" * MAX_COMMAND_BYTES, 1, None))
         s = Scheduler(store)
         stream = s.connect("r1", 40)
         await stream.expect("registered")

@@ -36,7 +36,7 @@ def test_values_at_the_limits_are_accepted() -> None:
     )
     created = validation.new_job(longest)
     assert (created.max_attempts, created.timeout_seconds) == (MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS)
-    assert validation.new_job(job(max_attempts=1, timeout_seconds=1))[2:] == (1, 1)
+    assert validation.new_job(job(max_attempts=1, timeout_seconds=1))[2:4] == (1, 1)
     page = pb.ListJobsRequest(status=pb.JOB_STATUS_FAILED, limit=MAX_PAGE_SIZE, before_id=9)
     assert validation.jobs_page(page) == ("failed", MAX_PAGE_SIZE, 9)
     assert validation.max_concurrent_jobs(MAX_CONCURRENT_JOBS) == MAX_CONCURRENT_JOBS

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
+from jobsched_common.limits import TERMINAL_STATUSES
 
 from . import messages, metrics, validation
 from .dispatch import Dispatcher
@@ -42,7 +43,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
         job = validation.new_job(request)
-        row = await self.store.create_job(*job)
+        row = await self.store.create_job(job)
         log.info("Created new job: %s", job.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
         return messages.job_message(row)
@@ -89,8 +90,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def RetryJob(self, request: pb.RetryJobRequest, context: Ctx) -> pb.Job:
         job_id = validation.job_id(request.id)
+        outcome = await self.store.retry(job_id)
         refusal = "is {status}: only a finished job can be retried"
-        row = _changed(await self.store.retry(job_id), job_id, refusal)
+        if outcome[0] is not None and outcome[0].status in TERMINAL_STATUSES:
+            refusal = "depends on a job that failed or was cancelled: retry that one first"
+        row = _changed(outcome, job_id, refusal)
         log.info("Queued job %d again", row.id, extra={"job_id": row.id})
         return messages.job_message(row)
 
@@ -106,14 +110,25 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:
-        return pb.Config(max_concurrent_jobs=await self.store.get_max_concurrent())
+        return await self._config()
 
     @rpc
     async def UpdateConfig(self, request: pb.UpdateConfigRequest, context: Ctx) -> pb.Config:
-        limit = validation.max_concurrent_jobs(request.max_concurrent_jobs)
-        value = await self.store.set_max_concurrent(limit)
-        log.info("Updated max_concurrent_jobs to %d", value)
-        return pb.Config(max_concurrent_jobs=value)
+        limit, paused = validation.config_change(request)
+        if limit is not None:
+            log.info(
+                "Updated max_concurrent_jobs to %d", await self.store.set_max_concurrent(limit)
+            )
+        if paused is not None:
+            await self.store.set_paused(paused)
+            log.info("Paused: new jobs wait" if paused else "Resumed: jobs start again")
+        return await self._config()
+
+    async def _config(self) -> pb.Config:
+        return pb.Config(
+            max_concurrent_jobs=await self.store.get_max_concurrent(),
+            paused=await self.store.get_paused(),
+        )
 
     @rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.Stats:
@@ -124,8 +139,10 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             completed=counts["completed"],
             failed=counts["failed"],
             cancelled=counts["cancelled"],
+            scheduled=counts["scheduled"],
             total=sum(counts.values()),
             max_concurrent_jobs=await self.store.get_max_concurrent(),
+            paused=await self.store.get_paused(),
             runners_connected=len(self.dispatcher.runners),
         )
 

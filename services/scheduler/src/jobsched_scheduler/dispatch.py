@@ -48,7 +48,7 @@ class Dispatcher:
         self.runners: dict[str, ConnectedRunner] = {}
         metrics.RUNNERS.set_function(lambda: len(self.runners))
         self._wake = asyncio.Event()
-        self._next_retry_at: datetime | None = None
+        self._next_due_at: datetime | None = None
         self._told_at = -CYCLE_LOG_SECONDS  # when a cycle was last logged at INFO
         self._untold = 0  # jobs assigned since, in cycles logged at DEBUG
 
@@ -97,10 +97,10 @@ class Dispatcher:
             stopper.cancel()
 
     def _timeout(self) -> float:
-        """The safety-net interval, or sooner when a retry falls due."""
-        if self._next_retry_at is None:
+        """The safety-net interval, or sooner when a `scheduled` job falls due."""
+        if self._next_due_at is None:
             return self.check_interval
-        due = (self._next_retry_at - datetime.now(UTC)).total_seconds()
+        due = (self._next_due_at - datetime.now(UTC)).total_seconds()
         return min(self.check_interval, max(due, 0.0) + 0.01)
 
     async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
@@ -108,9 +108,10 @@ class Dispatcher:
         if not free:
             if timer:
                 log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
-            return None
+            if not (timer or self._due()):
+                return None
         result = await self.store.claim(free)
-        self._next_retry_at = result.next_retry_at
+        self._next_due_at = result.next_due_at
         metrics.QUEUE_DEPTH.set(result.queued - result.claimed)
         metrics.RUNNING.set(result.running + result.claimed)
         metrics.LIMIT.set(result.limit)
@@ -124,6 +125,11 @@ class Dispatcher:
             runner.active.update(c.key for c in claimed)
             runner.deliver(claimed)
         return result
+
+    def _due(self) -> bool:
+        """A `scheduled` job's time has come: the claim queues it, even with no slot
+        free to run it."""
+        return self._next_due_at is not None and self._next_due_at <= datetime.now(UTC)
 
     def _log_cycle(self, result: ClaimResult, timer: bool) -> None:
         """The original's lines for a timer cycle or one that assigned jobs; under load

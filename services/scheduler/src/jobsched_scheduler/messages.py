@@ -33,7 +33,10 @@ def job_message(row: JobRow) -> pb.Job:
         runner_id=row.runner_id or "",
         exit_code=row.exit_code,
         reason=row.reason or "",
+        priority=row.priority,
+        depends_on=row.depends_on,
     )
+    set_timestamp(job.run_at, row.run_at)
     set_timestamp(job.last_run, row.last_run)
     set_timestamp(job.created_at, row.created_at)
     set_timestamp(job.updated_at, row.updated_at)

@@ -25,6 +25,9 @@ class JobRow(NamedTuple):
     finished_at: datetime | None
     exit_code: int | None
     reason: str | None
+    priority: int
+    run_at: datetime | None  # while waiting: not started before
+    depends_on: list[int] | None
 
 
 class NewJob(NamedTuple):
@@ -32,6 +35,10 @@ class NewJob(NamedTuple):
     command: str
     max_attempts: int
     timeout_seconds: int | None
+    priority: int = 0
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
+    depends_on: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,8 @@ class ClaimResult:
     running: int
     queued: int
     by_runner: dict[str, list[Claimed]] = field(default_factory=dict)
-    # When the earliest job waiting out a retry backoff is due, if one was in the way.
-    next_retry_at: datetime | None = None
+    # When the earliest `scheduled` job (a delay, a retry's backoff) falls due.
+    next_due_at: datetime | None = None
 
     @property
     def available(self) -> int:

@@ -11,8 +11,9 @@ class Store(Protocol):
     # --- dispatch: the claim, and the leases of what it handed out -------------------
 
     async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
-        """Claims queued jobs, oldest first, for free runner slots, at most up to
-        limit - running, and opens their attempts with a lease."""
+        """Queues the `scheduled` jobs that fell due, then claims eligible queued jobs in
+        the claim's order (highest priority, then oldest) for free runner slots, at most
+        up to limit - running (none while paused), and opens their attempts with a lease."""
 
     async def renew_leases(
         self, runner_id: str, keys: list[AttemptKey]
@@ -33,9 +34,7 @@ class Store(Protocol):
 
     # --- the public API ----------------------------------------------------------------
 
-    async def create_job(
-        self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
-    ) -> JobRow: ...
+    async def create_job(self, job: NewJob) -> JobRow: ...
 
     async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]: ...
 
@@ -50,6 +49,10 @@ class Store(Protocol):
     async def get_max_concurrent(self) -> int: ...
 
     async def set_max_concurrent(self, value: int) -> int: ...
+
+    async def get_paused(self) -> bool: ...
+
+    async def set_paused(self, paused: bool) -> bool: ...
 
     async def count_by_status(self) -> dict[str, int]: ...
 

@@ -59,6 +59,8 @@ def _domain_errors() -> Iterator[None]:
         yield
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict(_taken(exc)) from exc
+    except psycopg.errors.ForeignKeyViolation as exc:  # raised with a message of ours
+        raise InvalidValue(exc.diag.message_primary or "depends_on: no such job") from exc
     except psycopg.DataError as exc:  # e.g. a number beyond its column's range
         raise InvalidValue(f"invalid value: {exc}") from exc
     except psycopg.OperationalError as exc:  # the pool's timeouts are ones too
@@ -133,22 +135,12 @@ class PgStore:
 
     # --- public API -------------------------------------------------------------
 
-    async def create_job(
-        self, name: str, command: str, max_attempts: int, timeout_seconds: int | None
-    ) -> JobRow:
-        params = {
-            "name": name,
-            "command": command,
-            "max_attempts": max_attempts,
-            "timeout_seconds": timeout_seconds,
-        }
-        row = await self._job("create_job", params)
-        assert row is not None
-        return row
+    async def create_job(self, job: NewJob) -> JobRow:
+        return (await self.create_jobs([job]))[0]
 
     async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
         """Inserts every job or none, in one statement; rows in the order given."""
-        batch = json.dumps([job._asdict() for job in jobs])
+        batch = json.dumps([_new_job_json(job) for job in jobs])
         rows = await self._fetch(JOB_ROWS, "create_jobs", {"batch": batch})
         return sorted(rows, key=lambda row: row.id)
 
@@ -176,6 +168,15 @@ class PgStore:
         assert row is not None
         return int(row["value"])
 
+    async def get_paused(self) -> bool:
+        row = await self._one("get_paused")
+        return bool(row and row["paused"])
+
+    async def set_paused(self, paused: bool) -> bool:
+        row = await self._one("set_paused", {"paused": paused})
+        assert row is not None
+        return bool(row["paused"])
+
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for row in await self._all("count_by_status"):
@@ -201,7 +202,10 @@ class PgStore:
             rows = await cur.fetchall()
             first = rows[0]
             result = ClaimResult(
-                limit=first["max_concurrent"], running=first["running"], queued=first["queued"]
+                limit=first["max_concurrent"],
+                running=first["running"],
+                queued=first["queued"],
+                next_due_at=first["next_due"],
             )
             for r in rows:
                 if r["id"] is not None:
@@ -209,11 +213,6 @@ class PgStore:
                         AttemptKey(r["id"], r["attempt"]), r["command"], r["timeout_seconds"]
                     )
                     result.by_runner.setdefault(r["runner_id"], []).append(claimed)
-            if result.claimed < min(result.available, result.queued, len(slots)):
-                # Some queued jobs are waiting out a retry backoff: note when one is due.
-                await cur.execute(q("next_retry"))
-                row = await cur.fetchone()
-                result.next_retry_at = row["at"] if row else None
             return result
 
     # --- runner reports -------------------------------------------------------------
@@ -324,6 +323,13 @@ class PgStore:
             cur = _cursor(conn, dict_row)
             await cur.execute(q("expire_leases"))
             return _lost(await cur.fetchall())
+
+
+def _new_job_json(job: NewJob) -> dict[str, Any]:
+    fields = job._asdict()
+    fields["run_at"] = job.run_at.isoformat() if job.run_at else None
+    fields["depends_on"] = list(job.depends_on) or None
+    return fields
 
 
 def _atomic(conn: Any, needed: bool) -> contextlib.AbstractAsyncContextManager[Any]:

@@ -1,8 +1,10 @@
 """Every value a client sends, checked in one place against the rules in
 `jobsched_common.limits`; what breaks one is refused as `InvalidValue("field: problem")`."""
 
+import math
 import unicodedata
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from jobsched.v1 import jobs_pb2 as pb
@@ -11,16 +13,23 @@ from jobsched_common.limits import (
     MAX_ATTEMPTS,
     MAX_COMMAND_BYTES,
     MAX_CONCURRENT_JOBS,
+    MAX_DELAY_SECONDS,
+    MAX_DEPENDENCIES,
     MAX_JOBS_PER_BATCH,
     MAX_NAME_CHARS,
     MAX_PAGE_SIZE,
+    MAX_PRIORITY,
     MAX_TIMEOUT_SECONDS,
     MIN_CONCURRENT_JOBS,
+    MIN_PRIORITY,
 )
+from jobsched_common.timestamps import from_timestamp
 
 from .errors import InvalidValue
 from .messages import STATUS_FROM_PB
 from .model import NewJob
+
+MAX_JOB_ID = 2**31 - 1  # ids are SERIAL (int4)
 
 
 class JobsPage(NamedTuple):
@@ -39,7 +48,52 @@ def new_job(request: pb.CreateJobRequest) -> NewJob:
     timeout = None
     if request.HasField("timeout_seconds"):
         timeout = _in_range("timeout_seconds", request.timeout_seconds, 1, MAX_TIMEOUT_SECONDS)
-    return NewJob(request.name, request.command, max_attempts, timeout)
+    return NewJob(
+        request.name,
+        request.command,
+        max_attempts,
+        timeout,
+        priority(request.priority),
+        _run_at(request),
+        _delay(request),
+        _depends_on(request.depends_on),
+    )
+
+
+def priority(value: int) -> int:
+    return _in_range("priority", value, MIN_PRIORITY, MAX_PRIORITY)
+
+
+def _run_at(request: pb.CreateJobRequest) -> datetime | None:
+    if not request.HasField("run_at"):
+        return None
+    if request.HasField("delay_seconds"):
+        raise InvalidValue("run_at: give run_at or delay_seconds, not both")
+    try:
+        run_at = from_timestamp(request.run_at)
+    except (OverflowError, ValueError):
+        run_at = None
+    latest = datetime.now(UTC) + timedelta(seconds=MAX_DELAY_SECONDS)
+    if run_at is None or run_at > latest:
+        raise InvalidValue(f"run_at: Input should be a time before {latest:%Y-%m-%d}")
+    return run_at
+
+
+def _delay(request: pb.CreateJobRequest) -> float | None:
+    if not request.HasField("delay_seconds"):
+        return None
+    delay = request.delay_seconds
+    if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY_SECONDS:
+        raise InvalidValue(
+            f"delay_seconds: Input should be between 0 and {MAX_DELAY_SECONDS} seconds"
+        )
+    return delay
+
+
+def _depends_on(ids: Sequence[int]) -> tuple[int, ...]:
+    if len(ids) > MAX_DEPENDENCIES:
+        raise InvalidValue(f"depends_on: Input should have at most {MAX_DEPENDENCIES} items")
+    return tuple(sorted({_in_range("depends_on", i, 1, MAX_JOB_ID) for i in ids}))
 
 
 def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
@@ -64,6 +118,16 @@ def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
 
 def job_id(value: int) -> int:
     return _in_range("id", value, 1, None)
+
+
+def config_change(request: pb.UpdateConfigRequest) -> tuple[int | None, bool | None]:
+    """The limit and the pause an UpdateConfig sets; at least one of them."""
+    if not (request.HasField("max_concurrent_jobs") or request.HasField("paused")):
+        raise InvalidValue("config: give max_concurrent_jobs, paused, or both")
+    limit = None
+    if request.HasField("max_concurrent_jobs"):
+        limit = max_concurrent_jobs(request.max_concurrent_jobs)
+    return limit, request.paused if request.HasField("paused") else None
 
 
 def attempt_number(value: int) -> int:

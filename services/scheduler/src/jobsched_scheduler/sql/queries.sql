@@ -1,22 +1,21 @@
--- name: create_job
--- Inserts a queued job; a duplicate name raises a unique violation. Returns it as
--- `api_jobs` shows it (its times are the database's own, which a client can hold).
-INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
-VALUES (%(name)s, %(command)s, %(max_attempts)s, %(timeout_seconds)s)
-RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
-          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason;
-
 -- name: create_jobs
--- Inserts queued jobs from a JSON array, ids in its order; a duplicate name raises a
--- unique violation and inserts none. Returns them as `create_job` does.
-INSERT INTO jobs (name, command, max_attempts, timeout_seconds)
-SELECT name, command, max_attempts, timeout_seconds
+-- Inserts jobs from a JSON array, ids in its order; a duplicate name raises a unique
+-- violation and inserts none. A run_at or delay sets run_after (the trigger of
+-- migration 007 then makes the job `scheduled`). Returns them as `api_jobs` shows them
+-- (their times are the database's own, which a client can hold).
+INSERT INTO jobs (name, command, max_attempts, timeout_seconds, priority, run_after, depends_on)
+SELECT name, command, max_attempts, timeout_seconds, coalesce(priority, 0),
+       coalesce(run_at, now() + make_interval(secs => delay_seconds)), depends_on
 FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
-                AS (name text, command text, max_attempts integer, timeout_seconds integer))
-     WITH ORDINALITY AS j(name, command, max_attempts, timeout_seconds, position)
+                AS (name text, command text, max_attempts integer, timeout_seconds integer,
+                    priority smallint, run_at timestamptz, delay_seconds float8,
+                    depends_on integer[]))
+     WITH ORDINALITY AS j(name, command, max_attempts, timeout_seconds, priority, run_at,
+                          delay_seconds, depends_on, position)
 ORDER BY position
 RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
-          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason;
+          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason, priority,
+          CASE WHEN status IN ('queued', 'scheduled') THEN run_after END AS run_at, depends_on;
 
 -- name: get_job
 -- One job by id, as the API shows it.
@@ -36,6 +35,16 @@ ORDER BY id DESC LIMIT %(limit)s;
 SELECT job_id, attempt, output, output_truncated FROM job_attempts
 WHERE job_id = %(id)s AND (%(attempt)s = 0 OR attempt = %(attempt)s)
 ORDER BY attempt DESC LIMIT 1;
+
+-- name: get_paused
+-- Whether new starts are held.
+SELECT value = 'true' AS paused FROM scheduler_config WHERE key = 'paused';
+
+-- name: set_paused
+-- Holds or releases new starts; the trigger wakes every scheduler.
+INSERT INTO scheduler_config (key, value) VALUES ('paused', %(paused)s::boolean::text)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+RETURNING value = 'true' AS paused;
 
 -- name: get_max_concurrent
 -- The concurrency limit, read fresh on every dispatch cycle.
@@ -85,8 +94,8 @@ FROM o JOIN jobs j ON j.id = o.job_id AND j.attempt = o.attempt AND j.status = '
 WHERE a.job_id = o.job_id AND a.attempt = o.attempt;
 
 -- name: finish
--- Ends current attempts: completed, cancelled, queued again after a backoff when attempts
--- remain, or failed. Reports of stale attempts change nothing.
+-- Ends current attempts: completed, cancelled, scheduled again after a backoff when
+-- attempts remain, or failed. Reports of stale attempts change nothing.
 WITH f AS (
     -- One JSON parameter: psycopg would dump eight arrays element by element in Python.
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
@@ -96,7 +105,7 @@ WITH f AS (
     UPDATE jobs j
     SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
                       WHEN f.exit_code = 0 AND f.reason = '' THEN 'completed'
-                      WHEN j.attempt < j.max_attempts THEN 'queued'
+                      WHEN j.attempt < j.max_attempts THEN 'scheduled'
                       ELSE 'failed' END,
         run_after = CASE WHEN NOT j.cancel_requested AND (f.exit_code <> 0 OR f.reason <> '')
                          AND j.attempt < j.max_attempts
@@ -137,7 +146,7 @@ RETURNING j.id, j.attempt, j.cancel_requested;
 WITH lost AS (
     UPDATE jobs
     SET status = CASE WHEN cancel_requested THEN 'cancelled'
-                      WHEN attempt < max_attempts THEN 'queued'
+                      WHEN attempt < max_attempts THEN 'scheduled'
                       ELSE 'failed' END,
         run_after = CASE WHEN NOT cancel_requested AND attempt < max_attempts
                     THEN jobsched_retry_at(attempt) END,
@@ -160,10 +169,10 @@ WHERE status = 'running' AND runner_id = %(runner_id)s
       SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]));
 
 -- name: cancel_queued
--- Ends a queued job at once.
+-- Ends a job that has not started at once.
 UPDATE jobs
 SET status = 'cancelled', reason = 'cancelled', finished_at = now(), updated_at = now()
-WHERE id = %(id)s AND status = 'queued'
+WHERE id = %(id)s AND status IN ('queued', 'scheduled')
 RETURNING id;
 
 -- name: request_cancel
@@ -174,11 +183,18 @@ RETURNING id;
 
 -- name: retry_job
 -- Queues a finished job again, allowing it one more attempt when it has used them all.
+-- It waits again for its dependencies; one that failed or was cancelled refuses it.
+WITH deps AS (
+    SELECT d.* FROM jobs j, jobsched_dependency_state(j.depends_on) d
+    WHERE j.id = %(id)s AND j.depends_on IS NOT NULL
+)
 UPDATE jobs
 SET status = 'queued', run_after = NULL, reason = NULL, exit_code = NULL,
     started_at = NULL, finished_at = NULL, updated_at = now(),
-    max_attempts = greatest(max_attempts, attempt + 1)
+    max_attempts = greatest(max_attempts, attempt + 1),
+    unmet_dependencies = coalesce((SELECT unmet FROM deps), 0)
 WHERE id = %(id)s AND status IN ('completed', 'failed', 'cancelled')
+  AND NOT EXISTS (SELECT 1 FROM deps WHERE broken_id IS NOT NULL)
 RETURNING id;
 
 -- name: list_attempts
@@ -186,7 +202,3 @@ RETURNING id;
 SELECT job_id, attempt, runner_id, claimed_at, started_at, finished_at, exit_code, reason,
        length(output) AS output_length, output_truncated
 FROM job_attempts WHERE job_id = %(id)s ORDER BY attempt;
-
--- name: next_retry
--- When the earliest job waiting out a backoff becomes due.
-SELECT min(run_after) AS at FROM jobs WHERE status = 'queued' AND run_after > now();
