@@ -10,13 +10,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.timestamps import EPOCH, to_timestamp
 from jobsched_gateway.live import job_event, sse
+from jobsched_gateway.schedule_schemas import Schedule, Schedules, schedule_json
 from jobsched_gateway.schemas import (
     Attempt,
+    Config,
     Job,
     JsonBody,
+    Stats,
     attempt_json,
+    config_json,
     job_json,
     json_bytes,
+    stats_json,
     time_of,
 )
 from pydantic import TypeAdapter
@@ -49,7 +54,9 @@ def some_job(rng: random.Random) -> pb.Job:
     )
     if rng.random() < 0.5:
         job.exit_code = rng.randint(-128, 255)
-    for field in ("last_run", "created_at", "updated_at", "started_at", "finished_at"):
+    job.priority = rng.randint(-100, 100)
+    job.depends_on.extend(rng.randint(1, 2**63 - 1) for _ in range(rng.choice([0, 0, 1, 3])))
+    for field in ("last_run", "created_at", "updated_at", "started_at", "finished_at", "run_at"):
         time = some_time(rng)
         if time is not None:
             getattr(job, field).CopyFrom(time)
@@ -74,6 +81,101 @@ def some_attempt(rng: random.Random) -> pb.Attempt:
     return attempt
 
 
+# Offsets of whole hours, half hours, 45 minutes; local mean times of old years; a name
+# this machine does not know; none (UTC).
+ZONES = ["", "UTC", "Europe/Berlin", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns"]
+ZONES += ["Nowhere/Atlantis"]
+
+
+def some_schedule(rng: random.Random) -> pb.Schedule:
+    schedule = pb.Schedule(
+        name=rng.choice(["backup", "nächtlich ✓", 'quote " and \\ back']),
+        command=rng.choice(["pg_dump app", "echo 'x'\nexit 3"]),
+        timezone=rng.choice(ZONES),
+        overlap=rng.choice(list(pb.Overlap.values())),
+        paused=rng.random() < 0.3,
+        priority=rng.randint(-100, 100),
+        last_job_id=rng.choice([0, rng.randint(1, 2**63 - 1)]),
+        skipped_count=rng.randint(0, 2**40),
+    )
+    if rng.random() < 0.5:
+        schedule.cron = rng.choice(["0 3 * * *", "@hourly", "*/5 9-17 * * 1-5"])
+    else:
+        schedule.every_seconds = rng.randint(1, 366 * 24 * 3600)
+    for field, values in [
+        ("catchup_window_seconds", [0, 60, 604800]),
+        ("max_attempts", [1, 100]),
+        ("timeout_seconds", [0, 1, 604800]),
+    ]:
+        if rng.random() < 0.5:
+            setattr(schedule, field, rng.choice(values))
+    for field in ("next_run_at", "last_run_at", "created_at", "updated_at"):
+        time = some_time(rng)
+        if time is not None:
+            getattr(schedule, field).CopyFrom(time)
+    return schedule
+
+
+def test_schedule_bodies_are_what_the_schedule_model_writes() -> None:
+    rng = random.Random(6)
+    schedules = [some_schedule(rng) for _ in range(2000)]
+    body = json.loads(json_bytes({"schedules": [schedule_json(s) for s in schedules]}))
+    assert Schedules.model_validate(body).model_dump(mode="json") == body
+    for one in body["schedules"]:
+        assert (one["cron"] is None) != (one["every_seconds"] is None)
+        assert one["timeout_seconds"] != 0 and one["last_job_id"] != 0
+
+
+def next_run(zone: str, utc: str, paused: bool = False) -> str | None:
+    """The next_run_at a schedule in `zone` answers for a fire time given in UTC."""
+    schedule = pb.Schedule(name="s", timezone=zone, every_seconds=60, paused=paused)
+    if not paused:
+        schedule.next_run_at.CopyFrom(to_timestamp(datetime.fromisoformat(utc)))
+    schedule.last_run_at.CopyFrom(to_timestamp(datetime.fromisoformat(utc)))
+    body = json.loads(json_bytes(schedule_json(schedule)))
+    assert body["last_run_at"] == utc.replace("+00:00", "Z")  # other times stay in UTC
+    assert Schedule.model_validate(body).model_dump(mode="json") == body
+    written: str | None = body["next_run_at"]
+    return written
+
+
+def test_next_run_at_is_written_in_the_schedules_own_offset() -> None:
+    assert next_run("Europe/Berlin", "2026-11-29T03:00:00+00:00") == "2026-11-29T04:00:00+01:00"
+    assert next_run("Europe/Berlin", "2026-07-01T01:00:00+00:00") == "2026-07-01T03:00:00+02:00"
+    # The spring-forward and fall-back days: the same zone, the offset of the instant.
+    assert next_run("Europe/Berlin", "2026-03-29T00:30:00+00:00") == "2026-03-29T01:30:00+01:00"
+    assert next_run("Europe/Berlin", "2026-03-29T01:30:00+00:00") == "2026-03-29T03:30:00+02:00"
+    assert next_run("Europe/Berlin", "2026-10-25T00:30:00+00:00") == "2026-10-25T02:30:00+02:00"
+    assert next_run("Europe/Berlin", "2026-10-25T01:30:00+00:00") == "2026-10-25T02:30:00+01:00"
+    assert next_run("Asia/Kolkata", "2026-11-29T03:00:00.500000+00:00") == (
+        "2026-11-29T08:30:00.500000+05:30"
+    )
+    assert next_run("America/St_Johns", "2026-11-29T03:00:00+00:00") == (
+        "2026-11-28T23:30:00-03:30"
+    )
+    for utc_zone in ["", "UTC", "Etc/UTC"]:
+        assert next_run(utc_zone, "2026-11-29T03:00:00+00:00") == "2026-11-29T03:00:00Z"
+    # A zone this machine does not know, and an offset in seconds (Berlin's local mean
+    # time), are written in UTC rather than wrongly; a paused schedule has no next run.
+    assert next_run("Nowhere/Atlantis", "2026-11-29T03:00:00+00:00") == "2026-11-29T03:00:00Z"
+    assert next_run("Europe/Berlin", "1890-01-01T00:00:00+00:00") == "1890-01-01T00:00:00Z"
+    assert next_run("Europe/Berlin", "9999-12-31T23:30:00+00:00") == "9999-12-31T23:30:00Z"
+    assert next_run("Europe/Berlin", "2026-11-29T03:00:00+00:00", paused=True) is None
+
+
+def test_stats_and_config_bodies_are_what_their_models_write() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        counts = {field: rng.randint(0, 2**40) for field in ("queued", "scheduled", "total")}
+        stats = pb.Stats(**counts, max_concurrent_jobs=rng.randint(1, 10_000), paused=True)
+        body = json.loads(json_bytes(stats_json(stats)))
+        assert Stats.model_validate(body).model_dump(mode="json") == body
+        assert body["scheduled"] == counts["scheduled"] and body["paused"] is True
+    config = json.loads(json_bytes(config_json(pb.Config(max_concurrent_jobs=3))))
+    assert config == {"max_concurrent_jobs": 3, "paused": False}
+    assert Config.model_validate(config).model_dump(mode="json") == config
+
+
 def test_job_bodies_are_what_the_job_model_writes() -> None:
     rng = random.Random(3)
     jobs = [some_job(rng) for _ in range(2000)]
@@ -82,6 +184,8 @@ def test_job_bodies_are_what_the_job_model_writes() -> None:
     for body in bodies:
         assert Job.model_validate(body).model_dump(mode="json") == body
     assert JsonBody(bodies).headers["content-type"] == "application/json"
+    assert {len(body["depends_on"]) for body in bodies} == {0, 1, 3}
+    assert any(body["run_at"] is None for body in bodies)
 
 
 def test_attempt_bodies_are_what_the_attempt_model_writes() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -65,12 +66,23 @@ class Client:
         command: str,
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
+        *,
+        priority: int | None = None,
+        run_at: str | None = None,
+        delay_seconds: float | None = None,
+        depends_on: list[int] | None = None,
     ) -> Json:
+        """The optional fields left None are left out: the API's defaults apply."""
+        options = {
+            "max_attempts": max_attempts,
+            "timeout_seconds": timeout_seconds,
+            "priority": priority,
+            "run_at": run_at,
+            "delay_seconds": delay_seconds,
+            "depends_on": depends_on,
+        }
         body: Json = {"name": name, "command": command}
-        if max_attempts is not None:
-            body["max_attempts"] = max_attempts
-        if timeout_seconds is not None:
-            body["timeout_seconds"] = timeout_seconds
+        body.update((key, value) for key, value in options.items() if value is not None)
         job: Json = self._json("POST", "/api/jobs/create", json=body)
         return job
 
@@ -123,14 +135,42 @@ class Client:
         config: Json = self._json("GET", "/api/config")
         return config
 
-    def set_config(self, max_concurrent_jobs: int) -> Json:
-        body = {"max_concurrent_jobs": max_concurrent_jobs}
-        config: Json = self._json("PUT", "/api/config", json=body)
+    def set_config(
+        self, max_concurrent_jobs: int | None = None, paused: bool | None = None
+    ) -> Json:
+        """Sets what is given: the limit, the pause or both."""
+        body: Json = {"max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
+        given = {key: value for key, value in body.items() if value is not None}
+        config: Json = self._json("PUT", "/api/config", json=given)
         return config
 
     def get_stats(self) -> Json:
         stats: Json = self._json("GET", "/api/stats")
         return stats
+
+    def create_schedule(self, schedule: Json) -> Json:
+        created: Json = self._json("POST", "/api/schedules", json=schedule)
+        return created
+
+    def list_schedules(self) -> list[Json]:
+        schedules: list[Json] = self._json("GET", "/api/schedules")["schedules"]
+        return schedules
+
+    def get_schedule(self, name: str) -> Json:
+        schedule: Json = self._json("GET", _schedule_path(name))
+        return schedule
+
+    def delete_schedule(self, name: str) -> None:
+        self._call("DELETE", _schedule_path(name))
+
+    def schedule_action(self, name: str, action: str) -> Json:
+        """`pause` or `resume` (the schedule comes back), `trigger` (the job it made)."""
+        answer: Json = self._json("POST", f"{_schedule_path(name)}/{action}")
+        return answer
+
+
+def _schedule_path(name: str) -> str:
+    return f"/api/schedules/{quote(name, safe='')}"
 
 
 def _parse(reply: httpx.Response) -> Any:

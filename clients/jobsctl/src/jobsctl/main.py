@@ -14,22 +14,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import output
+from . import output, schedule_commands
 from .client import DEFAULT_URL, TERMINAL, ApiError, Client, Json
+from .output import note, say
 
 POLL_SECONDS = 0.5
 BULK_LIMIT = 1000  # jobs in one request of the API's bulk create
-STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+STATUSES = ["queued", "scheduled", "running", "completed", "failed", "cancelled"]
 
 Handler = Callable[[Client, argparse.Namespace], int]
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def follow(api: Client, job_id: int, attempt: int, write: Callable[[str], Any] | None) -> Json:
@@ -63,9 +56,18 @@ def job_exit_status(job: Json) -> int:
 
 
 def cmd_submit(api: Client, args: argparse.Namespace) -> int:
-    job = api.create_job(args.name, args.command, args.max_attempts, args.timeout)
+    job = api.create_job(
+        args.name,
+        args.command,
+        args.max_attempts,
+        args.timeout,
+        priority=args.priority,
+        run_at=args.at,
+        delay_seconds=args.delay,
+        depends_on=args.after,
+    )
     if not args.wait:
-        say(output.as_json(job) if args.json else f"submitted job {job['id']} ({job['name']})")
+        say(output.as_json(job) if args.json else output.submitted(job))
         return 0
     if args.json:
         job = follow(api, job["id"], 0, None)
@@ -188,6 +190,18 @@ def cmd_stats(api: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause(api: Client, args: argparse.Namespace) -> int:
+    config = api.set_config(paused=True)
+    say(output.as_json(config) if args.json else "paused: nothing new starts; running jobs go on")
+    return 0
+
+
+def cmd_resume(api: Client, args: argparse.Namespace) -> int:
+    config = api.set_config(paused=False)
+    say(output.as_json(config) if args.json else "resumed: jobs start again")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     # The common options work before or after the command; SUPPRESS keeps a
     # subcommand's absent option from hiding the same option given before it.
@@ -220,6 +234,19 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("command", help="the shell command")
     submit.add_argument("--max-attempts", type=int, metavar="N", help="attempts allowed")
     submit.add_argument("--timeout", type=int, metavar="S", help="seconds before it is killed")
+    submit.add_argument("--priority", type=int, metavar="N", help="-100..100, higher first")
+    when = submit.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at", metavar="TIME", help="not before this RFC 3339 time, e.g. 2026-11-29T03:00:00Z"
+    )
+    when.add_argument("--delay", type=float, metavar="S", help="not before S seconds from now")
+    submit.add_argument(
+        "--after",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="start once job ID has completed (repeatable)",
+    )
     submit.add_argument(
         "--wait", action="store_true", help="print its output; exit with its exit code"
     )
@@ -252,13 +279,20 @@ def parser() -> argparse.ArgumentParser:
     ]:
         command(name, handler, text).add_argument("id", type=int)
 
-    config = commands.add_parser("config", parents=[common], help="the concurrency limit")
+    config = commands.add_parser(
+        "config", parents=[common], help="the concurrency limit and the pause"
+    )
     actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     command("get", cmd_config_get, "show max_concurrent_jobs", actions)
     setter = command("set", cmd_config_set, "change max_concurrent_jobs at once", actions)
     setter.add_argument("max_concurrent_jobs", type=int, metavar="N")
 
+    command("pause", cmd_pause, "start nothing new (running jobs go on)")
+    command("resume", cmd_resume, "start jobs again after a pause")
     command("stats", cmd_stats, "job counts, the limit and connected runners")
+    schedule = commands.add_parser("schedule", parents=[common], help="recurring schedules")
+    schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    schedule_commands.add_to(schedule_actions, command)
     return top
 
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 NAME_WIDTH = 40
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def as_json(data: Any) -> str:
@@ -31,6 +40,17 @@ def when(value: str | None) -> str:
     except ValueError:
         return value
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def own_offset(value: str | None) -> str:
+    """An API timestamp kept in its own offset (a schedule's time zone), to the second."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.replace(microsecond=0).isoformat(sep=" ")
 
 
 def shorten(text: str, width: int = NAME_WIDTH) -> str:
@@ -60,12 +80,18 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
     return table(["id", "name", "status", "exit", "created"], rows)
 
 
-def fields(data: dict[str, Any]) -> str:
-    """`key: value` lines in the API's order, timestamps in local time."""
+def fields(data: dict[str, Any], own_offsets: tuple[str, ...] = ()) -> str:
+    """`key: value` lines in the API's order, timestamps in local time except those
+    named in `own_offsets`, kept in the offset the API wrote."""
     width = max((len(k) for k in data), default=0) + 1
     lines = []
     for key, value in data.items():
-        shown = when(value) if key.endswith(("_at", "last_run")) else cell(value)
+        if key in own_offsets:
+            shown = own_offset(value)
+        elif key.endswith(("_at", "last_run")):
+            shown = when(value)
+        else:
+            shown = cell(value)
         lines.append(f"{key + ':':<{width}} {shown}")
     return "\n".join(lines)
 
@@ -97,3 +123,43 @@ def finished(job: dict[str, Any]) -> str:
     elif job.get("exit_code") is not None:
         line += f" (exit code {job['exit_code']})"
     return line
+
+
+def submitted(job: dict[str, Any]) -> str:
+    """One line on a job just created, with why it waits or has ended already."""
+    line = f"submitted job {job['id']} ({job['name']})"
+    if job["status"] == "scheduled":
+        line += f", scheduled for {when(job.get('run_at'))}"
+    elif job["status"] == "cancelled":
+        line += f", cancelled: {job.get('reason') or 'no reason given'}"
+    elif job.get("depends_on"):
+        ids = [str(i) for i in job["depends_on"]]
+        line += f", after job{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+    return line
+
+
+def cadence(schedule: dict[str, Any]) -> str:
+    """When a schedule fires: its cron, or `every 60s`."""
+    if schedule.get("cron"):
+        return str(schedule["cron"])
+    return f"every {schedule.get('every_seconds')}s"
+
+
+def schedules_table(schedules: Sequence[dict[str, Any]]) -> str:
+    """Next runs in each schedule's own time zone, as the API writes them."""
+    if not schedules:
+        return "no schedules"
+    rows = [
+        [
+            shorten(s["name"]),
+            cadence(s),
+            s["timezone"],
+            "paused" if s["paused"] else own_offset(s.get("next_run_at")),
+            cell(s.get("last_job_id")),
+            str(s.get("skipped_count", 0)),
+            shorten(s["command"]),
+        ]
+        for s in schedules
+    ]
+    headers = ["name", "when", "timezone", "next run", "last job", "skipped", "command"]
+    return table(headers, rows)

@@ -15,7 +15,7 @@ from .auth import BearerToken
 from .body_limit import BodyLimit
 from .errors import invalid_request
 from .metrics import RequestMetrics
-from .routes import config, events, health, jobs
+from .routes import config, events, health, jobs, schedules
 from .scheduler import connect, grpc_error
 from .settings import Settings
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     rest = [Depends(BearerToken(settings.API_TOKEN))]
     app.include_router(jobs.router, dependencies=rest)
     app.include_router(config.router, dependencies=rest)
+    app.include_router(schedules.router, dependencies=rest)
     stream = [Depends(BearerToken(settings.API_TOKEN, query="token"))]
     app.include_router(events.router, dependencies=stream)
 

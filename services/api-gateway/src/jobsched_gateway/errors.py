@@ -1,6 +1,7 @@
 """The answer to a request that fails validation: FastAPI's 422, written as ASCII JSON."""
 
 import json
+import math
 from typing import Any
 
 from fastapi import Request
@@ -14,7 +15,19 @@ class AsciiJSONResponse(JSONResponse):
     `\\u` escapes, invalid in UTF-8) is written back as the client sent it."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and the infinities (which Python's JSON reader takes) as text: JSON has no
+    number for them, and an error that echoes one must still be written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,5 +1,5 @@
-"""The scheduler's JobService as the routes call it, and how its errors reach a REST
-client."""
+"""The scheduler's JobService and ScheduleService as the routes call them, and how
+their errors reach a REST client."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
-    from jobsched.v1.jobs_pb2_grpc import JobServiceAsyncStub
+    from jobsched.v1.jobs_pb2_grpc import JobServiceAsyncStub, ScheduleServiceAsyncStub
 
 # How gRPC failures reach a REST client: a clear 4xx for bad input, 503 when the
 # scheduler or its database is away, never a bare 500.
@@ -33,13 +33,22 @@ HTTP_STATUS = {
 
 @dataclass(frozen=True)
 class SchedulerClient:
-    """The JobService stub, and the deadline the gateway gives each unary call."""
+    """The scheduler's stubs, and the deadline the gateway gives each unary call."""
 
     jobs: JobServiceAsyncStub
+    schedules: ScheduleServiceAsyncStub
     timeout: float
 
     async def call(self, method: str, request: Message) -> Any:
-        rpc: Callable[..., Awaitable[Any]] = getattr(self.jobs, method)
+        """A unary call of JobService."""
+        return await self._unary(self.jobs, method, request)
+
+    async def call_schedules(self, method: str, request: Message) -> Any:
+        """A unary call of ScheduleService."""
+        return await self._unary(self.schedules, method, request)
+
+    async def _unary(self, stub: object, method: str, request: Message) -> Any:
+        rpc: Callable[..., Awaitable[Any]] = getattr(stub, method)
         return await rpc(request, timeout=self.timeout)
 
 
@@ -48,7 +57,11 @@ async def connect(address: str, timeout: float) -> AsyncIterator[SchedulerClient
     # gRPC's default of 4 MiB would refuse a large output, as RESOURCE_EXHAUSTED.
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
     async with grpc.aio.insecure_channel(address, options=options) as channel:
-        yield SchedulerClient(jobs_pb2_grpc.JobServiceStub(channel), timeout)
+        yield SchedulerClient(
+            jobs_pb2_grpc.JobServiceStub(channel),
+            jobs_pb2_grpc.ScheduleServiceStub(channel),
+            timeout,
+        )
 
 
 async def scheduler_client(request: Request) -> SchedulerClient:

@@ -1,7 +1,7 @@
 """The REST shapes: the original's field names, plus what we add."""
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
 
 import orjson
 from google.protobuf.message import Message
@@ -10,15 +10,27 @@ from jobsched_common.limits import (
     MAX_ATTEMPTS,
     MAX_COMMAND_BYTES,
     MAX_CONCURRENT_JOBS,
+    MAX_DELAY_SECONDS,
+    MAX_DEPENDENCIES,
     MAX_JOBS_PER_BATCH,
     MAX_NAME_CHARS,
+    MAX_PRIORITY,
     MAX_TIMEOUT_SECONDS,
     MIN_CONCURRENT_JOBS,
+    MIN_PRIORITY,
     STATUSES,
     Status,
 )
-from jobsched_common.timestamps import from_timestamp
-from pydantic import AfterValidator, BaseModel, Field
+from jobsched_common.timestamps import from_timestamp, set_timestamp
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from starlette.responses import Response
 
 # What fits the protobuf fields a value travels in: anything else is a 422 here, as it
@@ -40,6 +52,29 @@ def _encodable(text: str) -> str:
 Text = Annotated[str, AfterValidator(_encodable)]
 
 
+def _written_time(value: Any) -> Any:
+    """Refuses a number, which pydantic would take as Unix seconds: the API takes
+    RFC 3339 text only."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time with an offset, e.g. 2026-11-29T03:00:00Z")
+    return value
+
+
+def _fits_timestamp(value: datetime) -> datetime:
+    """Refuses a time outside a protobuf Timestamp's years 1 to 9999 in UTC."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must lie between the years 1 and 9999 in UTC") from None
+    return value
+
+
+# A time that a client gives: RFC 3339 with an offset (a time without one is refused).
+GivenTime = Annotated[
+    AwareDatetime, BeforeValidator(_written_time), AfterValidator(_fits_timestamp)
+]
+
+
 def schema_only(**keywords: Any) -> Any:
     """JSON Schema keywords that document a rule the scheduler enforces."""
     return Field(json_schema_extra=keywords)
@@ -49,6 +84,13 @@ STATUS_TO_PB: dict[Status, pb.JobStatus.ValueType] = {
     status: pb.JobStatus.Value(f"JOB_STATUS_{status.upper()}") for status in STATUSES
 }
 STATUS_FROM_PB = {number: status for status, number in STATUS_TO_PB.items()}
+
+Priority = Annotated[
+    Int32,
+    schema_only(minimum=MIN_PRIORITY, maximum=MAX_PRIORITY),
+    Field(description="Higher runs first; within one priority, oldest first."),
+]
+JobRef = Annotated[Int64, schema_only(minimum=1)]
 
 
 class JobCreate(BaseModel):
@@ -60,16 +102,46 @@ class JobCreate(BaseModel):
     timeout_seconds: (
         Annotated[Int32, schema_only(minimum=1, maximum=MAX_TIMEOUT_SECONDS)] | None
     ) = None
+    priority: Priority = 0
+    run_at: GivenTime | None = Field(
+        None,
+        description="Not started before this time (RFC 3339 with an offset; a time "
+        "without one is refused). The job is `scheduled` until then. Not with "
+        "`delay_seconds`.",
+        examples=["2026-11-29T03:00:00+01:00"],
+    )
+    delay_seconds: (
+        Annotated[
+            float, Field(allow_inf_nan=False), schema_only(minimum=0, maximum=MAX_DELAY_SECONDS)
+        ]
+        | None
+    ) = Field(None, description="Not started before this many seconds from now.", examples=[30])
+    depends_on: Annotated[list[JobRef], schema_only(maxItems=MAX_DEPENDENCIES)] = Field(
+        default_factory=list,
+        description="Ids of existing jobs: this one starts once every one of them has "
+        "completed. If one fails or is cancelled for good, this job ends `cancelled` "
+        "(reason `dependency 7 failed`) and never starts; retrying that dependency "
+        "later does not revive it.",
+        examples=[[7, 8]],
+    )
 
     def to_pb(self) -> pb.CreateJobRequest:
         """Sends only the optional fields the client gave, so that the scheduler tells an
         explicit value from its default."""
         given = {
             field: getattr(self, field)
-            for field in ("max_attempts", "timeout_seconds")
+            for field in ("max_attempts", "timeout_seconds", "delay_seconds")
             if field in self.model_fields_set and getattr(self, field) is not None
         }
-        return pb.CreateJobRequest(name=self.name, command=self.command, **given)
+        request = pb.CreateJobRequest(
+            name=self.name,
+            command=self.command,
+            priority=self.priority,
+            depends_on=self.depends_on,
+            **given,
+        )
+        set_timestamp(request.run_at, self.run_at)
+        return request
 
 
 class JobsCreate(BaseModel):
@@ -83,7 +155,9 @@ class Job(BaseModel):
     id: int
     name: str
     command: str
-    status: Status
+    status: Status = Field(
+        description="`scheduled`: waiting for its `run_at` (a delay, or a retry's backoff)."
+    )
     last_run: datetime | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -95,6 +169,11 @@ class Job(BaseModel):
     finished_at: datetime | None
     exit_code: int | None
     reason: str | None
+    priority: int = Field(description="-100..100: higher runs first.")
+    run_at: datetime | None = Field(
+        description="Not started before this time; null once started, or when it had none."
+    )
+    depends_on: list[int] = Field(description="Jobs that must complete before this one.")
 
 
 class JobOutput(BaseModel):
@@ -117,20 +196,58 @@ class Attempt(BaseModel):
     output_truncated: bool
 
 
+ConcurrencyLimit = Annotated[
+    Int32,
+    schema_only(minimum=MIN_CONCURRENT_JOBS, maximum=MAX_CONCURRENT_JOBS),
+    Field(description="Commands running at once, at most; a change takes effect at once."),
+]
+Paused = Annotated[
+    bool,
+    Field(
+        description="While true nothing new starts: running jobs go on, and schedules "
+        "still make jobs, which wait."
+    ),
+]
+
+
 class Config(BaseModel):
-    max_concurrent_jobs: Annotated[
-        Int32, schema_only(minimum=MIN_CONCURRENT_JOBS, maximum=MAX_CONCURRENT_JOBS)
-    ]
+    max_concurrent_jobs: ConcurrencyLimit
+    paused: Paused
+
+
+class ConfigUpdate(BaseModel):
+    """Sets what is given: either field or both."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    max_concurrent_jobs: ConcurrencyLimit | None = None
+    paused: Paused | None = None
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> Self:
+        if self.max_concurrent_jobs is None and self.paused is None:
+            raise ValueError("give max_concurrent_jobs, paused or both")
+        return self
+
+    def to_pb(self) -> pb.UpdateConfigRequest:
+        request = pb.UpdateConfigRequest()
+        if self.max_concurrent_jobs is not None:
+            request.max_concurrent_jobs = self.max_concurrent_jobs
+        if self.paused is not None:
+            request.paused = self.paused
+        return request
 
 
 class Stats(BaseModel):
     queued: int
+    scheduled: int = Field(description="Waiting for their `run_at`.")
     running: int
     completed: int
     failed: int
     cancelled: int
     total: int
     max_concurrent_jobs: int
+    paused: bool
     runners_connected: int
 
 
@@ -165,6 +282,9 @@ def job_json(job: pb.Job) -> dict[str, Any]:
         "finished_at": time_of(job, "finished_at"),
         "exit_code": job.exit_code if job.HasField("exit_code") else None,
         "reason": job.reason or None,
+        "priority": job.priority,
+        "run_at": time_of(job, "run_at"),
+        "depends_on": list(job.depends_on),
     }
 
 
@@ -195,15 +315,22 @@ class JsonBody(Response):
         return json_bytes(content)
 
 
-def stats_json(stats: pb.Stats) -> dict[str, int]:
+def stats_json(stats: pb.Stats) -> dict[str, int | bool]:
     """The counts in the shape of `Stats`, ready for JSON."""
     return {
         "queued": stats.queued,
+        "scheduled": stats.scheduled,
         "running": stats.running,
         "completed": stats.completed,
         "failed": stats.failed,
         "cancelled": stats.cancelled,
         "total": stats.total,
         "max_concurrent_jobs": stats.max_concurrent_jobs,
+        "paused": stats.paused,
         "runners_connected": stats.runners_connected,
     }
+
+
+def config_json(config: pb.Config) -> dict[str, int | bool]:
+    """The configuration in the shape of `Config`."""
+    return {"max_concurrent_jobs": config.max_concurrent_jobs, "paused": config.paused}

@@ -16,6 +16,8 @@ from jobsched_common.limits import TERMINAL_STATUSES
 log = logging.getLogger(__name__)
 
 CHANNEL = "jobsched_events"
+# Sent by migration 008's trigger when any schedule changes.
+SCHEDULES_CHANGED = '"schedules"'
 WATCHER_BUFFER = 10_000
 
 
@@ -49,9 +51,15 @@ class Watcher:
 
 
 class EventHub:
-    def __init__(self, database_url: str, on_wake: Callable[[], None]):
+    def __init__(
+        self,
+        database_url: str,
+        on_wake: Callable[[], None],
+        on_schedules: Callable[[], None] = lambda: None,
+    ):
         self.database_url = database_url
         self.on_wake = on_wake
+        self.on_schedules = on_schedules
         self._watchers: set[Watcher] = set()
 
     def subscribe(self) -> Watcher:
@@ -94,11 +102,15 @@ class EventHub:
             await conn.execute(f"LISTEN {CHANNEL}")
             # Notifications sent while we were away are lost: look at the table once.
             self.on_wake()
+            self.on_schedules()
             while not stop.is_set():
                 async for note in conn.notifies(timeout=1.0):
                     self._handle(note.payload)
 
     def _handle(self, payload: str) -> None:
+        if payload == SCHEDULES_CHANGED:
+            self.on_schedules()
+            return
         try:
             events, config_changed = parse_payload(payload)
         except (ValueError, TypeError) as exc:

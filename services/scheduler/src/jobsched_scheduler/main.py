@@ -24,6 +24,9 @@ from .events import EventHub
 from .leases import sweep_leases
 from .migrations import migrate
 from .runner_link import RunnerLinks
+from .schedule_api import ScheduleApi
+from .schedule_store import PgSchedules
+from .schedules import FireLoop
 from .settings import Settings
 from .store import PgStore, new_pool
 
@@ -32,6 +35,7 @@ log = logging.getLogger("jobsched.scheduler")
 SERVICE_NAMES = [
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name,
+    jobs_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 ]
 SHUTDOWN_GRACE = 5.0
 # Runners ping every 2 s to find a dead link fast, also while no message flows; the
@@ -124,7 +128,9 @@ async def _serve_with(
         settings.DEFAULT_TIMEOUT_SECONDS,
     )
     dispatcher = Dispatcher(store, settings.CHECK_INTERVAL)
-    events = EventHub(settings.database_url, dispatcher.wake)
+    schedules = PgSchedules(pool)
+    fire_loop = FireLoop(schedules, settings.CHECK_INTERVAL)
+    events = EventHub(settings.database_url, dispatcher.wake, fire_loop.wake)
     links = RunnerLinks(
         store,
         dispatcher,
@@ -135,6 +141,7 @@ async def _serve_with(
     server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
+    jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(ScheduleApi(schedules), server)
     health = add_health_and_reflection(server, SERVICE_NAMES)
     server.add_insecure_port(settings.SCHEDULER_BIND)
     await server.start()
@@ -146,6 +153,7 @@ async def _serve_with(
         asyncio.create_task(events.run(stop)),
         asyncio.create_task(links.reports.run(stop)),
         asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
+        asyncio.create_task(fire_loop.run(stop)),
     ]
     log.info("Scheduler is running, checking for queued jobs...")
     await stop.wait()
