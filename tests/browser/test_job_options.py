@@ -74,6 +74,7 @@ def test_more_options_make_a_job_that_waits_for_its_time(
         # What the API holds: the time sent with the browser's offset is that instant.
         row = job_row(page, name)
         expect(row.get_by_test_id("row-status")).to_have_text("scheduled")
+        expect(row.get_by_test_id("row-duration")).to_contain_text("in ")
         job_id = int(row.get_attribute("data-job-id") or 0)
         job = live_system.api("GET", f"/api/jobs/{job_id}").json()
         assert job["status"] == "scheduled", job
