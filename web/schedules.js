@@ -156,6 +156,7 @@ function updateRow(tr, schedule) {
   setText(nameCell.children[1], schedule.command);
   nameCell.children[1].title = schedule.command;
   setText(repeatsCell, schedule.cron ?? `every ${fmtEvery(schedule.every_seconds)}`);
+  repeatsCell.title = repeatsCell.textContent;
   repeatsCell.classList.toggle("mono", schedule.cron != null);
   setText(zoneCell, schedule.timezone);
   renderNextRun(nextCell, schedule);

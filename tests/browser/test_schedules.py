@@ -220,3 +220,13 @@ def test_schedules_fit_a_phone(live_system: LiveSystem, browser: Browser) -> Non
         page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
         expect(page.get_by_test_id("schedule-new")).to_be_focused()
+
+        # Nor on a tablet, where the list would otherwise scroll inside its card.
+        for tablet in (820, 1024):
+            page.set_viewport_size({"width": tablet, "height": 900})
+            widths: list[int] = page.evaluate(
+                """() => [document.documentElement.scrollWidth,
+                          document.querySelector("#schedules-table").parentElement.scrollWidth,
+                          document.querySelector("#schedules-table").parentElement.clientWidth]"""
+            )
+            assert widths[0] <= tablet and widths[1] <= widths[2], (tablet, widths)
