@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
 	$(PY) bench/peer.py
+	$(PY) bench/claim.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/artifacts

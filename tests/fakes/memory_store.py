@@ -144,7 +144,7 @@ class MemoryStore:
     async def claim(self, free_by_runner: dict[str, int]) -> ClaimResult:
         await self._call("claim")
         for job in self.jobs.values():
-            if job.status == "scheduled" and job.run_after and job.run_after <= self.now:
+            if job.status == "scheduled" and (job.run_after is None or job.run_after <= self.now):
                 job.status = "queued"
         slots = slot_order(free_by_runner, MAX_CONCURRENT_JOBS)
         queued = self._count("queued")

@@ -1,11 +1,14 @@
-"""A Hypothesis state machine against real PostgreSQL: jobs are created, claimed by
-runners, finished, lost with their runner, the limit changes, and the scheduler
+"""A Hypothesis state machine against real PostgreSQL: jobs are created (with priorities,
+delays and dependencies), claimed by runners, finished, lost with their runner, the
+limit changes, the scheduler pauses and resumes, time passes, and the scheduler
 "restarts" (a new store on a new pool: nothing survives but the database).
 
-Invariants after every step: a claim never takes `running` above the limit; the
-database's running attempts are exactly those some live runner holds; stale reports
-change nothing. At the end, with every runner gone and the limit wide, every job
-reaches a terminal state: none is stuck."""
+Invariants after every step: a claim never takes `running` above the limit, takes
+nothing while paused, and takes exactly the first eligible jobs in the claim's order
+(due, dependencies completed; highest priority, then oldest); the database's running
+attempts are exactly those some live runner holds; no job waits on a dependency that
+failed or was cancelled; stale reports change nothing. At the end, with every runner
+gone and the limit wide, every job reaches a terminal state: none is stuck."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -38,12 +41,16 @@ class DispatchMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute("TRUNCATE jobs, job_attempts RESTART IDENTITY")
-            conn.execute("UPDATE scheduler_config SET value = '2'")
+            conn.execute(
+                "UPDATE scheduler_config SET value = '2' WHERE key = 'max_concurrent_jobs'"
+            )
+            conn.execute("UPDATE scheduler_config SET value = 'false' WHERE key = 'paused'")
         self.pool: AsyncConnectionPool[Any] | None = None
         self.store = self._new_store()
         self.held: dict[str, set[AttemptKey]] = {r: set() for r in RUNNERS}
         self.stale: list[AttemptKey] = []
         self.created = 0
+        self.paused = False
 
     def _run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -64,21 +71,58 @@ class DispatchMachine(RuleBasedStateMachine):
         rows = self._sql("SELECT id, attempt FROM jobs WHERE status = 'running'")
         return {AttemptKey(i, a) for i, a in rows}
 
-    @rule(n=st.integers(1, 5), attempts=st.integers(1, 3))
-    def create(self, n: int, attempts: int) -> None:
+    @rule(
+        data=st.data(),
+        n=st.integers(1, 5),
+        attempts=st.integers(1, 3),
+        delay=st.sampled_from([None, None, 0.0, 3600.0]),
+    )
+    def create(self, data: st.DataObject, n: int, attempts: int, delay: float | None) -> None:
         for _ in range(n):
+            ids = range(1, self.created + 1)
+            depends_on = data.draw(st.lists(st.sampled_from(ids), max_size=2)) if ids else []
+            priority = data.draw(st.integers(-2, 2))
             self.created += 1
-            self._run(self.store.create_job(NewJob(f"job-{self.created}", "true", attempts, None)))
+            name = f"job-{self.created}"
+            job = NewJob(name, "true", attempts, None, priority, None, delay, tuple(depends_on))
+            self._run(self.store.create_job(job))
+
+    def _eligible_in_order(self) -> list[int]:
+        """The claim's rule, written out again: due, every dependency completed, highest
+        priority first, then oldest."""
+        rows = self._sql(
+            """SELECT j.id FROM jobs j
+               WHERE (j.status = 'queued'
+                      OR (j.status = 'scheduled' AND (j.run_after <= now() OR j.run_after IS NULL)))
+                 AND NOT EXISTS (SELECT 1 FROM unnest(j.depends_on) d JOIN jobs p ON p.id = d
+                                 WHERE p.status <> 'completed')
+               ORDER BY j.priority DESC, j.id"""
+        )
+        return [row[0] for row in rows]
 
     @rule(runner=st.sampled_from(RUNNERS), capacity=st.integers(1, 4))
     def claim(self, runner: str, capacity: int) -> None:
         free = {runner: max(0, capacity - len(self.held[runner]))}
         before = len(self._running())
+        eligible = self._eligible_in_order()
         result = self._run(self.store.claim(free))
         after = len(self._running())
         assert after <= max(result.limit, before), (before, after, result.limit)
         assert after - before == result.claimed <= free[runner]
-        self.held[runner].update(c.key for c in result.by_runner.get(runner, []))
+        if self.paused:
+            assert result.claimed == 0
+        claimed = [c.key for c in result.by_runner.get(runner, [])]
+        assert sorted(k.job_id for k in claimed) == sorted(eligible[: len(claimed)]), eligible
+        self.held[runner].update(claimed)
+
+    @rule(paused=st.booleans())
+    def pause(self, paused: bool) -> None:
+        self.paused = self._run(self.store.set_paused(paused))
+
+    @rule()
+    def time_passes(self) -> None:
+        """Delays and backoffs run out."""
+        self._sql("UPDATE jobs SET run_after = now() WHERE status = 'scheduled'")
 
     @precondition(lambda self: any(self.held.values()))
     @rule(data=st.data(), exit_code=st.sampled_from([0, 0, 1]))
@@ -101,7 +145,6 @@ class DispatchMachine(RuleBasedStateMachine):
         assert expired == self.held[runner]
         self.stale.extend(self.held[runner])
         self.held[runner] = set()
-        self._sql("UPDATE jobs SET run_after = NULL")  # no waiting out backoffs here
 
     @precondition(lambda self: bool(self.stale))
     @rule(data=st.data())
@@ -124,6 +167,13 @@ class DispatchMachine(RuleBasedStateMachine):
         held: set[AttemptKey] = set().union(*self.held.values())
         assert self._running() == held
 
+    @invariant()
+    def no_job_waits_on_a_broken_dependency(self) -> None:
+        assert not self._sql(
+            """SELECT j.id FROM jobs j JOIN jobs p ON p.id = ANY (j.depends_on)
+               WHERE j.status IN ('queued', 'scheduled') AND p.status IN ('failed', 'cancelled')"""
+        )
+
     def teardown(self) -> None:
         try:
             self._drain()
@@ -138,15 +188,16 @@ class DispatchMachine(RuleBasedStateMachine):
             self._run(self.store.apply_reports([report(k, 0) for k in keys]))
             self.held[runner] = set()
         self._run(self.store.set_max_concurrent(100))
-        for _ in range(20):
-            self._sql("UPDATE jobs SET run_after = NULL")
+        self._run(self.store.set_paused(False))
+        for _ in range(40):
+            self._sql("UPDATE jobs SET run_after = now() WHERE status = 'scheduled'")
             result = self._run(self.store.claim({"drain": 100}))
             claimed = result.by_runner.get("drain", [])
             if not claimed:
                 break
             self._run(self.store.apply_reports([report(c.key, 0) for c in claimed]))
         counts = self._run(self.store.count_by_status())
-        assert counts["queued"] == counts["running"] == 0, counts
+        assert counts["queued"] == counts["running"] == counts["scheduled"] == 0, counts
         assert sum(counts.values()) == self.created
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-from jobsched_common.limits import TERMINAL_STATUSES
+from jobsched_common.limits import TERMINAL_STATUSES, WAITING_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
 
 
 def wakes_dispatch(events: list[JobEvent]) -> bool:
-    """A queued job may be waiting, or a finished one freed a slot."""
-    return any(e.status == "queued" or e.status in TERMINAL_STATUSES for e in events)
+    """A queued job may be waiting, a finished one freed a slot, or a scheduled one falls
+    due before dispatch would otherwise wake."""
+    return any(e.status in WAITING_STATUSES or e.status in TERMINAL_STATUSES for e in events)
 
 
 @dataclass(eq=False)  # identity: each watcher is its own subscription
