@@ -201,11 +201,16 @@ def test_retry_a_failed_job(live_system: LiveSystem, tmp_path: Path) -> None:
 
 
 def test_config_and_stats(live_system: LiveSystem) -> None:
-    assert ok(live_system, "config", "set", "3") == "max_concurrent_jobs: 3\n"
-    assert ok(live_system, "config", "get") == "max_concurrent_jobs: 3\n"
-    assert as_json(live_system, "config", "get") == {"max_concurrent_jobs": 3}
-    assert as_json(live_system, "config", "set", "7") == {"max_concurrent_jobs": 7}
-    assert live_system.api("GET", "/api/config").json() == {"max_concurrent_jobs": 7}
+    # The configuration shows the pause too (issue 14).
+    shown = "max_concurrent_jobs: 3\npaused:              no\n"
+    assert ok(live_system, "config", "set", "3") == shown
+    assert ok(live_system, "config", "get") == shown
+    assert as_json(live_system, "config", "get") == {"max_concurrent_jobs": 3, "paused": False}
+    assert as_json(live_system, "config", "set", "7") == {"max_concurrent_jobs": 7, "paused": False}
+    assert live_system.api("GET", "/api/config").json() == {
+        "max_concurrent_jobs": 7,
+        "paused": False,
+    }
 
     bad = jobsctl(live_system.gateway_url, "config", "set", "0")
     assert bad.returncode == 2 and bad.stdout == ""

@@ -72,7 +72,8 @@ def test_raising_the_limit_takes_effect_without_a_restart(
     ]
     wait_for(lambda: len(History.read(log).starts) == 1, 10, "the first job to start")
     assert live_system.api("PUT", "/api/config", {"max_concurrent_jobs": 4}).json() == {
-        "max_concurrent_jobs": 4
+        "max_concurrent_jobs": 4,
+        "paused": False,  # shown since issue 14
     }
     # Well before the first job's 3 s are up, the other three run beside it.
     wait_for(lambda: History.read(log).peak_concurrency() == 4, 2.5, "all four running at once")

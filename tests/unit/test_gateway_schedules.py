@@ -159,10 +159,29 @@ def test_list_get_pause_resume_answer_schedules() -> None:
         assert scheduler.sent == [(rpc, pb.ScheduleRef(name="backup"))]
 
 
-def test_names_travel_whole_in_the_path() -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "rpc"),
+    [
+        ("GET", "", "GetSchedule"),
+        ("DELETE", "", "DeleteSchedule"),
+        ("POST", "/pause", "PauseSchedule"),
+        ("POST", "/resume", "ResumeSchedule"),
+        ("POST", "/trigger", "TriggerSchedule"),
+    ],
+)
+def test_names_travel_whole_in_the_path(method: str, path: str, rpc: str) -> None:
+    for encoded, name in [
+        ("nightly%20b%C3%A4ckup", "nightly bäckup"),
+        ("reports%2Fdaily", "reports/daily"),
+        ("a%2Fpause", "a/pause"),
+    ]:
+        scheduler = fake()
+        assert exchange(scheduler, method, f"/api/schedules/{encoded}{path}")[0] < 300
+        assert scheduler.sent == [(rpc, pb.ScheduleRef(name=name))]
     scheduler = fake()
-    assert exchange(scheduler, "GET", "/api/schedules/nightly%20b%C3%A4ckup")[0] == 200
-    assert scheduler.sent == [("GetSchedule", pb.ScheduleRef(name="nightly bäckup"))]
+    body = {"name": "reports/daily", "command": "true", "every_seconds": 60}
+    assert exchange(scheduler, "PUT", "/api/schedules/reports%2Fdaily", body)[0] == 200
+    assert sent_schedule(scheduler, "UpdateSchedule").name == "reports/daily"
 
 
 def test_trigger_answers_the_job_it_made() -> None:

@@ -71,8 +71,10 @@ def _act(api: Client, args: argparse.Namespace, action: str) -> int:
     schedule = api.schedule_action(args.name, action)
     if args.json:
         say(output.as_json(schedule))
+    elif schedule["paused"]:
+        say(f"schedule {schedule['name']} paused")
     else:
-        say(f"schedule {schedule['name']} {action}d; {next_run(schedule)}")
+        say(f"schedule {schedule['name']} active; {next_run(schedule)}")
     return 0
 
 

@@ -27,9 +27,9 @@ DEFAULT_MAX_ATTEMPTS = 1
 
 ScheduleName = Annotated[
     Text,
-    schema_only(minLength=1, maxLength=MAX_SCHEDULE_NAME_CHARS, pattern=r"\S"),
+    schema_only(minLength=1, maxLength=MAX_SCHEDULE_NAME_CHARS, pattern=r"^[^@]*[^@\s][^@]*$"),
     Field(
-        description="Unique. Its jobs are named `{name}@{fire time in UTC}`, "
+        description="Unique, without `@`: its jobs are named `{name}@{fire time in UTC}`, "
         "e.g. `backup@2026-11-29T03:00:00Z`.",
         examples=["backup"],
     ),
@@ -133,7 +133,9 @@ class Schedule(BaseModel):
         description="The next fire time, with the offset of the schedule's time zone "
         "(e.g. `2026-11-29T04:00:00+01:00`); null while paused.",
     )
-    last_run_at: datetime | None = Field(description="The latest fire time that made a job.")
+    last_run_at: datetime | None = Field(
+        description="When it last made a job: that job's fire time, or when it was triggered."
+    )
     last_job_id: int | None = Field(description="The job it made last.")
     skipped_count: int = Field(description="Fire times skipped by `overlap: skip`.")
     created_at: datetime | None

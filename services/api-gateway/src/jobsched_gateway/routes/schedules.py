@@ -9,7 +9,9 @@ from ..schedule_schemas import Schedule, ScheduleBody, ScheduleCreate, Schedules
 from ..scheduler import Scheduler
 from ..schemas import Job, JsonBody, Text, job_json
 
-Name = Annotated[Text, Path(description="The schedule's name.")]
+# A name may hold "/", which reaches the routes decoded (a client sends %2F): each
+# route takes the rest of the path up to its own ending as the name.
+Name = Annotated[Text, Path(description="The schedule's name, URL-encoded.")]
 
 router = APIRouter()
 
@@ -30,13 +32,13 @@ async def list_schedules(scheduler: Scheduler) -> JsonBody:
     return JsonBody({"schedules": [schedule_json(s) for s in reply.schedules]})
 
 
-@router.get("/api/schedules/{name}", response_model=Schedule)
+@router.get("/api/schedules/{name:path}", response_model=Schedule)
 async def get_schedule(scheduler: Scheduler, name: Name) -> JsonBody:
     schedule = await scheduler.call_schedules("GetSchedule", pb.ScheduleRef(name=name))
     return JsonBody(schedule_json(schedule))
 
 
-@router.put("/api/schedules/{name}", response_model=Schedule)
+@router.put("/api/schedules/{name:path}", response_model=Schedule)
 async def put_schedule(scheduler: Scheduler, name: Name, body: ScheduleBody) -> JsonBody:
     """Replaces the schedule's settings (what the body omits takes its default) and
     computes its next fire time again. A schedule cannot be renamed."""
@@ -46,27 +48,27 @@ async def put_schedule(scheduler: Scheduler, name: Name, body: ScheduleBody) -> 
     return JsonBody(schedule_json(await scheduler.call_schedules("UpdateSchedule", request)))
 
 
-@router.delete("/api/schedules/{name}", status_code=204, response_class=Response)
+@router.delete("/api/schedules/{name:path}", status_code=204, response_class=Response)
 async def delete_schedule(scheduler: Scheduler, name: Name) -> Response:
     """The jobs it made stay."""
     await scheduler.call_schedules("DeleteSchedule", pb.ScheduleRef(name=name))
     return Response(status_code=204)
 
 
-@router.post("/api/schedules/{name}/pause", response_model=Schedule)
+@router.post("/api/schedules/{name:path}/pause", response_model=Schedule)
 async def pause_schedule(scheduler: Scheduler, name: Name) -> JsonBody:
     """It makes no jobs until resumed; `trigger` still makes one."""
     schedule = await scheduler.call_schedules("PauseSchedule", pb.ScheduleRef(name=name))
     return JsonBody(schedule_json(schedule))
 
 
-@router.post("/api/schedules/{name}/resume", response_model=Schedule)
+@router.post("/api/schedules/{name:path}/resume", response_model=Schedule)
 async def resume_schedule(scheduler: Scheduler, name: Name) -> JsonBody:
     schedule = await scheduler.call_schedules("ResumeSchedule", pb.ScheduleRef(name=name))
     return JsonBody(schedule_json(schedule))
 
 
-@router.post("/api/schedules/{name}/trigger", status_code=201, response_model=Job)
+@router.post("/api/schedules/{name:path}/trigger", status_code=201, response_model=Job)
 async def trigger_schedule(scheduler: Scheduler, name: Name) -> JsonBody:
     """Makes a job now, paused or not, named `{name}@{UTC now to the microsecond}Z`."""
     job = await scheduler.call_schedules("TriggerSchedule", pb.ScheduleRef(name=name))
