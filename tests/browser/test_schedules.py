@@ -47,7 +47,7 @@ def test_schedule_panel_creates_edits_pauses_triggers_and_deletes(
     live_system: LiveSystem, browser: Browser
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    name = f"nightly-{uuid.uuid4().hex[:6]}"
+    name = f"team/nightly-{uuid.uuid4().hex[:6]}"  # a / in it: every route still finds it
     with dashboard(browser, live_system, 1280, 900) as page:
         expect(page.get_by_test_id("schedules-empty")).to_be_visible()
         page.get_by_test_id("schedule-new").click()
