@@ -1,7 +1,8 @@
 // How the dashboard names statuses and writes times, durations and counts.
 
-export const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
-export const ACTIVE = new Set(["queued", "running"]);
+export const STATUSES = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
+// Not finished: it can be cancelled, not retried, and its output may still change.
+export const ACTIVE = new Set(["scheduled", "queued", "running"]);
 
 export function parseTime(iso) {
   if (!iso) return null;
@@ -31,6 +32,37 @@ export function fmtRelative(iso) {
   if (secs < 3600) return `${Math.floor(secs / 60)}m ago`;
   if (secs < 86400) return `${Math.floor(secs / 3600)}h ago`;
   return new Date(t).toLocaleDateString(undefined, { month: "short", day: "numeric" });
+}
+
+/** "in 5s", "in 3m", "in 2h 5m", "in 3d 1h": how long until a time still to come; "due" once it passed. */
+export function fmtUntil(iso) {
+  const t = parseTime(iso);
+  if (t == null) return "—";
+  const secs = Math.round((t - Date.now()) / 1000);
+  if (secs <= 0) return "due";
+  if (secs < 60) return `in ${secs}s`;
+  if (secs < 3600) return `in ${Math.floor(secs / 60)}m`;
+  if (secs < 86400) return `in ${Math.floor(secs / 3600)}h ${Math.floor((secs % 3600) / 60)}m`;
+  return `in ${Math.floor(secs / 86400)}d ${Math.floor((secs % 86400) / 3600)}h`;
+}
+
+/** An interval in seconds as "1h 30m", "45s", "2d". */
+export function fmtEvery(seconds) {
+  const units = [
+    ["d", 86400],
+    ["h", 3600],
+    ["m", 60],
+    ["s", 1],
+  ];
+  const parts = [];
+  let left = seconds;
+  for (const [unit, size] of units) {
+    if (left >= size) {
+      parts.push(`${Math.floor(left / size)}${unit}`);
+      left %= size;
+    }
+  }
+  return parts.join(" ") || "0s";
 }
 
 export function fmtDuration(ms) {

@@ -1,12 +1,13 @@
 // Live updates: api/events (server-sent events) says which jobs changed and pushes
 // the stats; the page reloads what the changes touch (a few rows, the page, the open
-// job) at most once per FLUSH_MS.
+// job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's.
 import { eventsUrl } from "./api.js";
 import { $, setText } from "./dom.js";
 import { capitalize } from "./format.js";
 import { setBanner } from "./notices.js";
 import { loadDetail, openJobId } from "./panels.js";
 import { markUpdated, refreshNow, reportLoadError } from "./refresh.js";
+import { jobAppeared } from "./schedules.js";
 import { statsArrived } from "./stats.js";
 import { changeFor, loadJobs, refreshRow } from "./table.js";
 
@@ -98,6 +99,8 @@ function jobChanged(event) {
   const change = changeFor(id, event.status);
   if (change === "page") pendingPage = true;
   else if (change === "row" && !open) pendingRows.add(id);
+  // A waiting job is new (or queued again): a schedule may have made it.
+  if (event.status === "queued" || event.status === "scheduled") jobAppeared();
   markUpdated();
   scheduleFlush();
 }

@@ -9,7 +9,10 @@ import { initAuth, tokenRefused } from "./auth.js";
 import { initForms, loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
 import { initPanels, tickDetail } from "./panels.js";
+import { initPause } from "./pause.js";
 import { initRefresh, refreshNow } from "./refresh.js";
+import { initScheduleForm } from "./schedule-form.js";
+import { tickSchedules } from "./schedules.js";
 import { initTable, tickRows } from "./table.js";
 
 function init() {
@@ -18,14 +21,17 @@ function init() {
   initForms();
   initTable();
   initPanels();
+  initPause();
+  initScheduleForm();
   initRefresh();
   loadConfig().catch(() => {}); // stats carry the limit too; errors show via polling
   refreshNow();
   connectLive();
-  // Durations and "2m ago" go on ticking between loads.
+  // Durations, "2m ago" and "in 5s" go on ticking between loads.
   setInterval(() => {
     tickRows();
     tickDetail();
+    tickSchedules();
   }, 1000);
 }
 

@@ -2,7 +2,7 @@
 // attempts, and the cancel and retry buttons.
 import { api } from "./api.js";
 import { $, el, setText } from "./dom.js";
-import { ACTIVE, fmtDateTime, fmtDuration, jobDuration } from "./format.js";
+import { ACTIVE, fmtDateTime, fmtDuration, fmtUntil, jobDuration } from "./format.js";
 import { toast } from "./notices.js";
 import { refreshNow, reportLoadError } from "./refresh.js";
 import { applyJob, jobOnPage, selectRow } from "./table.js";
@@ -62,9 +62,20 @@ function showPanel(shown) {
 function clearDetail(id) {
   setText($("detail-id"), `Job #${id}`);
   setText($("detail-name"), "Loading…");
-  for (const field of ["command", "exit-code", "attempt", "runner", "timeout", "reason"]) {
+  for (const field of [
+    "command",
+    "exit-code",
+    "attempt",
+    "runner",
+    "timeout",
+    "priority",
+    "run-at",
+    "depends-on",
+    "reason",
+  ]) {
     setText($(`detail-${field}`), "");
   }
+  delete $("detail-depends-on").dataset.ids; // its buttons are gone
   for (const field of ["created", "started", "finished", "duration"]) {
     setText($(`detail-${field}`), "");
   }
@@ -88,13 +99,42 @@ function renderDetail(job) {
   setText($("detail-runner"), job.runner_id || "—");
   setText($("detail-timeout"), job.timeout_seconds ? fmtDuration(job.timeout_seconds * 1000) : "none");
   setText($("detail-reason"), job.reason || "—");
+  setText($("detail-priority"), job.priority ?? 0);
+  renderDependencies(job.depends_on || []);
   renderTimes(job);
   $("detail-live").hidden = !ACTIVE.has(job.status);
   $("detail-cancel").hidden = !ACTIVE.has(job.status);
   $("detail-retry").hidden = ACTIVE.has(job.status);
 }
 
+/** Each job this one waits for, as a button that opens it. */
+function renderDependencies(ids) {
+  const dd = $("detail-depends-on");
+  if (dd.dataset.ids === ids.join(",")) return; // unchanged: keep the buttons (and focus)
+  dd.dataset.ids = ids.join(",");
+  if (ids.length === 0) {
+    dd.replaceChildren("none");
+    return;
+  }
+  dd.replaceChildren(
+    ...ids.map((id) =>
+      el("button", {
+        type: "button",
+        className: "link-btn",
+        textContent: `#${id}`,
+        ariaLabel: `Open job ${id}`,
+        testid: "detail-dependency",
+        onclick: () => openDetail(id),
+      }),
+    ),
+  );
+}
+
 function renderTimes(job) {
+  // Null once it started (or for a job that never waited for a time).
+  const runAt = $("detail-run-at");
+  setText(runAt, job.run_at ? `${fmtDateTime(job.run_at)} (${fmtUntil(job.run_at)})` : "—");
+  runAt.title = job.run_at || "";
   setText($("detail-created"), fmtDateTime(job.created_at));
   setText($("detail-started"), fmtDateTime(job.started_at));
   setText($("detail-finished"), fmtDateTime(job.finished_at));
@@ -230,9 +270,9 @@ async function tailOutput() {
   }
 }
 
-/** A running job's duration goes on ticking without any request. */
+/** A running job's duration, and a scheduled one's time to go, tick without any request. */
 export function tickDetail() {
-  if (shownJob && shownJob.status === "running") renderDetail(shownJob);
+  if (shownJob && ["running", "scheduled"].includes(shownJob.status)) renderDetail(shownJob);
 }
 
 async function jobAction(action) {

@@ -1,4 +1,4 @@
-// The full reload (stats, the page of jobs, the open job): at start, after an
+// The full reload (stats, the page of jobs, the open job, the schedules): at start, after an
 // action or a reconnect, and every POLL_MS as a safety net under the event stream.
 import { ApiError } from "./api.js";
 import { authPending, showTokenBanner } from "./auth.js";
@@ -6,6 +6,7 @@ import { $, setText } from "./dom.js";
 import { capitalize } from "./format.js";
 import { setBanner } from "./notices.js";
 import { loadDetail } from "./panels.js";
+import { loadSchedules } from "./schedules.js";
 import { loadStats, setRunners } from "./stats.js";
 import { loadJobs } from "./table.js";
 
@@ -20,7 +21,12 @@ export function refreshNow() {
 }
 
 async function refresh() {
-  const results = await Promise.allSettled([loadStats(), loadJobs(), loadDetail()]);
+  const results = await Promise.allSettled([
+    loadStats(),
+    loadJobs(),
+    loadDetail(),
+    loadSchedules(),
+  ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {
     reportLoadError(failure.reason);

@@ -1,9 +1,10 @@
 // The job counts: status cards with their share of all jobs, the slots in use,
-// the runners pill and the tab's title.
+// the runners pill, whether dispatch is paused, and the tab's title.
 import { api } from "./api.js";
 import { $, setText } from "./dom.js";
 import { plural, STATUSES } from "./format.js";
 import { showLimit } from "./forms.js";
+import { showPaused } from "./pause.js";
 
 let loadSeq = 0; // the latest stats request: a reply to an older one is dropped
 
@@ -28,6 +29,7 @@ function renderStats(stats) {
   setText($("slots-text"), `${stats.running} of ${limit} slots in use`);
   setRunners(stats.runners_connected);
   showLimit(limit);
+  showPaused(stats.paused);
   document.title = stats.running > 0 ? `(${stats.running} running) Job Scheduler` : "Job Scheduler";
 }
 

@@ -2,7 +2,15 @@
 // through the API's Link header. Rows are kept and updated in place.
 import { api, nextLink } from "./api.js";
 import { $, el, setText } from "./dom.js";
-import { fmtDateTime, fmtDuration, fmtRelative, jobDuration, parseTime, plural } from "./format.js";
+import {
+  fmtDateTime,
+  fmtDuration,
+  fmtRelative,
+  fmtUntil,
+  jobDuration,
+  parseTime,
+  plural,
+} from "./format.js";
 import { pageChanged } from "./live.js";
 import { openDetail } from "./panels.js";
 import { refreshNow } from "./refresh.js";
@@ -122,13 +130,20 @@ function updateRow(tr, job) {
   const status = statusCell.firstElementChild;
   status.className = `badge badge-${job.status}`;
   setText(status, job.status);
+  const waiting = job.status === "scheduled" && Boolean(job.run_at);
+  status.title = waiting ? `Not before ${fmtDateTime(job.run_at)}` : "";
   setText(exitCell, job.exit_code ?? "");
   exitCell.classList.toggle("none", job.exit_code == null);
   exitCell.classList.toggle("nonzero", job.exit_code != null && job.exit_code !== 0);
   setText(createdCell, fmtRelative(job.created_at));
   createdCell.title = fmtDateTime(job.created_at);
+  // A job waiting for its time shows how long is left instead.
   const duration = jobDuration(job);
-  setText(durationCell, duration == null ? "" : fmtDuration(duration));
+  setText(
+    durationCell,
+    waiting ? fmtUntil(job.run_at) : duration == null ? "" : fmtDuration(duration),
+  );
+  durationCell.classList.toggle("until", waiting);
 }
 
 /** Whether `a` is an older state of the job than `b` (a reply that raced a newer one). */

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from tests.conftest import LiveSystem
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+STATUSES = ("scheduled", "queued", "running", "completed", "failed", "cancelled")
 JOB_TIMEOUT_MS = 30_000  # a job goes queued -> running -> completed, however slow the host
 UI_TIMEOUT_MS = 10_000
 
@@ -27,12 +28,17 @@ def dashboard(
     mobile: bool = False,
     token: str = "",
     loaded: bool = True,
+    timezone_id: str | None = None,
 ) -> Iterator[Page]:
     """The dashboard in a fresh browser context; fails on any uncaught JavaScript error.
     A token is saved in the page's storage first, as the token dialog would. With
-    `loaded`, waits for the first load to answer (it cannot without a valid token)."""
+    `loaded`, waits for the first load to answer (it cannot without a valid token).
+    `timezone_id` is the browser's time zone (the host's when None)."""
     context = browser.new_context(
-        viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile
+        viewport={"width": width, "height": height},
+        is_mobile=mobile,
+        has_touch=mobile,
+        timezone_id=timezone_id,
     )
     if token:
         context.add_init_script(f"localStorage.setItem('jobsched.token', {json.dumps(token)})")
@@ -49,6 +55,11 @@ def dashboard(
         assert not errors, f"uncaught JavaScript errors: {errors}"
     finally:
         context.close()
+
+
+def epoch(iso: str) -> float:
+    """An RFC 3339 time from the API as epoch seconds."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def job_row(page: Page, name: str) -> Locator:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.browser.helpers import (
     ARTIFACTS,
     create_via_api,
     dashboard,
+    epoch,
     expect_live,
     job_row,
     live_status,
@@ -49,10 +49,6 @@ RECORD = """() => {
   });
   seen();
 }"""
-
-
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def row_seen(page: Page, job_id: int, status: str) -> float:
