@@ -4,9 +4,8 @@ domain error, the defaults of unset values, and times as grpcurl prints them."""
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import grpc
 import psycopg
@@ -20,6 +19,8 @@ from jobsched_scheduler.dispatch import Dispatcher
 from jobsched_scheduler.events import EventHub, JobEvent
 from jobsched_scheduler.store import PgStore, new_pool
 
+from tests.integration.serving import refused, served
+
 pytestmark = pytest.mark.timeout(60)
 RFC_3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$")
 
@@ -31,22 +32,13 @@ async def _api(url: str) -> AsyncIterator[tuple["jobs_pb2_grpc.JobServiceAsyncSt
     await pool.open(wait=True)
     store = PgStore(pool, lease_seconds=10, output_limit=1000)
     api = JobApi(store, Dispatcher(store, check_interval=60), EventHub(url, lambda: None))
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with served(
+            lambda server: jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
+        ) as channel:
             yield jobs_pb2_grpc.JobServiceStub(channel), api
     finally:
-        await server.stop(None)
         await pool.close()
-
-
-async def _refused(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call
-    return refused.value.code(), refused.value.details() or ""
 
 
 def test_get_job_prints_rfc_3339_times_as_grpcurl_does(database_url: str) -> None:
@@ -77,16 +69,16 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
         async for jobs, api in _api(database_url):
             job = await jobs.CreateJob(pb.CreateJobRequest(name="taken", command="true"))
             assert job.max_attempts == 1 and not job.timeout_seconds  # unset: the defaults
-            assert await _refused(
+            assert await refused(
                 jobs.CreateJob(pb.CreateJobRequest(name="taken", command="true"))
             ) == (code.ALREADY_EXISTS, "job name 'taken' already exists")
             zero_attempts = pb.CreateJobRequest(name="n", command="true", max_attempts=0)
-            assert (await _refused(jobs.CreateJob(zero_attempts)))[0] == code.INVALID_ARGUMENT
-            assert await _refused(jobs.GetJob(pb.GetJobRequest(id=0))) == (
+            assert (await refused(jobs.CreateJob(zero_attempts)))[0] == code.INVALID_ARGUMENT
+            assert await refused(jobs.GetJob(pb.GetJobRequest(id=0))) == (
                 code.INVALID_ARGUMENT,
                 "id: Input should be greater than or equal to 1",
             )
-            assert await _refused(jobs.GetJob(pb.GetJobRequest(id=10**9))) == (
+            assert await refused(jobs.GetJob(pb.GetJobRequest(id=10**9))) == (
                 code.NOT_FOUND,
                 "job 1000000000 not found",
             )
@@ -95,23 +87,23 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
                 jobs.ListAttempts(pb.ListAttemptsRequest(job_id=10**9)),
                 jobs.CancelJob(pb.CancelJobRequest(id=10**9)),
             ):
-                assert (await _refused(missing))[0] == code.NOT_FOUND
-            assert await _refused(jobs.RetryJob(pb.RetryJobRequest(id=job.id))) == (
+                assert (await refused(missing))[0] == code.NOT_FOUND
+            assert await refused(jobs.RetryJob(pb.RetryJobRequest(id=job.id))) == (
                 code.FAILED_PRECONDITION,
                 f"job {job.id} is queued: only a finished job can be retried",
             )
             await jobs.CancelJob(pb.CancelJobRequest(id=job.id))
-            assert await _refused(jobs.CancelJob(pb.CancelJobRequest(id=job.id))) == (
+            assert await refused(jobs.CancelJob(pb.CancelJobRequest(id=job.id))) == (
                 code.FAILED_PRECONDITION,
                 f"job {job.id} is already cancelled",
             )
             assert len((await jobs.ListJobs(pb.ListJobsRequest())).jobs) == 1  # unset limit
             for limit in (0, 1001):
                 page = jobs.ListJobs(pb.ListJobsRequest(limit=limit))
-                assert (await _refused(page))[0] == code.INVALID_ARGUMENT
+                assert (await refused(page))[0] == code.INVALID_ARGUMENT
             assert isinstance(api.store, PgStore)
             await api.store.pool.close()
-            assert await _refused(jobs.GetStats(pb.GetStatsRequest())) == (
+            assert await refused(jobs.GetStats(pb.GetStatsRequest())) == (
                 code.UNAVAILABLE,
                 "database unavailable",
             )

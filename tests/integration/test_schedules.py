@@ -4,7 +4,7 @@ real gRPC, and the fire loop making jobs, skipping overlaps and catching up."""
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +21,8 @@ from jobsched_scheduler.schedule_store import PgSchedules
 from jobsched_scheduler.schedules import FireLoop
 from jobsched_scheduler.store import new_pool
 
+from tests.integration.serving import refused, served
+
 pytestmark = pytest.mark.timeout(60)
 TRIGGERED = re.compile(r"^nightly@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -30,22 +32,14 @@ async def _service(url: str) -> AsyncIterator[tuple[Any, PgSchedules]]:
     pool = new_pool(url, max_size=4)
     await pool.open(wait=True)
     schedules = PgSchedules(pool)
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(ScheduleApi(schedules), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    api = ScheduleApi(schedules)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with served(
+            lambda server: jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(api, server)
+        ) as channel:
             yield jobs_pb2_grpc.ScheduleServiceStub(channel), schedules
     finally:
-        await server.stop(None)
         await pool.close()
-
-
-async def _refused(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call
-    return refused.value.code(), refused.value.details() or ""
 
 
 def _sql(url: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -116,7 +110,7 @@ def test_create_get_list_update_delete(database_url: str) -> None:
             assert changed.created_at == made.created_at
 
             await api.DeleteSchedule(pb.ScheduleRef(name="nightly"))
-            assert (await _refused(api.GetSchedule(pb.ScheduleRef(name="nightly"))))[
+            assert (await refused(api.GetSchedule(pb.ScheduleRef(name="nightly"))))[
                 0
             ] == grpc.StatusCode.NOT_FOUND
 
@@ -129,7 +123,7 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
     async def scenario() -> None:
         async for api, schedules in _service(database_url):
             await api.CreateSchedule(pb.CreateScheduleRequest(schedule=nightly()))
-            assert await _refused(
+            assert await refused(
                 api.CreateSchedule(pb.CreateScheduleRequest(schedule=nightly()))
             ) == (code.ALREADY_EXISTS, "schedule 'nightly' already exists")
             for bad, says in [
@@ -140,7 +134,7 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
                 (nightly(name="a@b"), "name: Input should not contain '@'"),
             ]:
                 create = api.CreateSchedule(pb.CreateScheduleRequest(schedule=bad))
-                refused_code, details = await _refused(create)
+                refused_code, details = await refused(create)
                 assert refused_code == code.INVALID_ARGUMENT and details.startswith(says), details
             for missing in (
                 api.GetSchedule(pb.ScheduleRef(name="nope")),
@@ -150,16 +144,16 @@ def test_each_refusal_has_its_status_code(database_url: str) -> None:
                 api.TriggerSchedule(pb.ScheduleRef(name="nope")),
                 api.UpdateSchedule(pb.UpdateScheduleRequest(schedule=nightly(name="nope"))),
             ):
-                assert await _refused(missing) == (code.NOT_FOUND, "schedule 'nope' not found")
-            assert await _refused(api.GetSchedule(pb.ScheduleRef(name=""))) == (
+                assert await refused(missing) == (code.NOT_FOUND, "schedule 'nope' not found")
+            assert await refused(api.GetSchedule(pb.ScheduleRef(name=""))) == (
                 code.INVALID_ARGUMENT,
                 "name: Input should not be blank",
             )
             for unfit in ("n" * 100_000, "a\x1b[31mb"):
-                refused_code, _ = await _refused(api.DeleteSchedule(pb.ScheduleRef(name=unfit)))
+                refused_code, _ = await refused(api.DeleteSchedule(pb.ScheduleRef(name=unfit)))
                 assert refused_code == code.INVALID_ARGUMENT
             await schedules.pool.close()
-            assert await _refused(api.ListSchedules(pb.ListSchedulesRequest())) == (
+            assert await refused(api.ListSchedules(pb.ListSchedulesRequest())) == (
                 code.UNAVAILABLE,
                 "database unavailable",
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,24 +33,23 @@ def cell(value: Any) -> str:
 
 def when(value: str | None) -> str:
     """An API timestamp (ISO 8601, UTC) in local time, to the second."""
-    if not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return _time(value, lambda moment: moment.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def own_offset(value: str | None) -> str:
     """An API timestamp kept in its own offset (a schedule's time zone), to the second."""
+    return _time(value, lambda moment: moment.replace(microsecond=0).isoformat(sep=" "))
+
+
+def _time(value: str | None, show: Callable[[datetime], str]) -> str:
+    """A timestamp as `show` writes it; "-" when there is none, as it came when unreadable."""
     if not value:
         return "-"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return moment.replace(microsecond=0).isoformat(sep=" ")
+    return show(moment)
 
 
 def shorten(text: str, width: int = NAME_WIDTH) -> str:
