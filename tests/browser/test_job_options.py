@@ -162,3 +162,13 @@ def test_pause_switch_holds_new_jobs_until_resumed(
             "paused": False,
         }
         expect(page.get_by_test_id("config-current")).to_have_text(str(limit))
+
+        # Another client's change shows at once, from the event stream (the safety-net
+        # poll is 15 s away).
+        changed = {"paused": True, "max_concurrent_jobs": limit + 1}
+        assert live_system.api("PUT", "/api/config", changed).status_code == 200
+        expect(switch).to_have_attribute("aria-checked", "true", timeout=3000)
+        expect(page.get_by_test_id("config-current")).to_have_text(str(limit + 1), timeout=3000)
+        back = {"paused": False, "max_concurrent_jobs": limit}
+        assert live_system.api("PUT", "/api/config", back).status_code == 200
+        expect(switch).to_have_attribute("aria-checked", "false", timeout=3000)

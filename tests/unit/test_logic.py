@@ -13,7 +13,8 @@ from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.execute import CapturedOutput
 from jobsched_runner.link import _drain_queue
-from jobsched_scheduler.events import parse_payload, wakes_dispatch
+from jobsched_scheduler.events import EventHub, parse_payload, wakes_dispatch
+from jobsched_scheduler.messages import event_message
 from jobsched_scheduler.model import ClaimResult, slot_order
 from jobsched_scheduler.queries import migrations, parse, queries
 from jobsched_scheduler.settings import Settings as SchedulerSettings
@@ -157,3 +158,13 @@ def test_timestamp_conversions_agree_with_protobufs_own() -> None:
         theirs.FromDatetime(instant)
         assert to_timestamp(instant) == theirs
         assert from_timestamp(theirs) == theirs.ToDatetime(tzinfo=UTC) == instant
+
+
+def test_a_config_change_reaches_watchers_as_an_event_of_no_job() -> None:
+    woken: list[bool] = []
+    hub = EventHub("", lambda: woken.append(True))
+    watcher = hub.subscribe()
+    hub._handle('"config"')
+    event = watcher.queue.get_nowait()
+    assert (event.config_changed, event.job_id, woken) == (True, 0, [True])
+    assert event_message(event).config_changed

@@ -678,9 +678,14 @@ class JobEvent(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    CONFIG_CHANGED_FIELD_NUMBER: _builtins.int
     job_id: _builtins.int
     status: Global___JobStatus.ValueType
     attempt: _builtins.int
+    config_changed: _builtins.bool
+    """An event of the configuration, not of a job: the limit or the pause changed (read
+    them with GetConfig). Only `at` is set besides.
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -690,10 +695,11 @@ class JobEvent(_message.Message):
         status: Global___JobStatus.ValueType = ...,
         attempt: _builtins.int = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
+        config_changed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "attempt", b"attempt", "job_id", b"job_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "attempt", b"attempt", "config_changed", b"config_changed", "job_id", b"job_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,8 @@
 """The scheduler's job events as server-sent events, for the dashboard (`GET /api/events`).
 
 One `WatchEvents` stream per client. Each job event goes out as `event: job`; bursts
-are coalesced into at most one `event: stats` (a fresh GetStats) per STATS_INTERVAL.
+are coalesced into at most one `event: stats` (a fresh GetStats) per STATS_INTERVAL,
+which a change of the configuration (limit, pause) also brings.
 `event: ready` says the scheduler stream is open (the page reloads its data then);
 `event: error` says the scheduler is away, and the stream ends (the browser retries
 after `retry:`). Comments keep idle connections open through proxies. Every stream
@@ -26,7 +27,7 @@ from .schemas import STATUS_FROM_PB, json_bytes, stats_json, time_of
 log = logging.getLogger("jobsched.gateway.live")
 
 RETRY_MS = 1000  # how soon the browser reconnects after the stream ends
-STATS_INTERVAL = 0.2  # at most one stats event per interval, only after job events
+STATS_INTERVAL = 0.2  # at most one stats event per interval, only after events
 KEEPALIVE_SECONDS = 15.0  # a comment after this long without anything sent
 QUEUE_LIMIT = 10_000  # job events waiting for a slow client before it is cut off
 
@@ -114,7 +115,8 @@ class LiveEvents:
                 if isinstance(item, _End):
                     end = item
                     break
-                out.append(sse("job", job_event(item)))
+                if not item.config_changed:
+                    out.append(sse("job", job_event(item)))
                 dirty = True
             if out:
                 yield "".join(out)

@@ -27,6 +27,11 @@ class JobEvent:
     status: str
     attempt: int
     at: datetime
+    config_changed: bool = False  # an event of the configuration: no job
+
+
+def config_event() -> JobEvent:
+    return JobEvent(0, "", 0, datetime.now(UTC), config_changed=True)
 
 
 def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
@@ -119,5 +124,7 @@ class EventHub:
             return
         if config_changed or wakes_dispatch(events):
             self.on_wake()
+        if config_changed:
+            events = [config_event()]
         if events:
             self.publish(events)

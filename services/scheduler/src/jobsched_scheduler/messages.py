@@ -101,6 +101,7 @@ def event_message(event: JobEvent) -> pb.JobEvent:
         job_id=event.job_id,
         status=STATUS_TO_PB.get(event.status, pb.JOB_STATUS_UNSPECIFIED),
         attempt=event.attempt,
+        config_changed=event.config_changed,
     )
     set_timestamp(message.at, event.at)
     return message
