@@ -94,6 +94,7 @@ class Job(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     RUN_AT_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     name: _builtins.str
     command: _builtins.str
@@ -110,6 +111,8 @@ class Job(_message.Message):
     """Why the job ended as it did, e.g. "exit code 2" or "runner lost"."""
     priority: _builtins.int
     """-100..100: higher runs first; within one priority, oldest first."""
+    concurrency_key: _builtins.str
+    """Jobs of one key share its limit (if it has one) and take turns with other keys."""
     @_builtins.property
     def last_run(self) -> _timestamp_pb2.Timestamp:
         """when the latest attempt was claimed"""
@@ -151,10 +154,11 @@ class Job(_message.Message):
         priority: _builtins.int = ...,
         run_at: _timestamp_pb2.Timestamp | None = ...,
         depends_on: _abc.Iterable[_builtins.int] | None = ...,
+        concurrency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "last_run", b"last_run", "run_at", b"run_at", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "created_at", b"created_at", "depends_on", b"depends_on", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "last_run", b"last_run", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "reason", b"reason", "run_at", b"run_at", "runner_id", b"runner_id", "started_at", b"started_at", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "attempt", b"attempt", "command", b"command", "concurrency_key", b"concurrency_key", "created_at", b"created_at", "depends_on", b"depends_on", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "last_run", b"last_run", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "reason", b"reason", "run_at", b"run_at", "runner_id", b"runner_id", "started_at", b"started_at", "status", b"status", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
     _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
@@ -174,6 +178,7 @@ class CreateJobRequest(_message.Message):
     RUN_AT_FIELD_NUMBER: _builtins.int
     DELAY_SECONDS_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     command: _builtins.str
     max_attempts: _builtins.int
@@ -184,6 +189,8 @@ class CreateJobRequest(_message.Message):
     priority: _builtins.int
     """-100..100, default 0"""
     delay_seconds: _builtins.float
+    concurrency_key: _builtins.str
+    """1..255 characters; unset: none"""
     @_builtins.property
     def run_at(self) -> _timestamp_pb2.Timestamp:
         """Not before this time (RFC 3339 in JSON), or this many seconds from now: at most one."""
@@ -205,10 +212,11 @@ class CreateJobRequest(_message.Message):
         run_at: _timestamp_pb2.Timestamp | None = ...,
         delay_seconds: _builtins.float | None = ...,
         depends_on: _abc.Iterable[_builtins.int] | None = ...,
+        concurrency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "delay_seconds", b"delay_seconds", "max_attempts", b"max_attempts", "run_at", b"run_at", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "delay_seconds", b"delay_seconds", "depends_on", b"depends_on", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "run_at", b"run_at", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "concurrency_key", b"concurrency_key", "delay_seconds", b"delay_seconds", "depends_on", b"depends_on", "max_attempts", b"max_attempts", "name", b"name", "priority", b"priority", "run_at", b"run_at", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delay_seconds: _TypeAlias = _typing.Literal["delay_seconds"]  # noqa: Y015
     _WhichOneofArgType__delay_seconds: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds"]  # noqa: Y015
@@ -720,6 +728,7 @@ class Schedule(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     NEXT_RUN_AT_FIELD_NUMBER: _builtins.int
     LAST_RUN_AT_FIELD_NUMBER: _builtins.int
     LAST_JOB_ID_FIELD_NUMBER: _builtins.int
@@ -743,6 +752,7 @@ class Schedule(_message.Message):
     """What each job it makes gets, as in CreateJobRequest."""
     max_attempts: _builtins.int
     timeout_seconds: _builtins.int
+    concurrency_key: _builtins.str
     last_job_id: _builtins.int
     """0: none yet"""
     skipped_count: _builtins.int
@@ -772,6 +782,7 @@ class Schedule(_message.Message):
         priority: _builtins.int = ...,
         max_attempts: _builtins.int | None = ...,
         timeout_seconds: _builtins.int | None = ...,
+        concurrency_key: _builtins.str = ...,
         next_run_at: _timestamp_pb2.Timestamp | None = ...,
         last_run_at: _timestamp_pb2.Timestamp | None = ...,
         last_job_id: _builtins.int = ...,
@@ -781,7 +792,7 @@ class Schedule(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "catchup_window_seconds", b"catchup_window_seconds", "created_at", b"created_at", "last_run_at", b"last_run_at", "max_attempts", b"max_attempts", "next_run_at", b"next_run_at", "timeout_seconds", b"timeout_seconds", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "catchup_window_seconds", b"catchup_window_seconds", "command", b"command", "created_at", b"created_at", "cron", b"cron", "every_seconds", b"every_seconds", "last_job_id", b"last_job_id", "last_run_at", b"last_run_at", "max_attempts", b"max_attempts", "name", b"name", "next_run_at", b"next_run_at", "overlap", b"overlap", "paused", b"paused", "priority", b"priority", "skipped_count", b"skipped_count", "timeout_seconds", b"timeout_seconds", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds", "_max_attempts", b"_max_attempts", "_timeout_seconds", b"_timeout_seconds", "catchup_window_seconds", b"catchup_window_seconds", "command", b"command", "concurrency_key", b"concurrency_key", "created_at", b"created_at", "cron", b"cron", "every_seconds", b"every_seconds", "last_job_id", b"last_job_id", "last_run_at", b"last_run_at", "max_attempts", b"max_attempts", "name", b"name", "next_run_at", b"next_run_at", "overlap", b"overlap", "paused", b"paused", "priority", b"priority", "skipped_count", b"skipped_count", "timeout_seconds", b"timeout_seconds", "timezone", b"timezone", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__catchup_window_seconds: _TypeAlias = _typing.Literal["catchup_window_seconds"]  # noqa: Y015
     _WhichOneofArgType__catchup_window_seconds: _TypeAlias = _typing.Literal["_catchup_window_seconds", b"_catchup_window_seconds"]  # noqa: Y015
@@ -908,3 +919,350 @@ class DeleteScheduleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteScheduleResponse: _TypeAlias = DeleteScheduleResponse  # noqa: Y015
+
+@_typing.final
+class KeyLimit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    max_concurrent_jobs: _builtins.int
+    """unset: no limit of its own"""
+    paused: _builtins.bool
+    running: _builtins.int
+    queued: _builtins.int
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        max_concurrent_jobs: _builtins.int | None = ...,
+        paused: _builtins.bool = ...,
+        running: _builtins.int = ...,
+        queued: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "max_concurrent_jobs", b"max_concurrent_jobs"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "key", b"key", "max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused", "queued", b"queued", "running", b"running"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_concurrent_jobs: _TypeAlias = _typing.Literal["max_concurrent_jobs"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrent_jobs: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrent_jobs) -> _WhichOneofReturnType__max_concurrent_jobs | None: ...
+
+Global___KeyLimit: _TypeAlias = KeyLimit  # noqa: Y015
+
+@_typing.final
+class ListLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLimitsRequest: _TypeAlias = ListLimitsRequest  # noqa: Y015
+
+@_typing.final
+class ListLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyLimit]: ...
+    def __init__(
+        self,
+        *,
+        limits: _abc.Iterable[Global___KeyLimit] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLimitsResponse: _TypeAlias = ListLimitsResponse  # noqa: Y015
+
+@_typing.final
+class LimitRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LimitRef: _TypeAlias = LimitRef  # noqa: Y015
+
+@_typing.final
+class SetLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_JOBS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    max_concurrent_jobs: _builtins.int
+    """1..10000; unset: none"""
+    paused: _builtins.bool
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        max_concurrent_jobs: _builtins.int | None = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "max_concurrent_jobs", b"max_concurrent_jobs"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs", "key", b"key", "max_concurrent_jobs", b"max_concurrent_jobs", "paused", b"paused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_concurrent_jobs: _TypeAlias = _typing.Literal["max_concurrent_jobs"]  # noqa: Y015
+    _WhichOneofArgType__max_concurrent_jobs: _TypeAlias = _typing.Literal["_max_concurrent_jobs", b"_max_concurrent_jobs"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_concurrent_jobs) -> _WhichOneofReturnType__max_concurrent_jobs | None: ...
+
+Global___SetLimitRequest: _TypeAlias = SetLimitRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLimitResponse: _TypeAlias = DeleteLimitResponse  # noqa: Y015
+
+@_typing.final
+class ExplainJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainJobRequest: _TypeAlias = ExplainJobRequest  # noqa: Y015
+
+@_typing.final
+class Blocker(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    RUN_AT_FIELD_NUMBER: _builtins.int
+    WAITING_ON_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """global_limit, key_limit, paused, key_paused, not_before, dependencies, no_runners,
+    runner_capacity, behind
+    """
+    message: _builtins.str
+    """one sentence for a person"""
+    limit: _builtins.int
+    """global_limit, key_limit"""
+    running: _builtins.int
+    """global_limit, key_limit"""
+    key: _builtins.str
+    """key_limit, key_paused"""
+    position: _builtins.int
+    """behind: eligible jobs ahead in the claim's order"""
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """up to 10 jobs holding the slots"""
+
+    @_builtins.property
+    def run_at(self) -> _timestamp_pb2.Timestamp:
+        """not_before"""
+
+    @_builtins.property
+    def waiting_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """dependencies"""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        message: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        running: _builtins.int = ...,
+        holders: _abc.Iterable[_builtins.int] | None = ...,
+        key: _builtins.str = ...,
+        run_at: _timestamp_pb2.Timestamp | None = ...,
+        waiting_on: _abc.Iterable[_builtins.int] | None = ...,
+        position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run_at", b"run_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["holders", b"holders", "key", b"key", "kind", b"kind", "limit", b"limit", "message", b"message", "position", b"position", "run_at", b"run_at", "running", b"running", "waiting_on", b"waiting_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Blocker: _TypeAlias = Blocker  # noqa: Y015
+
+@_typing.final
+class JobExplanation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RUNNABLE_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    BLOCKERS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.int
+    status: Global___JobStatus.ValueType
+    runnable: _builtins.bool
+    """It would be claimed now if a slot were free in its turn (no blocker but `behind`)."""
+    position: _builtins.int
+    """eligible jobs ahead of it; unset when not waiting"""
+    message: _builtins.str
+    """where the job is, for a person"""
+    @_builtins.property
+    def blockers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Blocker]: ...
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.int = ...,
+        status: Global___JobStatus.ValueType = ...,
+        runnable: _builtins.bool = ...,
+        position: _builtins.int | None = ...,
+        blockers: _abc.Iterable[Global___Blocker] | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_position", b"_position", "position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_position", b"_position", "blockers", b"blockers", "job_id", b"job_id", "message", b"message", "position", b"position", "runnable", b"runnable", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__position: _TypeAlias = _typing.Literal["position"]  # noqa: Y015
+    _WhichOneofArgType__position: _TypeAlias = _typing.Literal["_position", b"_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__position) -> _WhichOneofReturnType__position | None: ...
+
+Global___JobExplanation: _TypeAlias = JobExplanation  # noqa: Y015
+
+@_typing.final
+class GetSeriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_SECONDS_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    window_seconds: _builtins.int
+    """0: 3600; at most 86400"""
+    key: _builtins.str
+    """also the running jobs of this key and its limit"""
+    def __init__(
+        self,
+        *,
+        window_seconds: _builtins.int = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "window_seconds", b"window_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSeriesRequest: _TypeAlias = GetSeriesRequest  # noqa: Y015
+
+@_typing.final
+class SeriesPoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    KEY_RUNNING_FIELD_NUMBER: _builtins.int
+    KEY_LIMIT_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    WAIT_P50_SECONDS_FIELD_NUMBER: _builtins.int
+    WAIT_P95_SECONDS_FIELD_NUMBER: _builtins.int
+    running: _builtins.int
+    """at most, during the minute"""
+    limit: _builtins.int
+    key_running: _builtins.int
+    key_limit: _builtins.int
+    """0: none"""
+    completed: _builtins.int
+    """finished in the minute, by status"""
+    failed: _builtins.int
+    cancelled: _builtins.int
+    wait_p50_seconds: _builtins.float
+    """creation to start, of jobs started in the minute"""
+    wait_p95_seconds: _builtins.float
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """the start of the minute"""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        running: _builtins.int = ...,
+        limit: _builtins.int = ...,
+        key_running: _builtins.int = ...,
+        key_limit: _builtins.int = ...,
+        completed: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        wait_p50_seconds: _builtins.float = ...,
+        wait_p95_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "key_limit", b"key_limit", "key_running", b"key_running", "limit", b"limit", "running", b"running", "wait_p50_seconds", b"wait_p50_seconds", "wait_p95_seconds", b"wait_p95_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeriesPoint: _TypeAlias = SeriesPoint  # noqa: Y015
+
+@_typing.final
+class Series(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def points(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeriesPoint]: ...
+    def __init__(
+        self,
+        *,
+        points: _abc.Iterable[Global___SeriesPoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["points", b"points"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Series: _TypeAlias = Series  # noqa: Y015

@@ -95,6 +95,16 @@ class JobServiceStub:
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=jobsched_dot_v1_dot_jobs__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.ExplainJob = channel.unary_unary(
+                '/jobsched.v1.JobService/ExplainJob',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.JobExplanation.FromString,
+                _registered_method=True)
+        self.GetSeries = channel.unary_unary(
+                '/jobsched.v1.JobService/GetSeries',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Series.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -181,6 +191,21 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainJob(self, request, context):
+        """Why a job is not running (yet), from the rules the claim uses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSeries(self, request, context):
+        """The last hour in minutes: running jobs against the limit, jobs finished by status,
+        and queue waits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -243,6 +268,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=jobsched_dot_v1_dot_jobs__pb2.WatchEventsRequest.FromString,
                     response_serializer=jobsched_dot_v1_dot_jobs__pb2.JobEvent.SerializeToString,
+            ),
+            'ExplainJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainJob,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ExplainJobRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.JobExplanation.SerializeToString,
+            ),
+            'GetSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSeries,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.Series.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -570,6 +605,60 @@ class JobService:
             '/jobsched.v1.JobService/WatchEvents',
             jobsched_dot_v1_dot_jobs__pb2.WatchEventsRequest.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/ExplainJob',
+            jobsched_dot_v1_dot_jobs__pb2.ExplainJobRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.JobExplanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/GetSeries',
+            jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.Series.FromString,
             options,
             channel_credentials,
             insecure,
@@ -955,6 +1044,216 @@ class ScheduleService:
             '/jobsched.v1.ScheduleService/TriggerSchedule',
             jobsched_dot_v1_dot_jobs__pb2.ScheduleRef.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class LimitServiceStub:
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListLimits = channel.unary_unary(
+                '/jobsched.v1.LimitService/ListLimits',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ListLimitsRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListLimitsResponse.FromString,
+                _registered_method=True)
+        self.GetLimit = channel.unary_unary(
+                '/jobsched.v1.LimitService/GetLimit',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.LimitRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.KeyLimit.FromString,
+                _registered_method=True)
+        self.SetLimit = channel.unary_unary(
+                '/jobsched.v1.LimitService/SetLimit',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.SetLimitRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.KeyLimit.FromString,
+                _registered_method=True)
+        self.DeleteLimit = channel.unary_unary(
+                '/jobsched.v1.LimitService/DeleteLimit',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.LimitRef.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.DeleteLimitResponse.FromString,
+                _registered_method=True)
+
+
+class LimitServiceServicer:
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    def ListLimits(self, request, context):
+        """Every key that has a limit or has jobs queued or running, by key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLimit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLimit(self, request, context):
+        """Sets a key's limit and pause (both, as given).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLimit(self, request, context):
+        """Removes a key's limit: its jobs are bounded by the global limit only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LimitServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLimits,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListLimitsRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.ListLimitsResponse.SerializeToString,
+            ),
+            'GetLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLimit,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.LimitRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.KeyLimit.SerializeToString,
+            ),
+            'SetLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLimit,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.SetLimitRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.KeyLimit.SerializeToString,
+            ),
+            'DeleteLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLimit,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.LimitRef.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.DeleteLimitResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'jobsched.v1.LimitService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('jobsched.v1.LimitService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LimitService:
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    @staticmethod
+    def ListLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.LimitService/ListLimits',
+            jobsched_dot_v1_dot_jobs__pb2.ListLimitsRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.ListLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.LimitService/GetLimit',
+            jobsched_dot_v1_dot_jobs__pb2.LimitRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.KeyLimit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.LimitService/SetLimit',
+            jobsched_dot_v1_dot_jobs__pb2.SetLimitRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.KeyLimit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.LimitService/DeleteLimit',
+            jobsched_dot_v1_dot_jobs__pb2.LimitRef.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.DeleteLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

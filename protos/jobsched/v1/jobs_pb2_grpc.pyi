@@ -55,6 +55,12 @@ class JobServiceStub:
     GetStats: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]
     WatchEvents: _grpc.UnaryStreamMultiCallable[_jobs_pb2.WatchEventsRequest, _jobs_pb2.JobEvent]
     """Job state changes as they happen, until the client goes away."""
+    ExplainJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ExplainJobRequest, _jobs_pb2.JobExplanation]
+    """Why a job is not running (yet), from the rules the claim uses."""
+    GetSeries: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetSeriesRequest, _jobs_pb2.Series]
+    """The last hour in minutes: running jobs against the limit, jobs finished by status,
+    and queue waits.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -83,6 +89,12 @@ class JobServiceAsyncStub(JobServiceStub):
     GetStats: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetStatsRequest, _jobs_pb2.Stats]  # type: ignore[assignment]
     WatchEvents: _aio.UnaryStreamMultiCallable[_jobs_pb2.WatchEventsRequest, _jobs_pb2.JobEvent]  # type: ignore[assignment]
     """Job state changes as they happen, until the client goes away."""
+    ExplainJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ExplainJobRequest, _jobs_pb2.JobExplanation]  # type: ignore[assignment]
+    """Why a job is not running (yet), from the rules the claim uses."""
+    GetSeries: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetSeriesRequest, _jobs_pb2.Series]  # type: ignore[assignment]
+    """The last hour in minutes: running jobs against the limit, jobs finished by status,
+    and queue waits.
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public API of the scheduler: what the api-gateway and any gRPC client use."""
@@ -180,6 +192,24 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_jobs_pb2.JobEvent], _abc.AsyncIterator[_jobs_pb2.JobEvent]]:
         """Job state changes as they happen, until the client goes away."""
+
+    @_abc_1.abstractmethod
+    def ExplainJob(
+        self,
+        request: _jobs_pb2.ExplainJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.JobExplanation, _abc.Awaitable[_jobs_pb2.JobExplanation]]:
+        """Why a job is not running (yet), from the rules the claim uses."""
+
+    @_abc_1.abstractmethod
+    def GetSeries(
+        self,
+        request: _jobs_pb2.GetSeriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.Series, _abc.Awaitable[_jobs_pb2.Series]]:
+        """The last hour in minutes: running jobs against the limit, jobs finished by status,
+        and queue waits.
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -294,3 +324,73 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         """Makes a job now, paused or not, named "{schedule}@{now in UTC, to the microsecond}"."""
 
 def add_ScheduleServiceServicer_to_server(servicer: ScheduleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class LimitServiceStub:
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> LimitServiceAsyncStub: ...
+    ListLimits: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListLimitsRequest, _jobs_pb2.ListLimitsResponse]
+    """Every key that has a limit or has jobs queued or running, by key."""
+    GetLimit: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.LimitRef, _jobs_pb2.KeyLimit]
+    SetLimit: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.SetLimitRequest, _jobs_pb2.KeyLimit]
+    """Sets a key's limit and pause (both, as given)."""
+    DeleteLimit: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.LimitRef, _jobs_pb2.DeleteLimitResponse]
+    """Removes a key's limit: its jobs are bounded by the global limit only."""
+
+@_typing.type_check_only
+class LimitServiceAsyncStub(LimitServiceStub):
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ListLimits: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListLimitsRequest, _jobs_pb2.ListLimitsResponse]  # type: ignore[assignment]
+    """Every key that has a limit or has jobs queued or running, by key."""
+    GetLimit: _aio.UnaryUnaryMultiCallable[_jobs_pb2.LimitRef, _jobs_pb2.KeyLimit]  # type: ignore[assignment]
+    SetLimit: _aio.UnaryUnaryMultiCallable[_jobs_pb2.SetLimitRequest, _jobs_pb2.KeyLimit]  # type: ignore[assignment]
+    """Sets a key's limit and pause (both, as given)."""
+    DeleteLimit: _aio.UnaryUnaryMultiCallable[_jobs_pb2.LimitRef, _jobs_pb2.DeleteLimitResponse]  # type: ignore[assignment]
+    """Removes a key's limit: its jobs are bounded by the global limit only."""
+
+class LimitServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Limits per concurrency key, nested inside the global limit: a job with a key starts
+    only when both have room.
+    """
+
+    @_abc_1.abstractmethod
+    def ListLimits(
+        self,
+        request: _jobs_pb2.ListLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListLimitsResponse, _abc.Awaitable[_jobs_pb2.ListLimitsResponse]]:
+        """Every key that has a limit or has jobs queued or running, by key."""
+
+    @_abc_1.abstractmethod
+    def GetLimit(
+        self,
+        request: _jobs_pb2.LimitRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.KeyLimit, _abc.Awaitable[_jobs_pb2.KeyLimit]]: ...
+
+    @_abc_1.abstractmethod
+    def SetLimit(
+        self,
+        request: _jobs_pb2.SetLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.KeyLimit, _abc.Awaitable[_jobs_pb2.KeyLimit]]:
+        """Sets a key's limit and pause (both, as given)."""
+
+    @_abc_1.abstractmethod
+    def DeleteLimit(
+        self,
+        request: _jobs_pb2.LimitRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.DeleteLimitResponse, _abc.Awaitable[_jobs_pb2.DeleteLimitResponse]]:
+        """Removes a key's limit: its jobs are bounded by the global limit only."""
+
+def add_LimitServiceServicer_to_server(servicer: LimitServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
