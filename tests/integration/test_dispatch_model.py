@@ -26,7 +26,8 @@ from psycopg_pool import AsyncConnectionPool
 pytestmark = pytest.mark.timeout(300)
 
 RUNNERS = ["r1", "r2", "r3"]
-KEYS = ["a", "b", None]
+LIMITED_KEYS = ["a", "b"]
+KEYS = [*LIMITED_KEYS, None]
 
 
 def report(key: AttemptKey, exit_code: int) -> AttemptReport:
@@ -150,7 +151,7 @@ class DispatchMachine(RuleBasedStateMachine):
         self.held[runner].update(claimed)
 
     @rule(
-        key=st.sampled_from(KEYS[:2]),
+        key=st.sampled_from(LIMITED_KEYS),
         limit=st.sampled_from([None, 1, 1, 2]),
         paused=st.sampled_from([False, False, False, True]),
         remove=st.sampled_from([False, False, False, True]),
@@ -253,7 +254,7 @@ class DispatchMachine(RuleBasedStateMachine):
             self.held[runner] = set()
         self._run(self.store.set_max_concurrent(100))
         self._run(self.store.set_paused(False))
-        for key in KEYS[:2]:
+        for key in LIMITED_KEYS:
             self._run(self.store.delete_limit(key))
         for _ in range(40):
             self._sql("UPDATE jobs SET run_after = now() WHERE status = 'scheduled'")
