@@ -45,10 +45,10 @@ DEFAULT_CATCHUP_WINDOW_SECONDS: Final = 60
 MAX_CATCHUP_WINDOW_SECONDS: Final = 7 * 24 * 3600
 MAX_CRON_CHARS: Final = 255
 
-# Concurrency keys: a job's key, and the limit of one key (nested in the global one).
+# A concurrency key, and the limit a key may have.
 MAX_KEY_CHARS: Final = 255
-MIN_KEY_CONCURRENT_JOBS: Final = 1
-MAX_KEY_CONCURRENT_JOBS: Final = 10_000
+MIN_KEY_LIMIT: Final = 1
+MAX_KEY_LIMIT: Final = 10_000
 # The series of the last minutes (GetSeries): its window when none is given, and at most.
 DEFAULT_SERIES_WINDOW_SECONDS: Final = 3600
 MAX_SERIES_WINDOW_SECONDS: Final = 86_400

@@ -3,14 +3,14 @@
 from typing import Annotated, Any
 
 from jobsched.v1 import jobs_pb2 as pb
-from jobsched_common.limits import MAX_KEY_CONCURRENT_JOBS, MIN_KEY_CONCURRENT_JOBS
+from jobsched_common.limits import MAX_KEY_LIMIT, MIN_KEY_LIMIT
 from pydantic import BaseModel, Field
 
 from .schemas import Int32, schema_only
 
 KeyConcurrencyLimit = Annotated[
     Int32,
-    schema_only(minimum=MIN_KEY_CONCURRENT_JOBS, maximum=MAX_KEY_CONCURRENT_JOBS),
+    schema_only(minimum=MIN_KEY_LIMIT, maximum=MAX_KEY_LIMIT),
     Field(
         description="Jobs of the key running at once, at most, inside the global limit: "
         "a job starts only when both have room. Lowering it lets running jobs finish."
