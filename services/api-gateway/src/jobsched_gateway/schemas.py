@@ -92,12 +92,14 @@ Priority = Annotated[
     Field(description="Higher runs first; within one priority, oldest first."),
 ]
 JobRef = Annotated[Int64, schema_only(minimum=1)]
+# Not blank, no control characters (Unicode's Cc), as the scheduler checks.
+KEY_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 ConcurrencyKey = Annotated[
     Text,
-    schema_only(minLength=1, maxLength=MAX_KEY_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    schema_only(minLength=1, maxLength=MAX_KEY_CHARS, pattern=KEY_PATTERN),
     Field(
         description="Jobs of one key share its limit (`/api/limits/{key}`), if it has one, "
-        "and take turns with the jobs of other keys. No control characters.",
+        "and take turns with the jobs of other keys. Not blank; no control characters.",
         examples=["migrations"],
     ),
 ]
