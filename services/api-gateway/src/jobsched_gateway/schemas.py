@@ -94,10 +94,12 @@ Priority = Annotated[
 JobRef = Annotated[Int64, schema_only(minimum=1)]
 # Not blank, no control characters (Unicode's Cc), as the scheduler checks.
 KEY_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Checked here for its length of 0: an empty key is not told from none in the message.
 ConcurrencyKey = Annotated[
     Text,
-    schema_only(minLength=1, maxLength=MAX_KEY_CHARS, pattern=KEY_PATTERN),
+    schema_only(maxLength=MAX_KEY_CHARS, pattern=KEY_PATTERN),
     Field(
+        min_length=1,
         description="Jobs of one key share its limit (`/api/limits/{key}`), if it has one, "
         "and take turns with the jobs of other keys. Not blank; no control characters.",
         examples=["migrations"],
