@@ -213,6 +213,10 @@ def test_series_sends_the_window_and_the_key() -> None:
     scheduler = fake()
     exchange(scheduler, "GET", "/api/series")
     assert scheduler.sent == [("GetSeries", pb.GetSeriesRequest(window_seconds=3600))]
+    for cannot_be_sent in ["window=0", "window=-1", "key="]:
+        scheduler = fake()
+        assert exchange(scheduler, "GET", f"/api/series?{cannot_be_sent}")[0] == 422
+        assert scheduler.sent == []
 
 
 def test_the_openapi_documents_the_bounds() -> None:

@@ -10,18 +10,21 @@ from jobsched_common.limits import (
     MAX_KEY_CHARS,
     MAX_SERIES_WINDOW_SECONDS,
 )
+from pydantic import Field
 
 from ..insight_schemas import Explanation, Series, explanation_json, series_json
 from ..scheduler import Scheduler
 from ..schemas import Int32, Int64, JsonBody, Text, schema_only
 
 JobId = Annotated[Int64, schema_only(minimum=1)]
+# Checked here at their low ends: a window of 0, or an empty key, is not told from none
+# in the message.
 Window = Annotated[
-    Annotated[Int32, schema_only(minimum=1, maximum=MAX_SERIES_WINDOW_SECONDS)],
+    Annotated[Int32, Field(ge=1), schema_only(maximum=MAX_SERIES_WINDOW_SECONDS)],
     Query(description="Seconds back from now."),
 ]
 SeriesKey = Annotated[
-    Annotated[Text, schema_only(minLength=1, maxLength=MAX_KEY_CHARS)] | None,
+    Annotated[Text, Field(min_length=1), schema_only(maxLength=MAX_KEY_CHARS)] | None,
     Query(description="A concurrency key: its running jobs and its limit as well."),
 ]
 
