@@ -14,7 +14,7 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_scheduler.api import JobApi
 from jobsched_scheduler.dispatch import ConnectedRunner, Dispatcher
 from jobsched_scheduler.events import EventHub
-from jobsched_scheduler.explain import PgExplainer
+from jobsched_scheduler.explain import PgExplainer, behind_blocker
 from jobsched_scheduler.model import AttemptKey
 from jobsched_scheduler.series import PgSeries
 from jobsched_scheduler.store import PgStore, new_pool
@@ -181,6 +181,9 @@ def test_behind_counts_only_eligible_jobs_ahead_in_the_claims_order(database_url
             assert "3 eligible jobs are ahead" in answer.message
             answer = await _why(jobs, urgent)
             assert answer.runnable and answer.position == 0 and _kinds(answer) == []
+            assert behind_blocker(10_000).message == (
+                "10,000 or more eligible jobs are ahead of it in the claim's order."
+            )
 
     asyncio.run(scenario())
 

@@ -165,7 +165,8 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             raise Unavailable("ExplainJob is not served by this scheduler")
         job, position = await self.explainer.facts(validation.job_id(request.id))
         free_slots = [runner.free for runner in self.dispatcher.runners.values()]
-        return explanation_message(explanation(job, position, free_slots))
+        answer = explanation(job, position, free_slots, self.explainer.position_cap)
+        return explanation_message(answer)
 
     @rpc
     async def GetSeries(self, request: pb.GetSeriesRequest, context: Ctx) -> pb.Series:

@@ -130,8 +130,8 @@ def runner_blockers(free_slots: list[int]) -> list[Blocker]:
     return []
 
 
-def behind_blocker(position: int) -> Blocker:
-    ahead = f"{POSITION_CAP:,} or more" if position >= POSITION_CAP else f"{position:,}"
+def behind_blocker(position: int, cap: int = POSITION_CAP) -> Blocker:
+    ahead = f"{cap:,} or more" if position >= cap else f"{position:,}"
     jobs = _plural(position, "job is", "jobs are")
     message = f"{ahead} eligible {jobs} ahead of it in the claim's order."
     return Blocker("behind", message, position=position)
@@ -158,9 +158,11 @@ def _waiting_message(job_id: int, status: str, blockers: list[Blocker]) -> str:
     return f"Job {job_id} is next: it starts as soon as a runner takes it."
 
 
-def explanation(job: Row, position: int | None, free_slots: list[int]) -> Explanation:
-    """The answer for a job's facts (explain_job's row), its position when queued, and
-    the free slots of the runners connected here."""
+def explanation(
+    job: Row, position: int | None, free_slots: list[int], cap: int = POSITION_CAP
+) -> Explanation:
+    """The answer for a job's facts (explain_job's row), its position when queued (at
+    most `cap`), and the free slots of the runners connected here."""
     status = job["status"] or "queued"
     if status not in ("queued", "scheduled"):
         return Explanation(job["id"], status, False, None, [], _ended_message(job))
@@ -173,7 +175,7 @@ def explanation(job: Row, position: int | None, free_slots: list[int]) -> Explan
         *runner_blockers(free_slots),
     ]
     if position:
-        blockers.append(behind_blocker(position))
+        blockers.append(behind_blocker(position, cap))
     runnable = all(b.kind == "behind" for b in blockers)
     message = _waiting_message(job["id"], status, blockers)
     return Explanation(job["id"], status, runnable, position, blockers, message)
@@ -182,8 +184,9 @@ def explanation(job: Row, position: int | None, free_slots: list[int]) -> Explan
 class PgExplainer:
     """Reads a job's facts and its position in one read-only snapshot."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]):
+    def __init__(self, pool: AsyncConnectionPool[Any], position_cap: int = POSITION_CAP):
         self.pool = pool
+        self.position_cap = position_cap
 
     async def facts(self, job_id: int) -> tuple[Row, int | None]:
         try:
@@ -203,7 +206,9 @@ class PgExplainer:
                 raise NotFound(f"job {job_id} not found")
             if (job["status"] or "queued") != "queued":
                 return job, None
-            params = {k: job[k] for k in ("id", "priority", "fair_seq")} | {"cap": POSITION_CAP}
+            params = {k: job[k] for k in ("id", "priority", "fair_seq")} | {
+                "cap": self.position_cap
+            }
             await cur.execute(q("explain_position"), params)
             counted = await cur.fetchone()
             return job, int(counted["position"]) if counted else 0

@@ -33,14 +33,17 @@ WHERE j.id = %(id)s;
 -- (jobs_ready_idx): higher priorities, then the same priority earlier in the fair order.
 WITH blocked AS (
     SELECT key FROM concurrency_room WHERE room = 0
-), ahead AS (
-    (SELECT 1 FROM jobs a
-     WHERE a.status = 'queued' AND a.unmet_dependencies = 0 AND a.priority > %(priority)s
-       AND (a.concurrency_key IS NULL OR a.concurrency_key NOT IN (SELECT key FROM blocked)))
-    UNION ALL
-    (SELECT 1 FROM jobs a
-     WHERE a.status = 'queued' AND a.unmet_dependencies = 0 AND a.priority = %(priority)s
-       AND (a.fair_seq, a.id) < (%(fair_seq)s, %(id)s)
-       AND (a.concurrency_key IS NULL OR a.concurrency_key NOT IN (SELECT key FROM blocked)))
+), higher AS (
+    SELECT count(*) AS n FROM (
+        SELECT FROM jobs a
+        WHERE a.status = 'queued' AND a.unmet_dependencies = 0 AND a.priority > %(priority)s
+          AND (a.concurrency_key IS NULL OR a.concurrency_key NOT IN (SELECT key FROM blocked))
+        LIMIT %(cap)s) x
 )
-SELECT count(*) AS position FROM (SELECT 1 FROM ahead LIMIT %(cap)s) capped;
+SELECT n + (SELECT count(*) FROM (
+    SELECT FROM jobs a
+    WHERE a.status = 'queued' AND a.unmet_dependencies = 0 AND a.priority = %(priority)s
+      AND (a.fair_seq, a.id) < (%(fair_seq)s, %(id)s)
+      AND (a.concurrency_key IS NULL OR a.concurrency_key NOT IN (SELECT key FROM blocked))
+    LIMIT (SELECT %(cap)s - n FROM higher)) y) AS position
+FROM higher;
