@@ -48,6 +48,7 @@ def test_a_schedule_from_create_to_delete(live_system: LiveSystem) -> None:
         "priority": 0,
         "max_attempts": 1,
         "timeout_seconds": None,
+        "concurrency_key": None,
         "next_run_at": None,
         "last_run_at": None,
         "last_job_id": None,

@@ -25,6 +25,7 @@ from jobsched_scheduler.model import (
     Ended,
     Finish,
     JobRow,
+    KeyLimit,
     NewJob,
     StoredReports,
     slot_order,
@@ -63,6 +64,8 @@ class Job:
     lease_expires_at: datetime | None = None
     priority: int = 0
     depends_on: tuple[int, ...] = ()
+    concurrency_key: str | None = None
+    fair_seq: int = 0
 
     @property
     def key(self) -> AttemptKey:
@@ -88,6 +91,7 @@ class Job:
             self.priority,
             self.run_after if self.status in WAITING_STATUSES else None,
             list(self.depends_on) or None,
+            self.concurrency_key,
         )
 
 
@@ -113,6 +117,8 @@ class MemoryStore:
         self.now = datetime.now(UTC)
         self.max_concurrent = DEFAULT_MAX_CONCURRENT_JOBS
         self.paused = False
+        self.limits: dict[str, tuple[int | None, bool]] = {}  # key: (limit, paused)
+        self.fair_clock = 0
         self.jobs: dict[int, Job] = {}
         self.attempts: dict[AttemptKey, Attempt] = {}
         self.calls: Counter[str] = Counter()  # calls made, by method
@@ -150,10 +156,17 @@ class MemoryStore:
         queued = self._count("queued")
         result = ClaimResult(self.max_concurrent, self._count("running"), queued)
         room = 0 if self.paused else max(0, min(result.available, queued, len(slots)))
-        eligible = sorted(
-            (job for job in self.jobs.values() if self._eligible(job)),
-            key=lambda job: (-job.priority, job.id),
-        )[:room]
+        key_room = self._key_room()
+        eligible: list[Job] = []
+        ordered = (job for job in self.jobs.values() if self._eligible(job))
+        for job in sorted(ordered, key=lambda job: (-job.priority, job.fair_seq, job.id)):
+            left = key_room.get(job.concurrency_key or "")
+            if len(eligible) == room or left == 0:
+                continue
+            if left is not None:
+                key_room[job.concurrency_key or ""] = left - 1
+            eligible.append(job)
+        self.fair_clock = max([self.fair_clock, *(job.fair_seq for job in eligible)])
         for job, runner_id in zip(eligible, slots[: len(eligible)], strict=True):
             self._open_attempt(job, runner_id)
             timeout = job.timeout_seconds or self.default_timeout or None
@@ -162,6 +175,23 @@ class MemoryStore:
         waiting = [j.run_after for j in self.jobs.values() if j.status == "scheduled"]
         result.next_due_at = min((t for t in waiting if t), default=None)
         return result
+
+    def _key_room(self) -> dict[str, int | None]:
+        """Room under each key's limit: 0 when paused or full, None without a limit."""
+        running = Counter(j.concurrency_key for j in self.jobs.values() if j.status == "running")
+        return {
+            key: 0 if paused else None if limit is None else max(0, limit - running[key])
+            for key, (limit, paused) in self.limits.items()
+        }
+
+    def _next_turn(self, key: str | None) -> int:
+        """After the key's last queued job, and not before the virtual time."""
+        turns = [
+            j.fair_seq
+            for j in self.jobs.values()
+            if j.status == "queued" and j.concurrency_key == key
+        ]
+        return max([self.fair_clock, *turns]) + 1
 
     def _eligible(self, job: Job) -> bool:
         """Queued, due, and every dependency completed: the claim's WHERE."""
@@ -327,6 +357,7 @@ class MemoryStore:
                 updated_at=self.now,
                 priority=new.priority,
                 depends_on=tuple(sorted(set(new.depends_on))),
+                concurrency_key=new.concurrency_key,
             )
             if new.delay_seconds is not None:
                 job.run_after = self.now + timedelta(seconds=new.delay_seconds)
@@ -334,6 +365,7 @@ class MemoryStore:
                 job.run_after = new.run_at
             if job.run_after and job.run_after > self.now:
                 job.status = "scheduled"
+            job.fair_seq = self._next_turn(job.concurrency_key)
             broken = self._broken(job.depends_on)
             if broken:
                 job.status, job.reason, job.finished_at = (
@@ -409,6 +441,35 @@ class MemoryStore:
         await self._call("set_paused")
         self.paused = paused
         return paused
+
+    async def list_limits(self) -> list[KeyLimit]:
+        await self._call("list_limits")
+        keys = set(self.limits) | {
+            j.concurrency_key
+            for j in self.jobs.values()
+            if j.concurrency_key and j.status in ("queued", "running")
+        }
+        return [self._limit(key) for key in sorted(keys)]
+
+    async def get_limit(self, key: str) -> KeyLimit | None:
+        await self._call("get_limit")
+        found = self._limit(key)
+        return found if key in self.limits or found.running or found.queued else None
+
+    async def set_limit(self, key: str, max_concurrent_jobs: int | None, paused: bool) -> KeyLimit:
+        await self._call("set_limit")
+        self.limits[key] = (max_concurrent_jobs, paused)
+        return self._limit(key)
+
+    async def delete_limit(self, key: str) -> bool:
+        await self._call("delete_limit")
+        return self.limits.pop(key, None) is not None
+
+    def _limit(self, key: str) -> KeyLimit:
+        limit, paused = self.limits.get(key, (None, False))
+        jobs = [j for j in self.jobs.values() if j.concurrency_key == key]
+        running = sum(1 for j in jobs if j.status == "running")
+        return KeyLimit(key, limit, paused, running, sum(1 for j in jobs if j.status == "queued"))
 
     async def count_by_status(self) -> dict[str, int]:
         await self._call("count_by_status")

@@ -317,6 +317,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 "006_api_jobs.sql",
                 "007_time_and_order.sql",
                 "008_schedules.sql",
+                "009_concurrency_keys.sql",
             ]
             and second == []
         )

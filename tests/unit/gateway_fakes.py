@@ -30,6 +30,9 @@ class FakeScheduler:
     async def call_schedules(self, method: str, request: Message) -> Any:
         return self._answer(method, request)
 
+    async def call_limits(self, method: str, request: Message) -> Any:
+        return self._answer(method, request)
+
     def _answer(self, method: str, request: Message) -> Any:
         self.sent.append((method, request))
         reply = self.replies[method]

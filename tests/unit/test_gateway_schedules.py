@@ -37,6 +37,7 @@ ANSWER = {
     "priority": 0,
     "max_attempts": 2,
     "timeout_seconds": None,
+    "concurrency_key": None,
     "next_run_at": "2026-11-30T03:00:00+01:00",
     "last_run_at": None,
     "last_job_id": None,

@@ -41,6 +41,7 @@ UNTIMED = JobRow(
     priority=0,
     run_at=None,
     depends_on=None,
+    concurrency_key=None,
 )
 
 

@@ -51,6 +51,7 @@ def some_job(rng: random.Random) -> pb.Job:
         timeout_seconds=rng.choice([0, 1, 604800]),
         runner_id=rng.choice(["", "runner-1"]),
         reason=rng.choice(["", "exit code 1", "lease expired"]),
+        concurrency_key=rng.choice(["", "migrations", "tenant/42 ✓"]),
     )
     if rng.random() < 0.5:
         job.exit_code = rng.randint(-128, 255)
@@ -98,6 +99,7 @@ def some_schedule(rng: random.Random) -> pb.Schedule:
         priority=rng.randint(-100, 100),
         last_job_id=rng.choice([0, rng.randint(1, 2**63 - 1)]),
         skipped_count=rng.randint(0, 2**40),
+        concurrency_key=rng.choice(["", "reports"]),
     )
     if rng.random() < 0.5:
         schedule.cron = rng.choice(["0 3 * * *", "@hourly", "*/5 9-17 * * 1-5"])
@@ -188,6 +190,7 @@ def test_job_bodies_are_what_the_job_model_writes() -> None:
     assert JsonBody(bodies).headers["content-type"] == "application/json"
     assert {len(body["depends_on"]) for body in bodies} == {0, 1, 3}
     assert any(body["run_at"] is None for body in bodies)
+    assert {body["concurrency_key"] for body in bodies} == {None, "migrations", "tenant/42 ✓"}
 
 
 def test_attempt_bodies_are_what_the_attempt_model_writes() -> None:

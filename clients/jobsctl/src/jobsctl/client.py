@@ -71,6 +71,7 @@ class Client:
         run_at: str | None = None,
         delay_seconds: float | None = None,
         depends_on: list[int] | None = None,
+        concurrency_key: str | None = None,
     ) -> Json:
         """The optional fields left None are left out: the API's defaults apply."""
         options = {
@@ -80,6 +81,7 @@ class Client:
             "run_at": run_at,
             "delay_seconds": delay_seconds,
             "depends_on": depends_on,
+            "concurrency_key": concurrency_key,
         }
         body: Json = {"name": name, "command": command}
         body.update((key, value) for key, value in options.items() if value is not None)
@@ -131,6 +133,11 @@ class Client:
         job: Json = self._json("POST", f"/api/jobs/{job_id}/retry")
         return job
 
+    def explain_job(self, job_id: int) -> Json:
+        """Why the job is not running (yet)."""
+        explanation: Json = self._json("GET", f"/api/jobs/{job_id}/why")
+        return explanation
+
     def get_config(self) -> Json:
         config: Json = self._json("GET", "/api/config")
         return config
@@ -167,6 +174,33 @@ class Client:
         """`pause` or `resume` (the schedule comes back), `trigger` (the job it made)."""
         answer: Json = self._json("POST", f"{_schedule_path(name)}/{action}")
         return answer
+
+    def list_limits(self) -> list[Json]:
+        limits: list[Json] = self._json("GET", "/api/limits")["limits"]
+        return limits
+
+    def get_limit(self, key: str) -> Json | None:
+        """The key's limit and counts; None when it has no limit and no jobs."""
+        try:
+            limit: Json = self._json("GET", _limit_path(key))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return limit
+
+    def set_limit(self, key: str, max_concurrent_jobs: int | None, paused: bool) -> Json:
+        """Sets both: the limit (None: none of its own) and the pause."""
+        body = {"max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
+        limit: Json = self._json("PUT", _limit_path(key), json=body)
+        return limit
+
+    def delete_limit(self, key: str) -> None:
+        self._call("DELETE", _limit_path(key))
+
+
+def _limit_path(key: str) -> str:
+    return f"/api/limits/{quote(key, safe='')}"
 
 
 def _schedule_path(name: str) -> str:

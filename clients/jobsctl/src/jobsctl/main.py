@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import output, schedule_commands
+from . import limit_commands, output, schedule_commands
 from .client import DEFAULT_URL, TERMINAL, ApiError, Client, Json
 from .output import note, say
 
@@ -65,6 +65,7 @@ def cmd_submit(api: Client, args: argparse.Namespace) -> int:
         run_at=args.at,
         delay_seconds=args.delay,
         depends_on=args.after,
+        concurrency_key=args.key,
     )
     if not args.wait:
         say(output.as_json(job) if args.json else output.submitted(job))
@@ -247,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="start once job ID has completed (repeatable)",
     )
+    submit.add_argument("--key", metavar="KEY", help="its concurrency key (see `jobsctl limits`)")
     submit.add_argument(
         "--wait", action="store_true", help="print its output; exit with its exit code"
     )
@@ -276,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     for name, handler, text in [
         ("cancel", cmd_cancel, "cancel a queued or running job"),
         ("retry", cmd_retry, "queue a finished job again"),
+        ("why", limit_commands.cmd_why, "why a job is not running (yet)"),
     ]:
         command(name, handler, text).add_argument("id", type=int)
 
@@ -293,6 +296,9 @@ def parser() -> argparse.ArgumentParser:
     schedule = commands.add_parser("schedule", parents=[common], help="recurring schedules")
     schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
     schedule_commands.add_to(schedule_actions, command)
+    limits = commands.add_parser("limits", parents=[common], help="limits per concurrency key")
+    limit_actions = limits.add_subparsers(dest="action", required=True, metavar="ACTION")
+    limit_commands.add_to(limit_actions, command)
     return top
 
 

@@ -162,3 +162,47 @@ def schedules_table(schedules: Sequence[dict[str, Any]]) -> str:
     ]
     headers = ["name", "when", "timezone", "next run", "last job", "skipped", "command"]
     return table(headers, rows)
+
+
+def limits_table(limits: Sequence[dict[str, Any]]) -> str:
+    """Each key's running jobs against its limit (`-`: none of its own)."""
+    if not limits:
+        return "no keys with a limit or with jobs"
+    rows = [
+        [
+            shorten(limit["key"]),
+            f"{limit['running']}/{cell(limit.get('max_concurrent_jobs'))}",
+            str(limit["queued"]),
+            "paused" if limit["paused"] else "",
+        ]
+        for limit in limits
+    ]
+    return table(["key", "running/limit", "queued", "state"], rows)
+
+
+def limit_line(limit: dict[str, Any]) -> str:
+    """One key's state in a sentence, e.g. `key migrations: limit 2, paused`."""
+    bound = limit.get("max_concurrent_jobs")
+    line = f"key {limit['key']}: " + (f"limit {bound}" if bound is not None else "no limit")
+    return line + (", paused" if limit["paused"] else "")
+
+
+def explanation(answer: dict[str, Any]) -> str:
+    """The why-answer: where the job is, then one line per blocker."""
+    position = answer.get("position")
+    head = [
+        f"job {answer['job_id']}: {answer['status']}",
+        "runnable" if answer["runnable"] else "not runnable",
+    ]
+    if position is not None:
+        head.append(f"{position} ahead of it")
+    lines = [", ".join(head), answer["message"]]
+    lines += [blocker_line(blocker) for blocker in answer["blockers"]]
+    return "\n".join(line for line in lines if line)
+
+
+def blocker_line(blocker: dict[str, Any]) -> str:
+    line = f"  {blocker['kind']}: {blocker['message']}"
+    if blocker.get("holders"):
+        line += f" (held by jobs {', '.join(str(i) for i in blocker['holders'])})"
+    return line

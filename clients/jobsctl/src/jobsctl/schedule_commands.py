@@ -26,6 +26,7 @@ def schedule_body(args: argparse.Namespace) -> Json:
         "priority": args.priority,
         "max_attempts": args.attempts,
         "timeout_seconds": args.timeout,
+        "concurrency_key": args.key,
     }
     if args.paused:
         body["paused"] = True
@@ -111,6 +112,7 @@ def add_to(actions: Any, command: Command) -> None:
     create.add_argument("--priority", type=int, metavar="N", help="of its jobs, -100..100")
     create.add_argument("--attempts", type=int, metavar="N", help="of its jobs")
     create.add_argument("--timeout", type=int, metavar="S", help="of its jobs, in seconds")
+    create.add_argument("--key", metavar="KEY", help="the concurrency key of its jobs")
 
     command("list", cmd_list, "every schedule, with its next run", actions)
     for name, handler, text in [

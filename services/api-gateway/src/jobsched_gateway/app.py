@@ -15,7 +15,7 @@ from .auth import BearerToken
 from .body_limit import BodyLimit
 from .errors import invalid_request
 from .metrics import RequestMetrics
-from .routes import config, events, health, jobs, schedules
+from .routes import config, events, health, insight, jobs, limits, schedules
 from .scheduler import connect, grpc_error
 from .settings import Settings
 
@@ -55,8 +55,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     rest = [Depends(BearerToken(settings.API_TOKEN))]
     app.include_router(jobs.router, dependencies=rest)
+    app.include_router(insight.router, dependencies=rest)
     app.include_router(config.router, dependencies=rest)
     app.include_router(schedules.router, dependencies=rest)
+    app.include_router(limits.router, dependencies=rest)
     stream = [Depends(BearerToken(settings.API_TOKEN, query="token"))]
     app.include_router(events.router, dependencies=stream)
 

@@ -16,7 +16,7 @@ from jobsched_common.limits import (
 )
 from pydantic import BaseModel, Field, model_validator
 
-from .schemas import Int32, Priority, Text, schema_only, time_of
+from .schemas import ConcurrencyKey, Int32, Priority, Text, schema_only, time_of
 
 Overlap = Literal["skip", "allow"]
 OVERLAP_TO_PB: dict[Overlap, pb.Overlap.ValueType] = {
@@ -89,6 +89,7 @@ class ScheduleBody(BaseModel):
     timeout_seconds: (
         Annotated[Int32, schema_only(minimum=1, maximum=MAX_TIMEOUT_SECONDS)] | None
     ) = Field(None, description="Of each job it makes.")
+    concurrency_key: ConcurrencyKey | None = Field(None, description="Of each job it makes.")
 
     @model_validator(mode="after")
     def _one_kind_of_time(self) -> Self:
@@ -115,6 +116,7 @@ class ScheduleBody(BaseModel):
             overlap=OVERLAP_TO_PB[self.overlap],
             paused=self.paused,
             priority=self.priority,
+            concurrency_key=self.concurrency_key or "",
             **given,
         )
 
@@ -135,6 +137,7 @@ class Schedule(BaseModel):
     priority: int
     max_attempts: int
     timeout_seconds: int | None
+    concurrency_key: str | None = Field(description="Of each job it makes; null: none.")
     next_run_at: datetime | None = Field(
         description="The next fire time, with the offset of the schedule's time zone "
         "(e.g. `2026-11-29T04:00:00+01:00`); null while paused.",
@@ -194,6 +197,7 @@ def schedule_json(schedule: pb.Schedule) -> dict[str, Any]:
             schedule.max_attempts if schedule.HasField("max_attempts") else DEFAULT_MAX_ATTEMPTS
         ),
         "timeout_seconds": schedule.timeout_seconds or None,
+        "concurrency_key": schedule.concurrency_key or None,
         "next_run_at": in_zone(time_of(schedule, "next_run_at"), zone_of(schedule.timezone)),
         "last_run_at": time_of(schedule, "last_run_at"),
         "last_job_id": schedule.last_job_id or None,

@@ -1,5 +1,5 @@
-"""The scheduler's JobService and ScheduleService as the routes call them, and how
-their errors reach a REST client."""
+"""The scheduler's JobService, ScheduleService and LimitService as the routes call
+them, and how their errors reach a REST client."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
-    from jobsched.v1.jobs_pb2_grpc import JobServiceAsyncStub, ScheduleServiceAsyncStub
+    from jobsched.v1.jobs_pb2_grpc import (
+        JobServiceAsyncStub,
+        LimitServiceAsyncStub,
+        ScheduleServiceAsyncStub,
+    )
 
 # How gRPC failures reach a REST client: a clear 4xx for bad input, 503 when the
 # scheduler or its database is away, never a bare 500.
@@ -37,6 +41,7 @@ class SchedulerClient:
 
     jobs: JobServiceAsyncStub
     schedules: ScheduleServiceAsyncStub
+    limits: LimitServiceAsyncStub
     timeout: float
 
     async def call(self, method: str, request: Message) -> Any:
@@ -46,6 +51,10 @@ class SchedulerClient:
     async def call_schedules(self, method: str, request: Message) -> Any:
         """A unary call of ScheduleService."""
         return await self._unary(self.schedules, method, request)
+
+    async def call_limits(self, method: str, request: Message) -> Any:
+        """A unary call of LimitService."""
+        return await self._unary(self.limits, method, request)
 
     async def _unary(self, stub: object, method: str, request: Message) -> Any:
         rpc: Callable[..., Awaitable[Any]] = getattr(stub, method)
@@ -60,6 +69,7 @@ async def connect(address: str, timeout: float) -> AsyncIterator[SchedulerClient
         yield SchedulerClient(
             jobs_pb2_grpc.JobServiceStub(channel),
             jobs_pb2_grpc.ScheduleServiceStub(channel),
+            jobs_pb2_grpc.LimitServiceStub(channel),
             timeout,
         )
 

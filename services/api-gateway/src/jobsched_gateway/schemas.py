@@ -13,6 +13,7 @@ from jobsched_common.limits import (
     MAX_DELAY_SECONDS,
     MAX_DEPENDENCIES,
     MAX_JOBS_PER_BATCH,
+    MAX_KEY_CHARS,
     MAX_NAME_CHARS,
     MAX_PRIORITY,
     MAX_TIMEOUT_SECONDS,
@@ -91,6 +92,17 @@ Priority = Annotated[
     Field(description="Higher runs first; within one priority, oldest first."),
 ]
 JobRef = Annotated[Int64, schema_only(minimum=1)]
+# Not blank, no control characters (Unicode's Cc), as the scheduler checks.
+KEY_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+ConcurrencyKey = Annotated[
+    Text,
+    schema_only(minLength=1, maxLength=MAX_KEY_CHARS, pattern=KEY_PATTERN),
+    Field(
+        description="Jobs of one key share its limit (`/api/limits/{key}`), if it has one, "
+        "and take turns with the jobs of other keys. Not blank; no control characters.",
+        examples=["migrations"],
+    ),
+]
 
 
 class JobCreate(BaseModel):
@@ -124,6 +136,7 @@ class JobCreate(BaseModel):
         "later does not revive it.",
         examples=[[7, 8]],
     )
+    concurrency_key: ConcurrencyKey | None = None
 
     def to_pb(self) -> pb.CreateJobRequest:
         """Sends only the optional fields the client gave, so that the scheduler tells an
@@ -138,6 +151,7 @@ class JobCreate(BaseModel):
             command=self.command,
             priority=self.priority,
             depends_on=self.depends_on,
+            concurrency_key=self.concurrency_key or "",
             **given,
         )
         set_timestamp(request.run_at, self.run_at)
@@ -174,6 +188,7 @@ class Job(BaseModel):
         description="Not started before this time; null once started, or when it had none."
     )
     depends_on: list[int] = Field(description="Jobs that must complete before this one.")
+    concurrency_key: str | None = Field(description="Its key; null when it has none.")
 
 
 class JobOutput(BaseModel):
@@ -285,6 +300,7 @@ def job_json(job: pb.Job) -> dict[str, Any]:
         "priority": job.priority,
         "run_at": time_of(job, "run_at"),
         "depends_on": list(job.depends_on),
+        "concurrency_key": job.concurrency_key or None,
     }
 
 

@@ -22,6 +22,7 @@ from .api import JobApi
 from .dispatch import Dispatcher
 from .events import EventHub
 from .leases import sweep_leases
+from .limit_api import LimitApi
 from .migrations import migrate
 from .runner_link import RunnerLinks
 from .schedule_api import ScheduleApi
@@ -35,6 +36,7 @@ log = logging.getLogger("jobsched.scheduler")
 SERVICE_NAMES = [
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name,
+    jobs_pb2.DESCRIPTOR.services_by_name["LimitService"].full_name,
     jobs_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 ]
 SHUTDOWN_GRACE = 5.0
@@ -140,6 +142,7 @@ async def _serve_with(
     )
     server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
+    jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
     jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(ScheduleApi(schedules), server)
     health = add_health_and_reflection(server, SERVICE_NAMES)

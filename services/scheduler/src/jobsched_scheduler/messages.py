@@ -10,7 +10,7 @@ from jobsched_common.limits import MAX_PAGE_BYTES, STATUSES
 from jobsched_common.timestamps import set_timestamp
 
 from .events import JobEvent
-from .model import JobRow
+from .model import JobRow, KeyLimit
 
 M = TypeVar("M", bound=Message)
 
@@ -35,6 +35,7 @@ def job_message(row: JobRow) -> pb.Job:
         reason=row.reason or "",
         priority=row.priority,
         depends_on=row.depends_on,
+        concurrency_key=row.concurrency_key or "",
     )
     set_timestamp(job.run_at, row.run_at)
     set_timestamp(job.last_run, row.last_run)
@@ -105,3 +106,13 @@ def event_message(event: JobEvent) -> pb.JobEvent:
     )
     set_timestamp(message.at, event.at)
     return message
+
+
+def limit_message(limit: KeyLimit) -> pb.KeyLimit:
+    return pb.KeyLimit(
+        key=limit.key,
+        max_concurrent_jobs=limit.max_concurrent_jobs,
+        paused=limit.paused,
+        running=limit.running,
+        queued=limit.queued,
+    )

@@ -28,6 +28,7 @@ class JobRow(NamedTuple):
     priority: int
     run_at: datetime | None  # while waiting: not started before
     depends_on: list[int] | None
+    concurrency_key: str | None
 
 
 class NewJob(NamedTuple):
@@ -39,6 +40,17 @@ class NewJob(NamedTuple):
     run_at: datetime | None = None
     delay_seconds: float | None = None
     depends_on: tuple[int, ...] = ()
+    concurrency_key: str | None = None
+
+
+class KeyLimit(NamedTuple):
+    """A concurrency key: its limit (None: only the global one), pause and counts."""
+
+    key: str
+    max_concurrent_jobs: int | None
+    paused: bool
+    running: int
+    queued: int
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ its adapter for PostgreSQL, and the unit tests have an in-memory one."""
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .model import AttemptKey, AttemptReport, ClaimResult, JobRow, NewJob, StoredReports
+from .model import AttemptKey, AttemptReport, ClaimResult, JobRow, KeyLimit, NewJob, StoredReports
 
 
 class Store(Protocol):
@@ -53,6 +53,20 @@ class Store(Protocol):
     async def get_paused(self) -> bool: ...
 
     async def set_paused(self, paused: bool) -> bool: ...
+
+    # --- concurrency keys ------------------------------------------------------------
+
+    async def list_limits(self) -> list[KeyLimit]: ...
+
+    async def get_limit(self, key: str) -> KeyLimit | None:
+        """None when the key has no limit and no jobs queued or running."""
+
+    async def set_limit(
+        self, key: str, max_concurrent_jobs: int | None, paused: bool
+    ) -> KeyLimit: ...
+
+    async def delete_limit(self, key: str) -> bool:
+        """Whether the key had a limit to remove."""
 
     async def count_by_status(self) -> dict[str, int]: ...
 

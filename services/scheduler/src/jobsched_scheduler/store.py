@@ -20,6 +20,7 @@ from .model import (
     ClaimResult,
     Ended,
     JobRow,
+    KeyLimit,
     NewJob,
     StoredReports,
     slot_order,
@@ -176,6 +177,27 @@ class PgStore:
         row = await self._one("set_paused", {"paused": paused})
         assert row is not None
         return bool(row["paused"])
+
+    async def list_limits(self) -> list[KeyLimit]:
+        return await self._fetch(args_row(KeyLimit), "list_limits")
+
+    async def get_limit(self, key: str) -> KeyLimit | None:
+        rows = await self._fetch(args_row(KeyLimit), "get_limit", {"key": key})
+        return rows[0] if rows else None
+
+    async def set_limit(self, key: str, max_concurrent_jobs: int | None, paused: bool) -> KeyLimit:
+        params = {"key": key, "max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(q("set_limit"), params)
+            cur = _cursor(conn, args_row(KeyLimit))
+            await cur.execute(q("get_limit"), params)
+            row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    async def delete_limit(self, key: str) -> bool:
+        """Whether the key had a limit to remove."""
+        return bool(await self._all("delete_limit", {"key": key}))
 
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)

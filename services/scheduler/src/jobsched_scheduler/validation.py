@@ -16,11 +16,14 @@ from jobsched_common.limits import (
     MAX_DELAY_SECONDS,
     MAX_DEPENDENCIES,
     MAX_JOBS_PER_BATCH,
+    MAX_KEY_CHARS,
+    MAX_KEY_LIMIT,
     MAX_NAME_CHARS,
     MAX_PAGE_SIZE,
     MAX_PRIORITY,
     MAX_TIMEOUT_SECONDS,
     MIN_CONCURRENT_JOBS,
+    MIN_KEY_LIMIT,
     MIN_PRIORITY,
 )
 from jobsched_common.timestamps import from_timestamp
@@ -57,7 +60,29 @@ def new_job(request: pb.CreateJobRequest) -> NewJob:
         _run_at(request),
         _delay(request),
         _depends_on(request.depends_on),
+        concurrency_key(request.concurrency_key) if request.concurrency_key else None,
     )
+
+
+def concurrency_key(key: str) -> str:
+    """A key as a job, a schedule or a limit names it."""
+    if not key.strip():
+        raise InvalidValue("concurrency_key: Input should not be blank")
+    if len(key) > MAX_KEY_CHARS:
+        raise InvalidValue(f"concurrency_key: Input should have at most {MAX_KEY_CHARS} characters")
+    if any(unicodedata.category(char) == "Cc" for char in key):
+        raise InvalidValue("concurrency_key: Input should not contain control characters")
+    return key
+
+
+def key_limit(request: pb.SetLimitRequest) -> tuple[str, int | None, bool]:
+    """The key, limit and pause a SetLimit sets."""
+    limit = None
+    if request.HasField("max_concurrent_jobs"):
+        limit = _in_range(
+            "max_concurrent_jobs", request.max_concurrent_jobs, MIN_KEY_LIMIT, MAX_KEY_LIMIT
+        )
+    return concurrency_key(request.key), limit, request.paused
 
 
 def priority(value: int) -> int:
