@@ -82,6 +82,9 @@ def test_limits_panel_sets_pauses_resumes_and_removes(
         expect(row).to_have_attribute("data-full", "true")
         fill = row.get_by_test_id("limit-bar-fill")
         expect(fill).to_have_attribute("style", "width: 100%;")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.get_by_test_id("limits-list").scroll_into_view_if_needed()
+        page.screenshot(path=ARTIFACTS / "dashboard-limits.png", animations="disabled")
         job_row(page, "keyed-from-the-form").click()
         expect(page.get_by_test_id("detail-key")).to_have_text(key)
         page.get_by_test_id("detail-close").click()
@@ -216,3 +219,31 @@ def test_limits_and_chart_fit_a_phone(live_system: LiveSystem, browser: Browser)
         page.screenshot(
             path=ARTIFACTS / "dashboard-limits-mobile.png", full_page=True, animations="disabled"
         )
+
+
+def test_schedule_dialog_sets_and_clears_a_concurrency_key(
+    live_system: LiveSystem, browser: Browser
+) -> None:
+    name = f"keyed-schedule-{uuid.uuid4().hex[:6]}"
+    key = f"deploys-{uuid.uuid4().hex[:6]}"
+    with dashboard(browser, live_system, 1280, 900) as page:
+        page.get_by_test_id("schedule-new").click()
+        dialog = page.get_by_test_id("schedule-dialog")
+        dialog.get_by_test_id("schedule-name-input").fill(name)
+        dialog.get_by_test_id("schedule-command-input").fill("true")
+        dialog.get_by_test_id("schedule-by-every").check()
+        dialog.get_by_test_id("schedule-every-input").fill("3600")
+        dialog.get_by_test_id("schedule-paused-input").check()
+        dialog.get_by_test_id("schedule-key-input").fill(key)
+        dialog.get_by_test_id("schedule-submit").click()
+        expect(dialog).to_be_hidden()
+        assert live_system.api("GET", f"/api/schedules/{name}").json()["concurrency_key"] == key
+
+        # Edited: the key shows, and cleared it is gone.
+        row = page.get_by_test_id("schedule-row").filter(has_text=name)
+        row.get_by_test_id("schedule-edit").click()
+        expect(dialog.get_by_test_id("schedule-key-input")).to_have_value(key)
+        dialog.get_by_test_id("schedule-key-input").fill("")
+        dialog.get_by_test_id("schedule-submit").click()
+        expect(dialog).to_be_hidden()
+        assert live_system.api("GET", f"/api/schedules/{name}").json()["concurrency_key"] is None
