@@ -10,11 +10,14 @@ from jobsched_common.limits import TERMINAL_STATUSES
 
 from . import messages, metrics, validation
 from .dispatch import Dispatcher
-from .errors import FellBehind, NotFound, WrongState
+from .errors import FellBehind, NotFound, Unavailable, WrongState
 from .events import EventHub
+from .explain import PgExplainer, explanation
+from .insight_messages import explanation_message, series_message
 from .model import AttemptKey, JobRow
 from .ports import Store
 from .rpc import Ctx, rpc, rpc_stream
+from .series import PgSeries
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,20 @@ def _changed(outcome: tuple[JobRow | None, bool], job_id: int, refusal: str) -> 
 
 
 class JobApi(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, events: EventHub):
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        events: EventHub,
+        *,
+        explainer: PgExplainer | None = None,
+        series: PgSeries | None = None,
+    ):
         self.store = store
         self.dispatcher = dispatcher
         self.events = events
+        self.explainer = explainer
+        self.series = series
 
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
@@ -145,6 +158,20 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             paused=await self.store.get_paused(),
             runners_connected=len(self.dispatcher.runners),
         )
+
+    @rpc
+    async def ExplainJob(self, request: pb.ExplainJobRequest, context: Ctx) -> pb.JobExplanation:
+        if self.explainer is None:
+            raise Unavailable("ExplainJob is not served by this scheduler")
+        job, position = await self.explainer.facts(validation.job_id(request.id))
+        free_slots = [runner.free for runner in self.dispatcher.runners.values()]
+        return explanation_message(explanation(job, position, free_slots))
+
+    @rpc
+    async def GetSeries(self, request: pb.GetSeriesRequest, context: Ctx) -> pb.Series:
+        if self.series is None:
+            raise Unavailable("GetSeries is not served by this scheduler")
+        return series_message(await self.series.series(request.window_seconds, request.key))
 
     @rpc_stream
     async def WatchEvents(

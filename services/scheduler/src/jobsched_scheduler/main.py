@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from .api import JobApi
 from .dispatch import Dispatcher
 from .events import EventHub
+from .explain import PgExplainer
 from .leases import sweep_leases
 from .limit_api import LimitApi
 from .migrations import migrate
@@ -28,6 +29,7 @@ from .runner_link import RunnerLinks
 from .schedule_api import ScheduleApi
 from .schedule_store import PgSchedules
 from .schedules import FireLoop
+from .series import PgSeries
 from .settings import Settings
 from .store import PgStore, new_pool
 
@@ -140,8 +142,9 @@ async def _serve_with(
         settings.LEASE_TTL_SECONDS,
         settings.OUTPUT_LIMIT_BYTES,
     )
+    api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
     server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobApi(store, dispatcher, events), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
     jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(ScheduleApi(schedules), server)
