@@ -10,6 +10,8 @@ const WINDOW_S = 3600;
 const SERIES_MS = 5000;
 const SERIES_POLL_MS = 30000;
 const HEIGHT = 180;
+// Jobs come whole: no 0.5 on a count's axis.
+const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000];
 const COLORS = {
   running: "#0ea5e9",
   limit: "#dc2626",
@@ -124,7 +126,7 @@ function makePlots(uPlot, key, data) {
     );
   }
   plots = {
-    running: plot(uPlot, "running", running, data.running),
+    running: plot(uPlot, "running", running, data.running, COUNT_STEPS),
     finished: plot(
       uPlot,
       "finished",
@@ -134,6 +136,7 @@ function makePlots(uPlot, key, data) {
         line("cancelled", COLORS.cancelled),
       ],
       data.finished,
+      COUNT_STEPS,
     ),
     wait: plot(
       uPlot,
@@ -148,7 +151,7 @@ function makePlots(uPlot, key, data) {
   plotsKey = key;
 }
 
-function plot(uPlot, name, series, data) {
+function plot(uPlot, name, series, data, steps) {
   const figure = $(`chart-${name}`);
   const options = {
     width: plotWidth(figure),
@@ -156,7 +159,7 @@ function plot(uPlot, name, series, data) {
     series: [{}, ...series],
     // From 0, with room above the highest line: a limit line never sits on the edge.
     scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.15] } },
-    axes: [{}, { size: 44 }],
+    axes: [{}, steps ? { size: 44, incrs: steps } : { size: 44 }],
     legend: { live: false },
   };
   const made = new uPlot(options, data, figure);
