@@ -49,6 +49,8 @@ from measure import (
 from processes import Watcher, cmdline_of, service_processes
 
 CAPACITY = 64  # per runner, and the scheduler's limit during the drain
+DRAIN_KEYS = 100  # the drain over keys: this many keys ...
+KEY_LIMIT = 2  # ... with this limit each (200 in all, above the global 64)
 RUNNERS = 2
 CONNECTIONS = 64  # most open-loop requests in flight at once
 BULK = 100  # jobs in each request of the bulk sustained phase
@@ -167,14 +169,23 @@ def epoch(value: Any) -> float:
 # --- 2. drain ------------------------------------------------------------------------------
 
 
-def measure_drain(db: Db, jobs: int, timeout: float, ceiling: float) -> Json:
+def measure_drain(db: Db, jobs: int, timeout: float, ceiling: float, keys: int = 0) -> Json:
+    """`jobs` trivial jobs inserted at once, run to the end; with `keys`, spread over that
+    many concurrency keys, each with a limit of KEY_LIMIT."""
     before = db.max_id()
+    if keys:
+        db.conn.execute(
+            "INSERT INTO concurrency_limits (key, max_concurrent_jobs) "
+            "SELECT 'drain-key-' || k, %s FROM generate_series(1, %s) k ON CONFLICT DO NOTHING",
+            (KEY_LIMIT, keys),
+        )
     inserted_at = time.time()
     lo, hi, count = db.row(
-        "WITH ins AS (INSERT INTO jobs (name, command) "
-        "SELECT %s || g, 'true' FROM generate_series(1, %s) g RETURNING id) "
+        "WITH ins AS (INSERT INTO jobs (name, command, concurrency_key) "
+        "SELECT %s || g, 'true', CASE WHEN %s > 0 THEN 'drain-key-' || (1 + g %% %s) END "
+        "FROM generate_series(1, %s) g RETURNING id) "
         "SELECT min(id), max(id), count(*) FROM ins",
-        (f"drain-{before}-", jobs),
+        (f"drain-{before}-", keys, max(keys, 1), jobs),
     )
     insert_seconds = time.time() - inserted_at
     finished = db.wait_finished(before, timeout)
@@ -508,6 +519,11 @@ def phases(
     with watcher.measuring("drain", drain):
         drain.update(measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core))
     settle(db, "drain")
+    print(f"drain over {DRAIN_KEYS} keys: {plan.drain_jobs} jobs...", flush=True)
+    keyed = measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core, DRAIN_KEYS)
+    keyed["ratio_to_keyless_drain"] = keyed["jobs_per_s"] / drain["jobs_per_s"]
+    results["drain_keys"] = keyed
+    settle(db, "drain over keys")
     print(f"sustained: {plan.clients} clients for {plan.sustained_seconds:.0f}s...", flush=True)
     results["sustained"] = measure_sustained(
         db, system, plan.clients, plan.sustained_seconds, IDLE_TIMEOUT, watcher
@@ -584,6 +600,16 @@ def table(results: Json) -> str:
         add("drain", "first start after insert", d["first_start_after_insert_ms"], "ms")
         add("drain", "mean jobs running (limit 64)", d["mean_concurrency"], "jobs")
         add("drain", "CPU used", _cpu(d), "cores")
+    if d := results.get("drain_keys"):
+        label = f"drain {DRAIN_KEYS} keys"
+        add(
+            label,
+            f"completed / lost (limit {KEY_LIMIT} a key)",
+            f"{d['completed']:,} / {d['lost']:,}",
+            "jobs",
+        )
+        add(label, "throughput, first start→last finish", d["jobs_per_s"], "jobs/s")
+        add(label, "ratio to the keyless drain", d["ratio_to_keyless_drain"], "", 3)
     for key, section in (("sustained", "sustained"), ("sustained_bulk", "sustained bulk")):
         if s := results.get(key):
             label = f"{s['clients']} clients, {s['seconds']:.1f}s"
@@ -671,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def anything_lost(results: Json) -> bool:
-    phases: list[Json] = [results.get(key, {}) for key in ("drain", "sustained", "sustained_bulk")]
+    kinds = ("drain", "drain_keys", "sustained", "sustained_bulk")
+    phases: list[Json] = [results.get(key, {}) for key in kinds]
     phases += list(results.get("latency", {}).values())
     return any(p.get("lost", 0) or p.get("timed_out", False) for p in phases)
 

@@ -1,8 +1,9 @@
 """`make chaos`: 10,000 jobs through the real system (half created one by one, half in
-bulk requests of 20) while it is abused: the limit changes every few seconds, a runner
-is killed (-9) every few seconds, the scheduler is killed three times, PostgreSQL is
+bulk requests of 20; three of every four under one of three concurrency keys) while it
+is abused: the global limit and the keys' limits change every few seconds, a runner is
+killed (-9) every few seconds, the scheduler is killed three times, PostgreSQL is
 restarted once. Then the commands' own log is checked: nothing lost, nothing started
-twice, the limit never exceeded."""
+twice, neither the global limit nor any key's limit ever exceeded."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("completed", "failed", "cancelled")
 LIMIT_GRACE = 1.0  # a start claimed just before a lowering may land just after it
 BULK = 20  # jobs in each bulk request of the submitter
+LIMITED_KEYS = ["k0", "k1", "k2"]
+KEYS = [*LIMITED_KEYS, None]  # job i's key: KEYS[i % 4]
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Chaos:
     database_url: str
     # (request sent, answer received, limit): the change took effect in between.
     limits: list[tuple[float, float, int]] = field(default_factory=list)
+    # The same for each key's limit.
+    key_limits: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
     # Runner name -> when it was killed, until none of its attempts is running.
     pending_kills: dict[str, float] = field(default_factory=dict)
     detections: list[float] = field(default_factory=list)
@@ -70,6 +75,19 @@ class Chaos:
             return  # down for a moment: the next change will do
         if reply.status_code == 200:
             self.limits.append((sent, time.time(), limit))
+
+    def set_key_limit(self, key: str, limit: int) -> None:
+        sent = time.time()
+        try:
+            reply = httpx.put(
+                f"{self.system.gateway_url}/api/limits/{key}",
+                json={"max_concurrent_jobs": limit},
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            return
+        if reply.status_code == 200:
+            self.key_limits.setdefault(key, []).append((sent, time.time(), limit))
 
     def kill_runner(self) -> None:
         runners = [n for n in self.system.procs if n.startswith("runner")]
@@ -133,7 +151,15 @@ async def submit(gateway: str, count: int, log: Path, concurrency: int = 16) -> 
         nonlocal accepted
         while not queue.empty():
             batch = queue.get_nowait()
-            jobs = [{"name": f"chaos-{i}", "command": command, "max_attempts": 5} for i in batch]
+            jobs = [
+                {
+                    "name": f"chaos-{i}",
+                    "command": command,
+                    "max_attempts": 5,
+                    "concurrency_key": KEYS[i % len(KEYS)],
+                }
+                for i in batch
+            ]
             path, body = (
                 ("/api/jobs/create", jobs[0])
                 if len(jobs) == 1
@@ -230,6 +256,7 @@ def abuse(chaos: Chaos, server: Any, result: dict[str, int]) -> None:
                     chaos.postgres_restarts += 1
         if elapsed >= next_limit:
             chaos.set_limit(random.randint(1, 64))
+            chaos.set_key_limit(random.choice(LIMITED_KEYS), random.randint(1, 12))
             next_limit = elapsed + 3
         if elapsed >= next_kill and elapsed > 2:
             chaos.kill_runner()
@@ -248,6 +275,17 @@ def check(chaos: Chaos, log: Path, accepted: int, seconds: float) -> dict[str, A
     peak, over = limit_violations(history, ends, chaos.limits)
     for line in over[:10]:
         print("over the limit:", line)
+    key_of = dict(chaos.sql("SELECT id::text, concurrency_key FROM jobs"))
+    over_keys: list[str] = []
+    for key, limits in chaos.key_limits.items():
+        tags = [tag for tag in history.starts if key_of.get(tag.split(".")[0]) == key]
+        own = History(
+            {t: history.starts[t] for t in tags},
+            {t: history.ends.get(t, []) for t in tags if t in history.ends},
+        )
+        over_keys += [f"{key}: {line}" for line in limit_violations(own, ends, limits)[1]]
+    for line in over_keys[:10]:
+        print("over a key's limit:", line)
     statuses = dict(chaos.sql("SELECT status, count(*) FROM jobs GROUP BY status"))
     terminal = chaos.terminal()
     return {
@@ -260,6 +298,8 @@ def check(chaos: Chaos, log: Path, accepted: int, seconds: float) -> dict[str, A
         "peak_concurrency": peak,
         "max_limit_set": max(lim for _, _, lim in chaos.limits),
         "starts_over_the_limit": len(over),
+        "starts_over_a_key_limit": len(over_keys),
+        "key_limit_changes": sum(len(limits) for limits in chaos.key_limits.values()),
         "limit_changes": len(chaos.limits),
         "runners_killed": len(chaos.detections) + len(chaos.pending_kills),
         "schedulers_killed": chaos.scheduler_kills,
@@ -294,6 +334,8 @@ def main() -> None:
         try:
             system.start()
             chaos.set_limit(8)
+            for key in LIMITED_KEYS:
+                chaos.set_key_limit(key, 3)
             started = time.monotonic()
             thread, result = submit_in_background(system.gateway_url, args.jobs, log)
             abuse(chaos, server, result)
@@ -307,7 +349,11 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key:32} {value}")
     ok = (
-        figures["jobs_lost"] == figures["duplicate_starts"] == figures["starts_over_the_limit"] == 0
+        figures["jobs_lost"]
+        == figures["duplicate_starts"]
+        == figures["starts_over_the_limit"]
+        == figures["starts_over_a_key_limit"]
+        == 0
     )
     sys.exit(0 if ok else 1)
 

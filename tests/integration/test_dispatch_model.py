@@ -26,6 +26,8 @@ from psycopg_pool import AsyncConnectionPool
 pytestmark = pytest.mark.timeout(300)
 
 RUNNERS = ["r1", "r2", "r3"]
+LIMITED_KEYS = ["a", "b"]
+KEYS = [*LIMITED_KEYS, None]
 
 
 def report(key: AttemptKey, exit_code: int) -> AttemptReport:
@@ -82,29 +84,60 @@ class DispatchMachine(RuleBasedStateMachine):
             ids = range(1, self.created + 1)
             depends_on = data.draw(st.lists(st.sampled_from(ids), max_size=2)) if ids else []
             priority = data.draw(st.integers(-2, 2))
+            key = data.draw(st.sampled_from(KEYS))
             self.created += 1
             name = f"job-{self.created}"
-            job = NewJob(name, "true", attempts, None, priority, None, delay, tuple(depends_on))
+            job = NewJob(
+                name, "true", attempts, None, priority, None, delay, tuple(depends_on), key
+            )
             self._run(self.store.create_job(job))
 
-    def _eligible_in_order(self) -> list[int]:
-        """The claim's rule, written out again: due, every dependency completed, highest
-        priority first, then oldest."""
+    def _eligible_in_order(self, wanted: int) -> list[int]:
+        """The claim's rule, written out again: due, every dependency completed, its key
+        not paused and below its limit; highest priority first, then the key's turn, then
+        oldest; at most a key's room of each key, and `wanted` in all."""
         rows = self._sql(
-            """SELECT j.id FROM jobs j
+            """SELECT j.id, j.concurrency_key FROM jobs j
                WHERE (j.status = 'queued'
                       OR (j.status = 'scheduled' AND (j.run_after <= now() OR j.run_after IS NULL)))
                  AND NOT EXISTS (SELECT 1 FROM unnest(j.depends_on) d JOIN jobs p ON p.id = d
                                  WHERE p.status <> 'completed')
-               ORDER BY j.priority DESC, j.id"""
+               ORDER BY j.priority DESC, j.fair_seq, j.id"""
         )
-        return [row[0] for row in rows]
+        room = self._key_room()
+        taken: list[int] = []
+        for job_id, key in rows:
+            left = room.get(key)
+            if len(taken) == wanted or left == 0:
+                continue
+            if left is not None:
+                room[key] = left - 1
+            taken.append(job_id)
+        return taken
+
+    def _key_room(self) -> dict[str, int | None]:
+        rows = self._sql(
+            """SELECT l.key, l.max_concurrent_jobs, l.paused, count(j.id)
+               FROM concurrency_limits l
+               LEFT JOIN jobs j ON j.concurrency_key = l.key AND j.status = 'running'
+               GROUP BY 1, 2, 3"""
+        )
+        return {
+            key: 0 if paused else None if limit is None else max(0, limit - running)
+            for key, limit, paused, running in rows
+        }
 
     @rule(runner=st.sampled_from(RUNNERS), capacity=st.integers(1, 4))
     def claim(self, runner: str, capacity: int) -> None:
         free = {runner: max(0, capacity - len(self.held[runner]))}
         before = len(self._running())
-        eligible = self._eligible_in_order()
+        limit, running = self._sql(
+            "SELECT (SELECT value::int FROM scheduler_config WHERE key = 'max_concurrent_jobs'),"
+            " (SELECT count(*) FROM jobs WHERE status = 'running')"
+        )[0]
+        wanted = 0 if self.paused else max(0, min(limit - running, free[runner]))
+        eligible = self._eligible_in_order(wanted)
+        key_before = self._running_by_key()
         result = self._run(self.store.claim(free))
         after = len(self._running())
         assert after <= max(result.limit, before), (before, after, result.limit)
@@ -112,8 +145,40 @@ class DispatchMachine(RuleBasedStateMachine):
         if self.paused:
             assert result.claimed == 0
         claimed = [c.key for c in result.by_runner.get(runner, [])]
-        assert sorted(k.job_id for k in claimed) == sorted(eligible[: len(claimed)]), eligible
+        assert sorted(k.job_id for k in claimed) == sorted(eligible), eligible
+        for key, limit, paused, before_key, after_key in self._key_counts(key_before):
+            assert after_key <= (before_key if paused else max(limit, before_key)), key
         self.held[runner].update(claimed)
+
+    @rule(
+        key=st.sampled_from(LIMITED_KEYS),
+        limit=st.sampled_from([None, 1, 1, 2]),
+        paused=st.sampled_from([False, False, False, True]),
+        remove=st.sampled_from([False, False, False, True]),
+    )
+    def change_key_limit(self, key: str, limit: int | None, paused: bool, remove: bool) -> None:
+        if remove:
+            self._run(self.store.delete_limit(key))
+        else:
+            self._run(self.store.set_limit(key, limit, paused))
+
+    def _running_by_key(self) -> dict[str, int]:
+        rows = self._sql(
+            "SELECT concurrency_key, count(*) FROM jobs WHERE status = 'running' GROUP BY 1"
+        )
+        return {key: n for key, n in rows if key is not None}
+
+    def _key_counts(self, before: dict[str, int]) -> list[tuple[str, int, bool, int, int]]:
+        """Each limited key: its limit, pause, and running jobs before and after a claim."""
+        after = self._running_by_key()
+        rows = self._sql(
+            "SELECT key, max_concurrent_jobs, paused FROM concurrency_limits"
+            " WHERE max_concurrent_jobs IS NOT NULL OR paused"
+        )
+        return [
+            (key, limit or 10**6, paused, before.get(key, 0), after.get(key, 0))
+            for key, limit, paused in rows
+        ]
 
     @rule(paused=st.booleans())
     def pause(self, paused: bool) -> None:
@@ -189,6 +254,8 @@ class DispatchMachine(RuleBasedStateMachine):
             self.held[runner] = set()
         self._run(self.store.set_max_concurrent(100))
         self._run(self.store.set_paused(False))
+        for key in LIMITED_KEYS:
+            self._run(self.store.delete_limit(key))
         for _ in range(40):
             self._sql("UPDATE jobs SET run_after = now() WHERE status = 'scheduled'")
             result = self._run(self.store.claim({"drain": 100}))

@@ -402,3 +402,61 @@ def test_a_pause_holds_new_starts(run_on_store: Callable[[Scenario], None]) -> N
         assert (await h.store.claim({"r1": 2})).claimed == 1
 
     run_on_store(scenario)
+
+
+def test_a_key_limit_is_nested_in_the_global_one_and_a_paused_key_starts_nothing(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(3)
+        for n in range(4):
+            await h.store.create_job(NewJob(f"a-{n}", "true", 1, None, concurrency_key="a"))
+        await h.store.create_job(NewJob("b-0", "true", 1, None, concurrency_key="b"))
+        await h.store.create_job(NewJob("none", "true", 1, None))
+        assert (await h.store.set_limit("a", 2, False)).max_concurrent_jobs == 2
+        await h.store.set_limit("b", None, True)
+        first = (await h.store.claim({"r1": 10})).by_runner["r1"]
+        names = {(await h.store.get_job(c.key.job_id)).name for c in first}  # type: ignore[union-attr]
+        assert names == {"a-0", "a-1", "none"}
+        assert (await h.store.claim({"r1": 10})).claimed == 0  # global limit full
+        await h.store.apply_reports([finish(c.key) for c in first])
+        again = (await h.store.claim({"r1": 10})).by_runner["r1"]
+        assert len(again) == 2  # a's limit again, and b is paused
+        limits = await h.store.list_limits()
+        assert [(x.key, x.max_concurrent_jobs, x.paused, x.running, x.queued) for x in limits] == [
+            ("a", 2, False, 2, 0),
+            ("b", None, True, 0, 1),
+        ]
+        assert await h.store.delete_limit("b") and not await h.store.delete_limit("b")
+        assert (await h.store.claim({"r1": 10})).claimed == 1  # b, unpaused with its limit gone
+        assert await h.store.get_limit("nobody") is None
+
+        # Within one claim, a key gets no more than its room, even with slots to spare.
+        await h.store.set_max_concurrent(100)
+        for n in range(3):
+            await h.store.create_job(NewJob(f"c-{n}", "true", 1, None, concurrency_key="c"))
+        await h.store.set_limit("c", 1, False)
+        assert (await h.store.claim({"r1": 10})).claimed == 1
+
+    run_on_store(scenario)
+
+
+def test_keys_take_turns_so_a_late_key_is_not_starved(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.store.set_max_concurrent(100)
+        for n in range(20):
+            await h.store.create_job(NewJob(f"a-{n}", "true", 1, None, concurrency_key="a"))
+        first = (await h.store.claim({"r1": 2})).by_runner["r1"]
+        await h.store.apply_reports([finish(c.key) for c in first])
+        for n in range(3):
+            await h.store.create_job(NewJob(f"b-{n}", "true", 1, None, concurrency_key="b"))
+        order = []
+        for _ in range(4):
+            claimed = (await h.store.claim({"r1": 2})).by_runner["r1"]
+            order.append(sorted(c.key.job_id for c in claimed))
+        # a's third and b's first, then alternating: b does not wait behind a's backlog.
+        assert order == [[3, 21], [4, 22], [5, 23], [6, 7]]
+
+    run_on_store(scenario)

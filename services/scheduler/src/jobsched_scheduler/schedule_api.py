@@ -30,6 +30,7 @@ def schedule_message(row: ScheduleRow) -> pb.Schedule:
         catchup_window_seconds=row.catchup_window_seconds,
         paused=row.paused,
         priority=row.priority,
+        concurrency_key=row.concurrency_key or "",
         max_attempts=row.max_attempts,
         last_job_id=row.last_job_id or 0,
         skipped_count=row.skipped_count,

@@ -21,6 +21,7 @@ class ScheduleSpec(NamedTuple):
     priority: int
     max_attempts: int
     timeout_seconds: int | None
+    concurrency_key: str | None = None
 
     @property
     def rule(self) -> FireRule:
@@ -48,6 +49,7 @@ class ScheduleRow(NamedTuple):
     skipped_count: int
     created_at: datetime
     updated_at: datetime
+    concurrency_key: str | None
 
     @property
     def rule(self) -> FireRule:
@@ -67,3 +69,4 @@ class DueSchedule(NamedTuple):
     timeout_seconds: int | None
     next_run_at: datetime | None  # None: set by hand without one; gets one, fires nothing
     previous_finished: bool  # its last job is in a terminal status, or there is none
+    concurrency_key: str | None = None

@@ -140,6 +140,7 @@ def _due(row: dict[str, Any]) -> DueSchedule:
         timeout_seconds=row["timeout_seconds"],
         next_run_at=row["next_run_at"],
         previous_finished=row["previous_finished"],
+        concurrency_key=row["concurrency_key"],
     )
 
 

@@ -18,7 +18,7 @@ from jobsched_common.limits import (
 from .errors import InvalidValue
 from .fire_times import MAX_ZONE_CHARS, RuleError, check_cron, zone
 from .schedule_model import ScheduleSpec
-from .validation import _command, _in_range, priority
+from .validation import _command, _in_range, concurrency_key, priority
 
 OVERLAP_FROM_PB: dict[int, str] = {
     pb.OVERLAP_UNSPECIFIED: "skip",
@@ -48,6 +48,9 @@ def new_schedule(schedule: pb.Schedule) -> ScheduleSpec:
         priority=priority(schedule.priority),
         max_attempts=1 if max_attempts is None else max_attempts,
         timeout_seconds=_given(schedule, "timeout_seconds", 1, MAX_TIMEOUT_SECONDS),
+        concurrency_key=concurrency_key(schedule.concurrency_key)
+        if schedule.concurrency_key
+        else None,
     )
     if cron is not None and spec.rule.next_after(datetime.now(UTC)) is None:
         raise InvalidValue("cron: Input never fires")

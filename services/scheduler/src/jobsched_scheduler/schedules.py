@@ -69,6 +69,7 @@ class Fire:
             "job_name": self.job_name,
             "command": s.command,
             "priority": s.priority,
+            "concurrency_key": s.concurrency_key,
             "max_attempts": s.max_attempts,
             "timeout_seconds": s.timeout_seconds,
             "fire_at": self.fire_at.isoformat() if self.fire_at else None,

@@ -2,10 +2,10 @@
 -- Inserts a schedule; a name taken raises a unique violation. Returns the row.
 INSERT INTO schedules (name, command, cron, every_seconds, timezone, overlap,
                        catchup_window_seconds, paused, priority, max_attempts,
-                       timeout_seconds, next_run_at)
+                       timeout_seconds, next_run_at, concurrency_key)
 VALUES (%(name)s, %(command)s, %(cron)s, %(every_seconds)s, %(timezone)s, %(overlap)s,
         %(catchup_window_seconds)s, %(paused)s, %(priority)s, %(max_attempts)s,
-        %(timeout_seconds)s, %(next_run_at)s)
+        %(timeout_seconds)s, %(next_run_at)s, %(concurrency_key)s)
 RETURNING *;
 
 -- name: update_schedule
@@ -15,7 +15,8 @@ UPDATE schedules SET command = %(command)s, cron = %(cron)s,
     every_seconds = %(every_seconds)s, timezone = %(timezone)s, overlap = %(overlap)s,
     catchup_window_seconds = %(catchup_window_seconds)s, paused = %(paused)s,
     priority = %(priority)s, max_attempts = %(max_attempts)s,
-    timeout_seconds = %(timeout_seconds)s, next_run_at = %(next_run_at)s, updated_at = now()
+    timeout_seconds = %(timeout_seconds)s, next_run_at = %(next_run_at)s,
+    concurrency_key = %(concurrency_key)s, updated_at = now()
 WHERE name = %(name)s
 RETURNING *;
 
@@ -44,8 +45,8 @@ RETURNING *;
 -- name: trigger_schedule
 -- Makes a job of a schedule now, paused or not, and records it as its last job.
 WITH made AS (
-    INSERT INTO jobs (name, command, priority, max_attempts, timeout_seconds)
-    SELECT %(job_name)s, command, priority, max_attempts, timeout_seconds
+    INSERT INTO jobs (name, command, priority, max_attempts, timeout_seconds, concurrency_key)
+    SELECT %(job_name)s, command, priority, max_attempts, timeout_seconds, concurrency_key
     FROM schedules WHERE name = %(name)s
     RETURNING id, created_at
 ), noted AS (
@@ -60,7 +61,7 @@ SELECT id FROM made;
 -- made last has finished, and the database's time, which every scheduler shares.
 SELECT s.name, s.command, s.cron, s.every_seconds, s.timezone, s.overlap,
        s.catchup_window_seconds, s.priority, s.max_attempts, s.timeout_seconds,
-       s.next_run_at,
+       s.next_run_at, s.concurrency_key,
        coalesce(j.id IS NULL OR j.status IN ('completed', 'failed', 'cancelled'), false)
            AS previous_finished,
        now() AS now
@@ -77,12 +78,12 @@ WITH fired AS (
     SELECT * FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb) AS (
         schedule text, job_name text, command text, priority smallint, max_attempts integer,
         timeout_seconds integer, fire_at timestamptz, next_run_at timestamptz,
-        skipped integer, paused boolean)) WITH ORDINALITY AS f(
+        skipped integer, paused boolean, concurrency_key text)) WITH ORDINALITY AS f(
         schedule, job_name, command, priority, max_attempts, timeout_seconds, fire_at,
-        next_run_at, skipped, paused, position)
+        next_run_at, skipped, paused, concurrency_key, position)
 ), made AS (
-    INSERT INTO jobs (name, command, priority, max_attempts, timeout_seconds)
-    SELECT job_name, command, priority, max_attempts, timeout_seconds
+    INSERT INTO jobs (name, command, priority, max_attempts, timeout_seconds, concurrency_key)
+    SELECT job_name, command, priority, max_attempts, timeout_seconds, concurrency_key
     FROM fired WHERE job_name IS NOT NULL ORDER BY position
     ON CONFLICT (name) DO NOTHING
     RETURNING id, name

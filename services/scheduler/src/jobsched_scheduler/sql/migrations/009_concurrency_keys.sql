@@ -8,6 +8,10 @@ ALTER TABLE jobs
 ALTER TABLE jobs ADD CONSTRAINT jobs_concurrency_key_length
     CHECK (length(concurrency_key) BETWEEN 1 AND 255) NOT VALID;
 
+-- A schedule passes its key on to the jobs it makes.
+ALTER TABLE schedules ADD COLUMN concurrency_key TEXT
+    CHECK (length(concurrency_key) BETWEEN 1 AND 255);
+
 CREATE TABLE concurrency_limits (
     key TEXT PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
     max_concurrent_jobs INTEGER CHECK (max_concurrent_jobs BETWEEN 1 AND 10000),
