@@ -1,4 +1,4 @@
-// Reading form fields into API values: whole numbers, lists of ids, and local
+// Reading form fields into API values: whole numbers, text, lists of ids, and local
 // date-times as RFC 3339. Each reader throws a FieldError naming its input.
 import { $ } from "./dom.js";
 
@@ -17,6 +17,12 @@ export function optionalInteger(id, label) {
   const value = Number(raw);
   if (!Number.isInteger(value)) throw new FieldError(input, `${label} must be a whole number.`);
   return value;
+}
+
+/** A text input's value without surrounding spaces, or undefined when it is blank. */
+export function optionalText(id) {
+  const value = $(id).value.trim();
+  return value || undefined;
 }
 
 /** Job ids written "3, 7 12" (commas or spaces); [] when empty. */

@@ -1,8 +1,15 @@
 // The two forms: create a job (its "more" section: priority, run at, dependencies,
-// attempts, timeout), and set the limit of concurrent jobs.
+// attempts, timeout, concurrency key), and set the limit of concurrent jobs.
 import { api } from "./api.js";
 import { $, markInvalid, setText } from "./dom.js";
-import { FieldError, idList, inputForError, localDateTime, optionalInteger } from "./fields.js";
+import {
+  FieldError,
+  idList,
+  inputForError,
+  localDateTime,
+  optionalInteger,
+  optionalText,
+} from "./fields.js";
 import { toast } from "./notices.js";
 import { showPaused } from "./pause.js";
 import { refreshNow } from "./refresh.js";
@@ -19,8 +26,16 @@ const JOB_INPUTS = {
   depends_on: "job-depends-on",
   max_attempts: "job-attempts",
   timeout_seconds: "job-timeout",
+  concurrency_key: "job-key",
 };
-const MORE_INPUTS = ["job-priority", "job-run-at", "job-depends-on", "job-attempts", "job-timeout"];
+const MORE_INPUTS = [
+  "job-priority",
+  "job-run-at",
+  "job-depends-on",
+  "job-attempts",
+  "job-timeout",
+  "job-key",
+];
 
 /** The "more" section's values, only those given: the API's defaults stand for the rest. */
 function moreOptions() {
@@ -29,6 +44,7 @@ function moreOptions() {
     run_at: localDateTime("job-run-at", "Run at"),
     max_attempts: optionalInteger("job-attempts", "Attempts"),
     timeout_seconds: optionalInteger("job-timeout", "Timeout"),
+    concurrency_key: optionalText("job-key"),
   };
   const dependsOn = idList("job-depends-on", "Depends on");
   if (dependsOn.length > 0) options.depends_on = dependsOn;

@@ -1,15 +1,19 @@
 // Live updates: api/events (server-sent events) says which jobs changed and pushes
 // the stats; the page reloads what the changes touch (a few rows, the page, the open
-// job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's.
+// job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's; the
+// open job's why-answer, the limits and the chart reload on their own throttles.
 import { eventsUrl } from "./api.js";
 import { $, setText } from "./dom.js";
+import { seriesMayHaveChanged } from "./chart.js";
 import { capitalize } from "./format.js";
+import { limitsMayHaveChanged } from "./limits.js";
 import { setBanner } from "./notices.js";
 import { loadDetail, openJobId } from "./panels.js";
 import { markUpdated, refreshNow, reportLoadError } from "./refresh.js";
 import { jobAppeared } from "./schedules.js";
 import { statsArrived } from "./stats.js";
 import { changeFor, loadJobs, refreshRow } from "./table.js";
+import { whyMayHaveChanged } from "./why.js";
 
 const FLUSH_MS = 250; // at most one burst of refreshes per this, however many events
 const MAX_ROW_FETCHES = 8; // more changed rows than this: reload the page instead
@@ -52,12 +56,16 @@ function onReady() {
 function onJob(event) {
   const data = parseData(event);
   if (data && typeof data.job_id === "number") jobChanged(data);
+  whyMayHaveChanged(); // another job's start or end moves the open one in line
 }
 
 function onStats(event) {
   const stats = parseData(event);
   if (!stats) return;
   statsArrived(stats);
+  limitsMayHaveChanged();
+  seriesMayHaveChanged();
+  whyMayHaveChanged(); // a limit or the pause may have changed
   markUpdated();
 }
 

@@ -6,8 +6,10 @@
 // anything when it is imported: only init() below starts things.
 import { whenUnauthorized } from "./api.js";
 import { initAuth, tokenRefused } from "./auth.js";
+import { initChart } from "./chart.js";
 import { initForms, loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
+import { initLimits } from "./limits.js";
 import { initPanels, tickDetail } from "./panels.js";
 import { initPause } from "./pause.js";
 import { initRefresh, refreshNow } from "./refresh.js";
@@ -23,10 +25,12 @@ function init() {
   initPanels();
   initPause();
   initScheduleForm();
+  initLimits();
   initRefresh();
   loadConfig().catch(() => {}); // stats carry the limit too; errors show via polling
   refreshNow();
   connectLive();
+  initChart();
   // Durations, "2m ago" and "in 5s" go on ticking between loads.
   setInterval(() => {
     tickRows();

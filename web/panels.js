@@ -1,11 +1,12 @@
-// The job detail panel: the job's facts, its output (followed while it runs), its
-// attempts, and the cancel and retry buttons.
+// The job detail panel: the job's facts, why it waits (why.js), its output (followed
+// while it runs), its attempts, and the cancel and retry buttons.
 import { api } from "./api.js";
 import { $, el, setText } from "./dom.js";
 import { ACTIVE, fmtDateTime, fmtDuration, fmtUntil, jobDuration } from "./format.js";
 import { toast } from "./notices.js";
 import { refreshNow, reportLoadError } from "./refresh.js";
 import { applyJob, jobOnPage, selectRow } from "./table.js";
+import { explainJob, hideWhy } from "./why.js";
 
 const TAIL_MS = 1000; // a running job's output is fetched this often: chunks are not evented
 
@@ -29,6 +30,7 @@ export function openDetail(id) {
   outputKey = null;
   outputAttempt = 0;
   $("detail-attempts-section").hidden = true;
+  hideWhy();
   selectRow(id);
   const cached = jobOnPage(id);
   if (cached) renderDetail(cached);
@@ -45,6 +47,7 @@ function closeDetail() {
   shownJob = null;
   loadSeq++;
   scheduleTail(); // stops it
+  hideWhy();
   showPanel(false);
   selectRow(null);
   const back = returnFocus;
@@ -69,6 +72,7 @@ function clearDetail(id) {
     "runner",
     "timeout",
     "priority",
+    "key",
     "run-at",
     "depends-on",
     "reason",
@@ -100,6 +104,7 @@ function renderDetail(job) {
   setText($("detail-timeout"), job.timeout_seconds ? fmtDuration(job.timeout_seconds * 1000) : "none");
   setText($("detail-reason"), job.reason || "—");
   setText($("detail-priority"), job.priority ?? 0);
+  setText($("detail-key"), job.concurrency_key || "none");
   renderDependencies(job.depends_on || []);
   renderTimes(job);
   $("detail-live").hidden = !ACTIVE.has(job.status);
@@ -189,6 +194,7 @@ async function loadDetailJob(id, seq) {
   if (seq !== loadSeq) return;
   shownJob = job;
   renderDetail(job);
+  explainJob(job);
   applyJob(job); // its row too, without a second request
   // Output changes while the job is active; once it ends, fetch it one last time.
   const key = `${job.attempt}:${job.status}:${job.updated_at}:${outputAttempt}`;

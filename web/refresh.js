@@ -1,9 +1,11 @@
-// The full reload (stats, the page of jobs, the open job, the schedules): at start, after an
-// action or a reconnect, and every POLL_MS as a safety net under the event stream.
+// The full reload (stats, the page of jobs, the open job, the schedules, the limits): at
+// start, after an action or a reconnect, and every POLL_MS as a safety net under the
+// event stream.
 import { ApiError } from "./api.js";
 import { authPending, showTokenBanner } from "./auth.js";
 import { $, setText } from "./dom.js";
 import { capitalize } from "./format.js";
+import { loadLimits } from "./limits.js";
 import { setBanner } from "./notices.js";
 import { loadDetail } from "./panels.js";
 import { loadSchedules } from "./schedules.js";
@@ -26,6 +28,7 @@ async function refresh() {
     loadJobs(),
     loadDetail(),
     loadSchedules(),
+    loadLimits(),
   ]);
   const failure = results.find((result) => result.status === "rejected");
   if (failure) {

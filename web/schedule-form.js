@@ -2,7 +2,7 @@
 // stays). The API's errors show inside the dialog, next to what they are about.
 import { api } from "./api.js";
 import { $, el, markInvalid, setText } from "./dom.js";
-import { FieldError, inputForError, optionalInteger } from "./fields.js";
+import { FieldError, inputForError, optionalInteger, optionalText } from "./fields.js";
 import { toast } from "./notices.js";
 import { applySchedule } from "./schedules.js";
 
@@ -18,6 +18,7 @@ const INPUTS = {
   priority: "schedule-priority",
   max_attempts: "schedule-attempts",
   timeout_seconds: "schedule-timeout",
+  concurrency_key: "schedule-key",
 };
 
 let editing = null; // the name of the schedule being edited; null: a new one
@@ -55,6 +56,7 @@ function fill(schedule) {
       priority: schedule.priority,
       max_attempts: schedule.max_attempts,
       timeout_seconds: schedule.timeout_seconds ?? "",
+      concurrency_key: schedule.concurrency_key ?? "",
     };
     for (const [field, value] of Object.entries(values)) $(INPUTS[field]).value = String(value);
     $("schedule-paused").checked = schedule.paused;
@@ -116,6 +118,9 @@ function readForm() {
   for (const [field, value] of Object.entries(optional)) {
     if (value !== undefined) body[field] = value;
   }
+  // Cleared while editing: null takes the key away; a new schedule just leaves it out.
+  const key = optionalText("schedule-key");
+  if (key !== undefined || editing !== null) body.concurrency_key = key ?? null;
   return body;
 }
 
