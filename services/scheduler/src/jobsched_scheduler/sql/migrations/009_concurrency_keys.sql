@@ -30,11 +30,16 @@ CREATE TABLE fair_clock (
 );
 INSERT INTO fair_clock VALUES (true, 0);
 
+-- The claim's order; each entry carries the job's key, so that ExplainJob counts the
+-- eligible jobs ahead of one (skipping keys paused or full) from the index alone.
 DROP INDEX jobs_ready_idx;
-CREATE INDEX jobs_ready_idx ON jobs (priority DESC, fair_seq, id)
+CREATE INDEX jobs_ready_idx ON jobs (priority DESC, fair_seq, id) INCLUDE (concurrency_key)
     WHERE status = 'queued' AND unmet_dependencies = 0;
 -- A key's last turn among its queued jobs, and its running jobs.
-CREATE INDEX jobs_key_turn_idx ON jobs (concurrency_key, fair_seq DESC) WHERE status = 'queued';
+-- (Jobs without a key are the key '', which no key can be: by equality, the index gives
+-- their last turn in one probe, where `IS NULL` would read them all.)
+CREATE INDEX jobs_key_turn_idx ON jobs (coalesce(concurrency_key, ''), fair_seq DESC)
+    WHERE status = 'queued';
 CREATE INDEX jobs_running_key_idx ON jobs (concurrency_key) WHERE status = 'running';
 
 -- A new job's turn: after the last queued job of its key (jobs without a key are one
@@ -42,14 +47,14 @@ CREATE INDEX jobs_running_key_idx ON jobs (concurrency_key) WHERE status = 'runn
 -- where it is now instead of going ahead of every other key for its whole backlog.
 -- (Rows inserted earlier by the same statement are seen, so a batch takes turns 1, 2 ...)
 -- No lock: jobs of one key inserted at once by concurrent transactions may share a turn.
+-- (Index scans only: a plan made while the table looked empty would read every queued
+-- row of the key for every row inserted.)
 CREATE FUNCTION jobsched_next_turn(key TEXT) RETURNS BIGINT
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET enable_seqscan = off SET enable_bitmapscan = off AS $$
     SELECT greatest(
-        coalesce(CASE WHEN key IS NULL
-            THEN (SELECT fair_seq FROM jobs WHERE status = 'queued' AND concurrency_key IS NULL
-                  ORDER BY fair_seq DESC LIMIT 1)
-            ELSE (SELECT fair_seq FROM jobs WHERE status = 'queued' AND concurrency_key = key
-                  ORDER BY fair_seq DESC LIMIT 1) END, 0),
+        coalesce((SELECT fair_seq FROM jobs
+                  WHERE status = 'queued' AND coalesce(concurrency_key, '') = coalesce(key, '')
+                  ORDER BY fair_seq DESC LIMIT 1), 0),
         (SELECT turn FROM fair_clock)) + 1
 $$;
 
