@@ -331,6 +331,8 @@ def claim_query(db: Db) -> bytes:
     for argument in str(arguments).split(", "):
         name, kind = argument.split(" ", 1)
         query = re.sub(rf"\b{name}\b", f"%({name})s::{kind}", query)
+    # The keys the function found full or paused before its query: none here.
+    query = re.sub(r"\bblocked\b", "'{}'::text[]", query)
     return query.encode()
 
 

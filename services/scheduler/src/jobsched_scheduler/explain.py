@@ -158,6 +158,10 @@ def _waiting_message(job_id: int, status: str, blockers: list[Blocker]) -> str:
     return f"Job {job_id} is next: it starts as soon as a runner takes it."
 
 
+# What keeps a job out of the claim's line altogether (the others hold the whole line).
+OUT_OF_LINE = frozenset({"not_before", "dependencies", "key_paused", "key_limit"})
+
+
 def explanation(
     job: Row, position: int | None, free_slots: list[int], cap: int = POSITION_CAP
 ) -> Explanation:
@@ -174,6 +178,8 @@ def explanation(
         *_global_limit_blockers(job),
         *runner_blockers(free_slots),
     ]
+    if any(b.kind in OUT_OF_LINE for b in blockers):
+        position = None  # not in the line the claim takes from: no place in it
     if position:
         blockers.append(behind_blocker(position, cap))
     runnable = all(b.kind == "behind" for b in blockers)
