@@ -132,6 +132,9 @@ BEGIN
                     ELSE greatest(0, least(max_concurrent - running, queued,
                                            jsonb_array_length(slots))) END AS n
         FROM budget
+    ), room AS MATERIALIZED (
+        -- Once, not once a candidate.
+        SELECT key, room FROM concurrency_room
     ), candidates AS (
         SELECT id, priority, fair_seq, concurrency_key FROM jobs
         WHERE status = 'queued' AND unmet_dependencies = 0
@@ -145,7 +148,7 @@ BEGIN
                row_number() OVER (PARTITION BY c.concurrency_key
                                   ORDER BY c.priority DESC, c.fair_seq, c.id) AS nth,
                r.room
-        FROM candidates c LEFT JOIN concurrency_room r ON r.key = c.concurrency_key
+        FROM candidates c LEFT JOIN room r ON r.key = c.concurrency_key
     ), picked AS (
         SELECT id, row_number() OVER (ORDER BY priority DESC, fair_seq, id) AS slot
         FROM (SELECT * FROM within_keys WHERE room IS NULL OR nth <= room
