@@ -44,7 +44,7 @@ protos: install
 chaos: install
 	$(PY) -m tests.chaos
 
-# About 5 minutes on 2 cores.
+# About 7 minutes on 2 cores.
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/scale.py
