@@ -105,6 +105,26 @@ class JobServiceStub:
                 request_serializer=jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.SerializeToString,
                 response_deserializer=jobsched_dot_v1_dot_jobs__pb2.Series.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/jobsched.v1.JobService/DeleteJob',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.CancelJobs = channel.unary_unary(
+                '/jobsched.v1.JobService/CancelJobs',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.FromString,
+                _registered_method=True)
+        self.RetryJobs = channel.unary_unary(
+                '/jobsched.v1.JobService/RetryJobs',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/jobsched.v1.JobService/ListAudit',
+                request_serializer=jobsched_dot_v1_dot_jobs__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -206,6 +226,35 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """Deletes a finished job with its attempts and output (FAILED_PRECONDITION if it is
+        not finished).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJobs(self, request, context):
+        """Cancel or retry many jobs at once, by ids or by a filter; answers how many changed.
+        Jobs the action does not apply to (already finished, not finished) are passed over.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """The record of every write, newest first, keyset paged (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -278,6 +327,26 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetSeries,
                     request_deserializer=jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.FromString,
                     response_serializer=jobsched_dot_v1_dot_jobs__pb2.Series.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.DeleteJobRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.SerializeToString,
+            ),
+            'RetryJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJobs,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=jobsched_dot_v1_dot_jobs__pb2.ListAuditRequest.FromString,
+                    response_serializer=jobsched_dot_v1_dot_jobs__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +728,114 @@ class JobService:
             '/jobsched.v1.JobService/GetSeries',
             jobsched_dot_v1_dot_jobs__pb2.GetSeriesRequest.SerializeToString,
             jobsched_dot_v1_dot_jobs__pb2.Series.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/DeleteJob',
+            jobsched_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/CancelJobs',
+            jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/RetryJobs',
+            jobsched_dot_v1_dot_jobs__pb2.BulkJobsRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.BulkJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsched.v1.JobService/ListAudit',
+            jobsched_dot_v1_dot_jobs__pb2.ListAuditRequest.SerializeToString,
+            jobsched_dot_v1_dot_jobs__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

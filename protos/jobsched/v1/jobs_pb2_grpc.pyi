@@ -61,6 +61,17 @@ class JobServiceStub:
     """The last hour in minutes: running jobs against the limit, jobs finished by status,
     and queue waits.
     """
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.DeleteJobRequest, _jobs_pb2.DeleteJobResponse]
+    """Deletes a finished job with its attempts and output (FAILED_PRECONDITION if it is
+    not finished).
+    """
+    CancelJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.BulkJobsRequest, _jobs_pb2.BulkJobsResponse]
+    """Cancel or retry many jobs at once, by ids or by a filter; answers how many changed.
+    Jobs the action does not apply to (already finished, not finished) are passed over.
+    """
+    RetryJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.BulkJobsRequest, _jobs_pb2.BulkJobsResponse]
+    ListAudit: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListAuditRequest, _jobs_pb2.ListAuditResponse]
+    """The record of every write, newest first, keyset paged (admin only)."""
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -95,6 +106,17 @@ class JobServiceAsyncStub(JobServiceStub):
     """The last hour in minutes: running jobs against the limit, jobs finished by status,
     and queue waits.
     """
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.DeleteJobRequest, _jobs_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """Deletes a finished job with its attempts and output (FAILED_PRECONDITION if it is
+    not finished).
+    """
+    CancelJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.BulkJobsRequest, _jobs_pb2.BulkJobsResponse]  # type: ignore[assignment]
+    """Cancel or retry many jobs at once, by ids or by a filter; answers how many changed.
+    Jobs the action does not apply to (already finished, not finished) are passed over.
+    """
+    RetryJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.BulkJobsRequest, _jobs_pb2.BulkJobsResponse]  # type: ignore[assignment]
+    ListAudit: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListAuditRequest, _jobs_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """The record of every write, newest first, keyset paged (admin only)."""
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public API of the scheduler: what the api-gateway and any gRPC client use."""
@@ -210,6 +232,41 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """The last hour in minutes: running jobs against the limit, jobs finished by status,
         and queue waits.
         """
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _jobs_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.DeleteJobResponse, _abc.Awaitable[_jobs_pb2.DeleteJobResponse]]:
+        """Deletes a finished job with its attempts and output (FAILED_PRECONDITION if it is
+        not finished).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelJobs(
+        self,
+        request: _jobs_pb2.BulkJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.BulkJobsResponse, _abc.Awaitable[_jobs_pb2.BulkJobsResponse]]:
+        """Cancel or retry many jobs at once, by ids or by a filter; answers how many changed.
+        Jobs the action does not apply to (already finished, not finished) are passed over.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryJobs(
+        self,
+        request: _jobs_pb2.BulkJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.BulkJobsResponse, _abc.Awaitable[_jobs_pb2.BulkJobsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAudit(
+        self,
+        request: _jobs_pb2.ListAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.ListAuditResponse, _abc.Awaitable[_jobs_pb2.ListAuditResponse]]:
+        """The record of every write, newest first, keyset paged (admin only)."""
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
