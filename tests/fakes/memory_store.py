@@ -334,6 +334,15 @@ class MemoryStore:
         await self._call("create_jobs")
         return self._insert(jobs)
 
+    async def create_jobs_apart(self, jobs: list[NewJob]) -> list[JobRow | None]:
+        await self._call("create_jobs_apart")
+        taken = {job.name for job in self.jobs.values()}
+        rows: list[JobRow | None] = []
+        for new in jobs:
+            rows.append(None if new.name in taken else self._insert([new])[0])
+            taken.add(new.name)
+        return rows
+
     def _insert(self, jobs: list[NewJob]) -> list[JobRow]:
         """Every job or none: a taken name inserts nothing."""
         taken = {job.name for job in self.jobs.values()}

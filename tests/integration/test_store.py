@@ -319,6 +319,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 "008_schedules.sql",
                 "009_concurrency_keys.sql",
                 "010_series.sql",
+                "013_search_and_retention.sql",
             ]
             and second == []
         )

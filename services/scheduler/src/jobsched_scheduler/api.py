@@ -9,12 +9,14 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import TERMINAL_STATUSES
 
 from . import messages, metrics, validation
+from .bulk import PgBulk
+from .create_batch import CreateBatcher
 from .dispatch import Dispatcher
 from .errors import FellBehind, NotFound, Unavailable, WrongState
 from .events import EventHub
 from .explain import PgExplainer, explanation
 from .insight_messages import explanation_message, series_message
-from .model import AttemptKey, JobRow
+from .model import AttemptKey, JobFilter, JobRow
 from .ports import Store
 from .rpc import Ctx, rpc, rpc_stream
 from .series import PgSeries
@@ -37,6 +39,14 @@ def _changed(outcome: tuple[JobRow | None, bool], job_id: int, refusal: str) -> 
     return row
 
 
+def _target(ids: list[int] | None, where: JobFilter | None) -> str:
+    """A bulk action's jobs, for the log."""
+    if ids is not None:
+        return f"{len(ids)} ids"
+    assert where is not None
+    return f"filter status={where.status or 'any'} q={where.text or ''!r}"
+
+
 class JobApi(jobs_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
@@ -46,17 +56,25 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         *,
         explainer: PgExplainer | None = None,
         series: PgSeries | None = None,
+        bulk: PgBulk | None = None,
     ):
         self.store = store
         self.dispatcher = dispatcher
         self.events = events
         self.explainer = explainer
         self.series = series
+        self.bulk = bulk
+        self.creates = CreateBatcher(store.create_jobs_apart)
+
+    def _bulk(self) -> PgBulk:
+        if self.bulk is None:
+            raise Unavailable("search, deletes and bulk actions are not served by this scheduler")
+        return self.bulk
 
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
         job = validation.new_job(request)
-        row = await self.store.create_job(job)
+        row = await self.creates.create(job)
         log.info("Created new job: %s", job.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
         return messages.job_message(row)
@@ -78,7 +96,10 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:
         page = validation.jobs_page(request)
-        rows = await self.store.list_jobs(page.status, page.limit, page.before_id)
+        if text := validation.search_text(request.q):
+            rows = await self._bulk().search(page.status, text, page.limit, page.before_id)
+        else:
+            rows = await self.store.list_jobs(page.status, page.limit, page.before_id)
         jobs = messages.job_page(rows)
         more = len(jobs) < len(rows) or len(rows) == page.limit
         return pb.ListJobsResponse(jobs=jobs, next_before_id=jobs[-1].id if more else 0)
@@ -110,6 +131,30 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         row = _changed(outcome, job_id, refusal)
         log.info("Queued job %d again", row.id, extra={"job_id": row.id})
         return messages.job_message(row)
+
+    @rpc
+    async def DeleteJob(self, request: pb.DeleteJobRequest, context: Ctx) -> pb.DeleteJobResponse:
+        job_id = validation.job_id(request.id)
+        await self._bulk().delete(job_id)
+        log.info("Deleted job %d", job_id, extra={"job_id": job_id})
+        return pb.DeleteJobResponse()
+
+    @rpc
+    async def CancelJobs(self, request: pb.BulkJobsRequest, context: Ctx) -> pb.BulkJobsResponse:
+        ids, where = validation.bulk_target(request)
+        changed = await self._bulk().cancel(ids, where)
+        for job in changed:
+            if job.status == "running":
+                self.dispatcher.kill(job.runner_id or "", job.key, "cancelled")
+        log.info("Cancelled %d jobs (%s)", len(changed), _target(ids, where))
+        return pb.BulkJobsResponse(changed=len(changed))
+
+    @rpc
+    async def RetryJobs(self, request: pb.BulkJobsRequest, context: Ctx) -> pb.BulkJobsResponse:
+        ids, where = validation.bulk_target(request)
+        changed = await self._bulk().retry(ids, where)
+        log.info("Queued %d jobs again (%s)", changed, _target(ids, where))
+        return pb.BulkJobsResponse(changed=changed)
 
     @rpc
     async def ListAttempts(

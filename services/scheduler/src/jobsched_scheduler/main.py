@@ -19,12 +19,14 @@ from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from psycopg_pool import AsyncConnectionPool
 
 from .api import JobApi
+from .bulk import PgBulk
 from .dispatch import Dispatcher
 from .events import EventHub
 from .explain import PgExplainer
 from .leases import sweep_leases
 from .limit_api import LimitApi
 from .migrations import migrate
+from .retention import Retention, sweep_retention
 from .runner_link import RunnerLinks
 from .schedule_api import ScheduleApi
 from .schedule_store import PgSchedules
@@ -142,7 +144,15 @@ async def _serve_with(
         settings.LEASE_TTL_SECONDS,
         settings.OUTPUT_LIMIT_BYTES,
     )
-    api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
+    bulk = PgBulk(pool)
+    api = JobApi(
+        store,
+        dispatcher,
+        events,
+        explainer=PgExplainer(pool),
+        series=PgSeries(pool),
+        bulk=bulk,
+    )
     server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
@@ -161,6 +171,10 @@ async def _serve_with(
         asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
         asyncio.create_task(fire_loop.run(stop)),
     ]
+    retention = Retention(settings.retention_days)
+    if retention.active:
+        sweep = sweep_retention(bulk, retention, settings.RETENTION_INTERVAL_SECONDS, stop)
+        workers.append(asyncio.create_task(sweep))
     log.info("Scheduler is running, checking for queued jobs...")
     await stop.wait()
     log.info("Received shutdown signal, stopping scheduler...")

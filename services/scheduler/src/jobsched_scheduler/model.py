@@ -43,6 +43,14 @@ class NewJob(NamedTuple):
     concurrency_key: str | None = None
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a bulk action applies to, when not listed by id."""
+
+    status: str | None  # None: any
+    text: str | None  # None: any; else a piece of the name or command, any case
+
+
 class KeyLimit(NamedTuple):
     """A concurrency key: its limit (None: only the global one), pause and counts."""
 

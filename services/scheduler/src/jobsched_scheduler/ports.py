@@ -38,6 +38,9 @@ class Store(Protocol):
 
     async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]: ...
 
+    async def create_jobs_apart(self, jobs: list[NewJob]) -> list[JobRow | None]:
+        """Jobs of different callers in one insert: None for one whose name is taken."""
+
     async def get_job(self, job_id: int) -> JobRow | None: ...
 
     async def list_jobs(self, status: str | None, limit: int, before_id: int) -> list[JobRow]: ...

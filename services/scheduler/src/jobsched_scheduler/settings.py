@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=10, ge=2)
     # host:port for Prometheus /metrics; empty for none.
     METRICS_BIND: str = "127.0.0.1:9464"
+    # Days a finished job is kept, by its status; unset: kept for good.
+    RETENTION_COMPLETED_DAYS: float | None = Field(default=None, gt=0)
+    RETENTION_FAILED_DAYS: float | None = Field(default=None, gt=0)
+    RETENTION_CANCELLED_DAYS: float | None = Field(default=None, gt=0)
+    # Seconds between runs of the retention sweep (it also runs at start).
+    RETENTION_INTERVAL_SECONDS: float = Field(default=600.0, gt=0)
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: LogFormat = "text"
 
@@ -57,6 +63,16 @@ class Settings(BaseSettings):
         password = quote(self.DB_PASSWORD, safe="")
         auth = f"{user}:{password}" if password else user
         return f"postgresql://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.DB_NAME}"
+
+    @property
+    def retention_days(self) -> dict[str, float]:
+        """Days kept by status, of the statuses that are not kept for good."""
+        days = {
+            "completed": self.RETENTION_COMPLETED_DAYS,
+            "failed": self.RETENTION_FAILED_DAYS,
+            "cancelled": self.RETENTION_CANCELLED_DAYS,
+        }
+        return {status: value for status, value in days.items() if value is not None}
 
     @property
     def heartbeat_interval(self) -> float:

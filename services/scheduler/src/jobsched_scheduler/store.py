@@ -145,6 +145,14 @@ class PgStore:
         rows = await self._fetch(JOB_ROWS, "create_jobs", {"batch": batch})
         return sorted(rows, key=lambda row: row.id)
 
+    async def create_jobs_apart(self, jobs: list[NewJob]) -> list[JobRow | None]:
+        """Inserts the jobs of different callers in one statement: each in the order
+        given, None for one whose name is taken (by an earlier one, too)."""
+        batch = json.dumps([_new_job_json(job) for job in jobs])
+        rows = await self._fetch(JOB_ROWS, "create_jobs_apart", {"batch": batch})
+        by_name = {row.name: row for row in rows}
+        return [by_name.pop(job.name, None) for job in jobs]
+
     async def get_job(self, job_id: int) -> JobRow | None:
         return await self._job("get_job", {"id": job_id})
 

@@ -30,9 +30,12 @@ from jobsched_common.timestamps import from_timestamp
 
 from .errors import InvalidValue
 from .messages import STATUS_FROM_PB
-from .model import NewJob
+from .model import JobFilter, NewJob
 
 MAX_JOB_ID = 2**31 - 1  # ids are SERIAL (int4)
+
+
+MAX_SEARCH_CHARS = 255
 
 
 class JobsPage(NamedTuple):
@@ -160,12 +163,42 @@ def attempt_number(value: int) -> int:
     return _in_range("attempt", value, 0, None)
 
 
+def _status(value: pb.JobStatus.ValueType) -> str | None:
+    """A job status, None for any."""
+    if value == pb.JOB_STATUS_UNSPECIFIED:
+        return None
+    status = STATUS_FROM_PB.get(value)
+    if status is None:
+        raise InvalidValue(f"status: Input should be a job status, not {value}")
+    return status
+
+
+def search_text(text: str) -> str:
+    """What a search looks for in names and commands: "" for everything."""
+    if len(text) > MAX_SEARCH_CHARS:
+        raise InvalidValue(f"q: Input should have at most {MAX_SEARCH_CHARS} characters")
+    if "\x00" in text:
+        raise InvalidValue("q: Input should not contain NUL characters")
+    return text
+
+
+def bulk_target(request: pb.BulkJobsRequest) -> tuple[list[int] | None, JobFilter | None]:
+    """The ids, or else the filter, a CancelJobs or RetryJobs applies to: exactly one."""
+    if request.ids and request.HasField("filter"):
+        raise InvalidValue("give ids or a filter, not both")
+    if request.HasField("filter"):
+        text = search_text(request.filter.q)
+        return None, JobFilter(_status(request.filter.status), text or None)
+    if not 1 <= len(request.ids) <= MAX_JOBS_PER_BATCH:
+        raise InvalidValue(
+            f"ids: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, "
+            f"not {len(request.ids)} (or give a filter)"
+        )
+    return sorted({_in_range("ids", i, 1, MAX_JOB_ID) for i in request.ids}), None
+
+
 def jobs_page(request: pb.ListJobsRequest) -> JobsPage:
-    status = None
-    if request.status != pb.JOB_STATUS_UNSPECIFIED:
-        status = STATUS_FROM_PB.get(request.status)
-        if status is None:
-            raise InvalidValue(f"status: Input should be a job status, not {request.status}")
+    status = _status(request.status)
     limit = DEFAULT_PAGE_SIZE
     if request.HasField("limit"):
         limit = _in_range("limit", request.limit, 1, MAX_PAGE_SIZE)

@@ -20,6 +20,29 @@ RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, 
           CASE WHEN status IN ('queued', 'scheduled') THEN run_after END AS run_at, depends_on,
           concurrency_key;
 
+-- name: create_jobs_apart
+-- `create_jobs` for jobs of different callers (concurrent CreateJob calls): a job whose
+-- name is taken (or given earlier in the array) is left out, and the others inserted. A run_at or delay sets run_after (the trigger of
+-- migration 007 then makes the job `scheduled`). Returns them as `api_jobs` shows them
+-- (their times are the database's own, which a client can hold).
+INSERT INTO jobs (name, command, max_attempts, timeout_seconds, priority, run_after, depends_on,
+                  concurrency_key)
+SELECT name, command, max_attempts, timeout_seconds, coalesce(priority, 0),
+       coalesce(run_at, now() + make_interval(secs => delay_seconds)), depends_on,
+       concurrency_key
+FROM ROWS FROM (jsonb_to_recordset(%(batch)s::jsonb)
+                AS (name text, command text, max_attempts integer, timeout_seconds integer,
+                    priority smallint, run_at timestamptz, delay_seconds float8,
+                    depends_on integer[], concurrency_key text))
+     WITH ORDINALITY AS j(name, command, max_attempts, timeout_seconds, priority, run_at,
+                          delay_seconds, depends_on, concurrency_key, position)
+ORDER BY position
+ON CONFLICT (name) DO NOTHING
+RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
+          timeout_seconds, runner_id, started_at, finished_at, exit_code, reason, priority,
+          CASE WHEN status IN ('queued', 'scheduled') THEN run_after END AS run_at, depends_on,
+          concurrency_key;
+
 -- name: get_job
 -- One job by id, as the API shows it.
 SELECT * FROM api_jobs WHERE id = %(id)s;

@@ -1,0 +1,165 @@
+"""Search, deletes and actions on many jobs at once, in PostgreSQL: a job found by a piece
+of its name or command, a finished job deleted, many jobs cancelled or retried by ids or
+by a filter, and old finished jobs deleted by the retention sweep."""
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from jobsched_common.limits import TERMINAL_STATUSES
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from .errors import NotFound, WrongState
+from .model import AttemptKey, JobFilter, JobRow
+from .queries import q
+from .store import _NO_CURSOR, JOB_ROWS, _cursor, _domain_errors
+
+# What a write records besides itself, in its own transaction (the audit log).
+Audit = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+# A filter's jobs are changed this many at a time, each batch its own short transaction,
+# so that the claim never waits long for a row.
+FILTER_BATCH = 500
+CANCELLABLE = ["queued", "scheduled", "running"]
+RETRYABLE: list[str] = sorted(TERMINAL_STATUSES)
+MIN_INDEXED_CHARS = 3  # shorter text has no trigram to look up
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A job a bulk cancel changed: ended (`cancelled`), or asked to stop (`running`)."""
+
+    key: AttemptKey
+    status: str
+    runner_id: str | None
+
+
+def like_pattern(text: str) -> str:
+    """ILIKE's pattern for `text` anywhere: its wildcards and escapes taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _text_params(text: str | None) -> dict[str, Any]:
+    return {
+        "text": text,
+        "pattern": like_pattern(text) if text is not None else None,
+        "indexed": text is not None and len(text) >= MIN_INDEXED_CHARS,
+    }
+
+
+class PgBulk:
+    def __init__(self, pool: AsyncConnectionPool[Any], batch: int = FILTER_BATCH):
+        self.pool = pool
+        self.batch = batch
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        with _domain_errors():
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+
+    async def search(
+        self, status: str | None, text: str, limit: int, before_id: int
+    ) -> list[JobRow]:
+        """A page of jobs whose name or command contains `text`, newest first."""
+        below = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
+        params = {"status": status, "limit": limit, "before_id": below, **_text_params(text)}
+        with _domain_errors():
+            async with self.pool.connection() as conn:
+                cur = _cursor(conn, JOB_ROWS)
+                await cur.execute(q("search_jobs"), params, prepare=False)
+                return await cur.fetchall()
+
+    async def delete(self, job_id: int, audit: Audit | None = None) -> None:
+        """Deletes a finished job with its attempts and output."""
+        async with self._transaction() as conn:
+            deleted = await (await conn.execute(q("delete_finished"), {"id": job_id})).fetchone()
+            if deleted is None:
+                found = await (await conn.execute(q("job_status"), {"id": job_id})).fetchone()
+                if found is None:
+                    raise NotFound(f"job {job_id} not found")
+                raise WrongState(f"job {job_id} is {found[0]}: only a finished job can be deleted")
+            if audit is not None:
+                await audit(conn)
+
+    async def cancel(
+        self, ids: list[int] | None, where: JobFilter | None, audit: Audit | None = None
+    ) -> list[Cancelled]:
+        """Cancels the listed jobs, or those matching the filter, that are not finished;
+        returns each one changed."""
+        changed: list[Cancelled] = []
+
+        async def apply(conn: psycopg.AsyncConnection[Any], batch: list[int]) -> int:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("cancel_many"), {"ids": batch})
+            rows = await cur.fetchall()
+            changed.extend(
+                Cancelled(AttemptKey(r["id"], r["attempt"]), r["status"], r["runner_id"])
+                for r in rows
+            )
+            return len(rows)
+
+        await self._each(ids, where, CANCELLABLE, apply, audit)
+        return changed
+
+    async def retry(
+        self, ids: list[int] | None, where: JobFilter | None, audit: Audit | None = None
+    ) -> int:
+        """Queues the listed finished jobs, or those matching the filter, again; returns
+        how many."""
+
+        async def apply(conn: psycopg.AsyncConnection[Any], batch: list[int]) -> int:
+            cur = await conn.execute(q("retry_many"), {"ids": batch})
+            return len(await cur.fetchall())
+
+        return await self._each(ids, where, RETRYABLE, apply, audit)
+
+    async def _each(
+        self,
+        ids: list[int] | None,
+        where: JobFilter | None,
+        applies_to: list[str],
+        apply: Callable[[psycopg.AsyncConnection[Any], list[int]], Awaitable[int]],
+        audit: Audit | None,
+    ) -> int:
+        """Listed ids in one transaction; a filter's jobs in batches, newest first, each
+        batch locked and changed in a transaction of its own. Jobs created meanwhile
+        are left alone. The audit goes with the last transaction."""
+        if ids is not None:
+            async with self._transaction() as conn:
+                count = await apply(conn, ids)
+                if audit is not None:
+                    await audit(conn)
+                return count
+        assert where is not None
+        params = {
+            "status": where.status,
+            "applies_to": applies_to,
+            "batch": self.batch,
+            "before_id": _NO_CURSOR,
+            **_text_params(where.text),
+        }
+        count = 0
+        while True:
+            async with self._transaction() as conn:
+                cur = await conn.execute(q("lock_matching"), params, prepare=False)
+                batch = [row[0] for row in await cur.fetchall()]
+                if batch:
+                    count += await apply(conn, batch)
+                    params["before_id"] = batch[-1]
+                if len(batch) < self.batch and audit is not None:
+                    await audit(conn)
+            if len(batch) < self.batch:
+                return count
+
+    async def delete_expired(self, status: str, cutoff: datetime, batch: int) -> int:
+        """Deletes one batch of jobs in `status` that finished before `cutoff`, oldest
+        first; returns how many."""
+        params = {"status": status, "cutoff": cutoff, "batch": batch}
+        async with self._transaction() as conn:
+            cur = await conn.execute(q("delete_expired"), params)
+            return len(await cur.fetchall())

@@ -1,0 +1,70 @@
+"""The retention sweep: finished jobs older than their status's retention are deleted,
+with their attempts and output, a small batch to a transaction, so that the sweep never
+holds many rows nor long (rows another transaction holds are left for the next run).
+The counters lose the jobs by trigger, as with any delete."""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .bulk import PgBulk
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days each finished status is kept; a status left out is kept for good."""
+
+    days: dict[str, float]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.days)
+
+
+async def sweep_once(bulk: PgBulk, retention: Retention, batch: int = BATCH) -> dict[str, int]:
+    """One run: deletes what has expired, batch by batch; returns how many of each status."""
+    deleted: dict[str, int] = {}
+    for status, days in sorted(retention.days.items()):
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        total = 0
+        while True:
+            count = await bulk.delete_expired(status, cutoff, batch)
+            total += count
+            if count:
+                log.info(
+                    "Retention: deleted %d %s jobs finished before %s (%d so far)",
+                    count,
+                    status,
+                    f"{cutoff:%Y-%m-%d %H:%M:%S} UTC",
+                    total,
+                )
+            if count < batch:
+                break
+        deleted[status] = total
+    return deleted
+
+
+async def sweep_retention(
+    bulk: PgBulk, retention: Retention, interval: float, stop: asyncio.Event
+) -> None:
+    """Runs at start, then every `interval` seconds, until stopped."""
+    while not stop.is_set():
+        try:
+            deleted = await sweep_once(bulk, retention)
+            if any(deleted.values()):
+                log.info("Retention run done: %s", _described(deleted))
+        except Exception as exc:
+            log.warning("Retention sweep failed: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
+
+
+def _described(deleted: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in deleted.items())

@@ -1,0 +1,89 @@
+-- name: search_jobs
+-- A page of jobs whose name or command contains the text (`pattern`, its ILIKE form), of
+-- one status or any (NULL), newest first, below a keyset cursor. Run unprepared, so that
+-- the constant conditions fold away: with `indexed` (text of 3 characters or more), the
+-- trigrams of jobs_search_idx find the candidates; name and command decide.
+SELECT * FROM api_jobs
+WHERE (NOT %(indexed)s
+       OR jobsched_trigrams(name || ' ' || command) @> jobsched_trigrams(%(text)s::text))
+  AND (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND id < %(before_id)s
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: lock_matching
+-- The next batch of jobs matching a filter (text as in `search_jobs`; NULL: any), in a
+-- status the action applies to, below a keyset cursor, locked until the transaction
+-- ends (waiting for a claim that holds one, never skipping it). Run unprepared.
+SELECT id FROM jobs
+WHERE (%(pattern)s::text IS NULL OR NOT %(indexed)s
+       OR jobsched_trigrams(name || ' ' || command) @> jobsched_trigrams(%(text)s::text))
+  AND (%(pattern)s::text IS NULL OR name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND status = ANY (%(applies_to)s::text[])
+  AND id < %(before_id)s
+ORDER BY id DESC LIMIT %(batch)s
+FOR UPDATE;
+
+-- name: cancel_many
+-- Ends the listed jobs that have not started, and asks the running ones (not yet asked)
+-- to stop; returns what each became, so that the runners of running ones are told.
+WITH queued AS (
+    UPDATE jobs
+    SET status = 'cancelled', reason = 'cancelled', finished_at = now(), updated_at = now()
+    WHERE id = ANY (%(ids)s::integer[]) AND status IN ('queued', 'scheduled')
+    RETURNING id, status, attempt, runner_id
+), running AS (
+    UPDATE jobs SET cancel_requested = true, updated_at = now()
+    WHERE id = ANY (%(ids)s::integer[]) AND status = 'running' AND NOT cancel_requested
+    RETURNING id, status, attempt, runner_id
+)
+SELECT * FROM queued UNION ALL SELECT * FROM running;
+
+-- name: retry_many
+-- Queues the listed finished jobs again, as `retry_job` queues one. A job whose
+-- dependency failed, was cancelled or no longer exists is passed over. Its
+-- dependencies are locked (FOR SHARE), so that none ends before this commits unseen.
+WITH target AS (
+    SELECT id, depends_on FROM jobs
+    WHERE id = ANY (%(ids)s::integer[]) AND status IN ('completed', 'failed', 'cancelled')
+), dependency AS (
+    SELECT id, status FROM jobs
+    WHERE id IN (SELECT unnest(depends_on) FROM target) FOR SHARE
+), deps AS (
+    SELECT t.id,
+           count(*) FILTER (WHERE d.status IS DISTINCT FROM 'completed') AS unmet,
+           bool_or(d.id IS NULL OR d.status IN ('failed', 'cancelled')) AS broken
+    FROM target t CROSS JOIN LATERAL unnest(t.depends_on) AS wanted(id)
+    LEFT JOIN dependency d ON d.id = wanted.id
+    GROUP BY t.id
+)
+UPDATE jobs j
+SET status = 'queued', run_after = NULL, reason = NULL, exit_code = NULL,
+    started_at = NULL, finished_at = NULL, updated_at = now(),
+    max_attempts = greatest(j.max_attempts, j.attempt + 1),
+    unmet_dependencies = coalesce(deps.unmet, 0)
+FROM target LEFT JOIN deps USING (id)
+WHERE j.id = target.id AND j.status IN ('completed', 'failed', 'cancelled')
+  AND NOT coalesce(deps.broken, false)
+RETURNING j.id;
+
+-- name: delete_finished
+-- Deletes one finished job; its attempts and output go with it (ON DELETE CASCADE).
+DELETE FROM jobs WHERE id = %(id)s AND status IN ('completed', 'failed', 'cancelled')
+RETURNING id, name, status;
+
+-- name: job_status
+-- A job's status, or no row when it does not exist.
+SELECT status FROM jobs WHERE id = %(id)s;
+
+-- name: delete_expired
+-- Deletes up to `batch` jobs of one finished status that finished before the cutoff,
+-- oldest first, with their attempts and output; rows another transaction holds are left
+-- for the next batch.
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = %(status)s::text AND finished_at < %(cutoff)s::timestamptz
+    ORDER BY finished_at LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING id;
