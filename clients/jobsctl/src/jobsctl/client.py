@@ -94,7 +94,11 @@ class Client:
         return created
 
     def list_jobs(
-        self, status: str | None = None, limit: int | None = None, page: str | None = None
+        self,
+        status: str | None = None,
+        limit: int | None = None,
+        page: str | None = None,
+        search: str | None = None,
     ) -> tuple[list[Json], str | None]:
         """One page of jobs, newest first, and the next page's URL (from `Link`) if any.
 
@@ -108,6 +112,8 @@ class Client:
                 params["status"] = status
             if limit is not None:
                 params["limit"] = limit
+            if search:
+                params["q"] = search
             reply = self._call("GET", "/api/jobs", params=params)
         jobs: list[Json] = _parse(reply)
         return jobs, reply.links.get("next", {}).get("url")
@@ -132,6 +138,14 @@ class Client:
     def retry_job(self, job_id: int) -> Json:
         job: Json = self._json("POST", f"/api/jobs/{job_id}/retry")
         return job
+
+    def bulk_action(self, action: str, target: Json) -> Json:
+        """`cancel` or `retry` for `{"ids": [...]}` or `{"filter": {...}}`: how many changed."""
+        result: Json = self._json("POST", f"/api/jobs/{action}", json=target)
+        return result
+
+    def delete_job(self, job_id: int) -> None:
+        self._call("DELETE", f"/api/jobs/{job_id}")
 
     def explain_job(self, job_id: int) -> Json:
         """Why the job is not running (yet)."""

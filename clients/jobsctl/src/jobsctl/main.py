@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import limit_commands, output, schedule_commands
+from . import bulk_commands, limit_commands, output, schedule_commands
 from .client import DEFAULT_URL, TERMINAL, ApiError, Client, Json
 from .output import note, say
 
@@ -119,7 +119,7 @@ def cmd_submit_many(api: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_list(api: Client, args: argparse.Namespace) -> int:
-    jobs, page = api.list_jobs(args.status, args.limit)
+    jobs, page = api.list_jobs(args.status, args.limit, search=args.search)
     while args.all and page:
         more, page = api.list_jobs(page=page)
         jobs += more
@@ -153,23 +153,6 @@ def cmd_output(api: Client, args: argparse.Namespace) -> int:
         sys.stdout.write(out["output"])
     if out["truncated"]:
         note("jobsctl: the output was truncated (the scheduler keeps OUTPUT_LIMIT_BYTES)")
-    return 0
-
-
-def cmd_cancel(api: Client, args: argparse.Namespace) -> int:
-    job = api.cancel_job(args.id)
-    if args.json:
-        say(output.as_json(job))
-    elif job["status"] == "cancelled":
-        say(f"job {job['id']} cancelled")
-    else:
-        say(f"job {job['id']} is {job['status']}: it is being stopped and will end cancelled")
-    return 0
-
-
-def cmd_retry(api: Client, args: argparse.Namespace) -> int:
-    job = api.retry_job(args.id)
-    say(output.as_json(job) if args.json else f"job {job['id']} {job['status']} again")
     return 0
 
 
@@ -264,6 +247,9 @@ def parser() -> argparse.ArgumentParser:
 
     listing = command("list", cmd_list, "list jobs, newest first")
     listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument(
+        "--search", metavar="TEXT", help="jobs whose name or command contains TEXT"
+    )
     listing.add_argument("--limit", type=int, metavar="N", help="jobs per page (API default 100)")
     listing.add_argument("--all", action="store_true", help="follow every page")
 
@@ -275,12 +261,10 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--attempt", type=int, default=0, metavar="N")
     out.add_argument("--follow", "-f", action="store_true", help="print new output until done")
 
-    for name, handler, text in [
-        ("cancel", cmd_cancel, "cancel a queued or running job"),
-        ("retry", cmd_retry, "queue a finished job again"),
-        ("why", limit_commands.cmd_why, "why a job is not running (yet)"),
-    ]:
-        command(name, handler, text).add_argument("id", type=int)
+    bulk_commands.add_to(commands, command)
+    command("why", limit_commands.cmd_why, "why a job is not running (yet)").add_argument(
+        "id", type=int
+    )
 
     config = commands.add_parser(
         "config", parents=[common], help="the concurrency limit and the pause"

@@ -3,10 +3,11 @@
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Status
 
+from ..bulk_schemas import BulkJobs, BulkResult, SearchText
 from ..scheduler import Scheduler
 from ..schemas import (
     STATUS_TO_PB,
@@ -45,9 +46,11 @@ async def list_jobs(
     status: Status | None = None,
     limit: PageSize = None,
     before: Cursor = None,
+    q: Annotated[SearchText | None, Query()] = None,
 ) -> JsonBody:
-    """Jobs, newest first. Follow the `Link: rel="next"` header for the next page."""
-    request = pb.ListJobsRequest()
+    """Jobs, newest first. Follow the `Link: rel="next"` header for the next page.
+    With `q`, only jobs whose name or command contains it, in any case."""
+    request = pb.ListJobsRequest(q=q or "")
     if status is not None:  # only what the client gave: the scheduler judges it
         request.status = STATUS_TO_PB[status]
     if limit is not None:
@@ -61,6 +64,8 @@ async def list_jobs(
         query["before"] = reply.next_before_id
         if status:
             query["status"] = status
+        if q:
+            query["q"] = q
         headers["Link"] = f'</api/jobs?{urlencode(query)}>; rel="next"'
     return JsonBody([job_json(j) for j in reply.jobs], headers=headers)
 
@@ -79,9 +84,32 @@ async def create_jobs(scheduler: Scheduler, body: JobsCreate) -> JsonBody:
     return JsonBody([job_json(j) for j in reply.jobs], status_code=201)
 
 
+@router.post("/api/jobs/cancel", response_model=BulkResult)
+async def cancel_jobs(scheduler: Scheduler, body: BulkJobs) -> JsonBody:
+    """Cancels the listed jobs, or every job matching the filter, that has not finished:
+    a queued one ends at once, a running one is stopped. How many changed."""
+    reply = await scheduler.call("CancelJobs", body.to_pb())
+    return JsonBody({"changed": reply.changed})
+
+
+@router.post("/api/jobs/retry", response_model=BulkResult)
+async def retry_jobs(scheduler: Scheduler, body: BulkJobs) -> JsonBody:
+    """Queues the listed jobs, or every job matching the filter, that has finished, again
+    (a job whose dependency failed or is gone is passed over). How many changed."""
+    reply = await scheduler.call("RetryJobs", body.to_pb())
+    return JsonBody({"changed": reply.changed})
+
+
 @router.get("/api/jobs/{job_id}", response_model=Job)
 async def get_job(scheduler: Scheduler, job_id: JobId) -> JsonBody:
     return JsonBody(job_json(await scheduler.call("GetJob", pb.GetJobRequest(id=job_id))))
+
+
+@router.delete("/api/jobs/{job_id}", status_code=204)
+async def delete_job(scheduler: Scheduler, job_id: JobId) -> Response:
+    """Deletes a finished job with its attempts and output (409 if it has not finished)."""
+    await scheduler.call("DeleteJob", pb.DeleteJobRequest(id=job_id))
+    return Response(status_code=204)
 
 
 @router.get("/api/jobs/{job_id}/output")
