@@ -6,6 +6,7 @@
 // anything when it is imported: only init() below starts things.
 import { whenUnauthorized } from "./api.js";
 import { initAuth, tokenRefused } from "./auth.js";
+import { initBulk } from "./bulk.js";
 import { initChart } from "./chart.js";
 import { initForms, loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
@@ -22,6 +23,7 @@ function init() {
   initAuth();
   initForms();
   initTable();
+  initBulk();
   initPanels();
   initPause();
   initScheduleForm();

@@ -1,6 +1,8 @@
-// The jobs table: one page of jobs, newest first, of one status or all, paged
-// through the API's Link header. Rows are kept and updated in place.
+// The jobs table: one page of jobs, newest first, of one status or all, and of those
+// whose name or command holds the search text, paged through the API's Link header.
+// Rows are kept and updated in place; their checkboxes select jobs for bulk.js.
 import { api, nextLink } from "./api.js";
+import { forgetMissing, isSelected, toggleSelected } from "./bulk.js";
 import { $, el, setText } from "./dom.js";
 import {
   fmtDateTime,
@@ -18,6 +20,7 @@ import { refreshNow } from "./refresh.js";
 const PAGE_SIZE = 100;
 
 let filter = ""; // the status shown; "": all of them
+let search = ""; // the text searched for in names and commands; "": none
 let pageUrl = null; // null: the newest page; otherwise the "next" link we followed
 let pageStack = []; // the pages before this one, for "← Newer"
 let nextUrl = null; // the Link header's rel="next", if there are older jobs
@@ -39,6 +42,7 @@ export async function loadJobs() {
 function newestPageUrl() {
   const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (filter) query.set("status", filter);
+  if (search) query.set("q", search);
   return `api/jobs?${query}`;
 }
 
@@ -50,9 +54,18 @@ function renderJobs(page) {
   });
   placeRows(page);
   jobs = new Map(page.map((job) => [job.id, job]));
+  forgetMissing(jobs);
   const empty = $("jobs-empty");
   empty.hidden = page.length > 0;
-  setText(empty, filter ? `No ${filter} jobs.` : "No jobs yet — create one above.");
+  const which = filter ? `${filter} jobs` : "jobs";
+  setText(
+    empty,
+    search
+      ? `No ${which} match “${search}”.`
+      : filter
+        ? `No ${filter} jobs.`
+        : "No jobs yet — create one above.",
+  );
 }
 
 /** Puts a row per job in order, reusing the rows already there, and drops the rest. */
@@ -94,7 +107,19 @@ function renderPager(count) {
 
 function createRow(id) {
   const tr = el("tr", { tabIndex: 0, testid: "job-row", dataset: { jobId: String(id) } });
+  const check = el("input", {
+    type: "checkbox",
+    testid: "row-select",
+    ariaLabel: `Select job ${id}`,
+  });
+  // Its clicks and keys are its own, not the row's (which opens the job).
+  check.addEventListener("click", (event) => event.stopPropagation());
+  check.addEventListener("keydown", (event) => event.stopPropagation());
+  check.addEventListener("change", () => toggleSelected(id, check.checked));
+  const select = el("td", { className: "cell-select" }, check);
+  select.addEventListener("click", (event) => event.stopPropagation());
   tr.append(
+    select,
     el("td", { className: "cell-id", testid: "row-id" }),
     el("td", { className: "cell-name", testid: "row-name" }),
     el("td", { className: "cell-command", testid: "row-command" }),
@@ -118,8 +143,9 @@ function badge(status) {
 }
 
 function updateRow(tr, job) {
-  const [idCell, nameCell, commandCell, statusCell, exitCell, createdCell, durationCell] =
+  const [selectCell, idCell, nameCell, commandCell, statusCell, exitCell, createdCell, durationCell] =
     tr.children;
+  selectCell.firstElementChild.checked = isSelected(job.id);
   tr.dataset.status = job.status;
   tr.classList.toggle("selected", job.id === selectedId);
   setText(idCell, `#${job.id}`);
@@ -211,6 +237,16 @@ export function tickRows() {
   }
 }
 
+/** The ids of the jobs on this page, newest first. */
+export function idsOnPage() {
+  return [...jobs.keys()];
+}
+
+/** Ticks each row's checkbox as the selection has it. */
+export function showSelection() {
+  for (const [id, tr] of rows) tr.firstElementChild.firstElementChild.checked = isSelected(id);
+}
+
 /** Back to the first page (the next refresh loads it). */
 export function showNewestPage() {
   pageUrl = null;
@@ -241,8 +277,21 @@ function setFilter(status) {
   refreshNow();
 }
 
+function setSearch(text) {
+  if (text === search) return;
+  search = text;
+  showNewestPage();
+  refreshNow();
+}
+
 export function initTable() {
   $("status-filter").addEventListener("change", (event) => setFilter(event.target.value));
+  // Searched once typing pauses, not on every key.
+  let typing = null;
+  $("job-search").addEventListener("input", (event) => {
+    clearTimeout(typing);
+    typing = setTimeout(() => setSearch(event.target.value.trim()), 250);
+  });
   // A status card filters by its status; clicked again, it shows all jobs.
   for (const card of document.querySelectorAll(".stat")) {
     card.addEventListener("click", () =>
