@@ -62,7 +62,8 @@ def load_api_tokens(
             parts = entry.split(":", 2)
             if len(parts) != 3:
                 raise ValueError(f"API_TOKENS entry {n + 1}: not name:role:secret")
-            found.append(_token(*parts, where=f"API_TOKENS entry {n + 1}"))
+            name, role, secret = parts
+            found.append(_token(name, role, secret, f"API_TOKENS entry {n + 1}"))
     if api_tokens_file:
         found.extend(_file_tokens(Path(api_tokens_file)))
     _refuse_repeats(found)
@@ -82,7 +83,8 @@ def _file_tokens(path: Path) -> list[ApiToken]:
         where = f"API_TOKENS_FILE {path} line {number}"
         if len(words) != 3:
             raise ValueError(f"{where}: not `name role secret`")
-        found.append(_token(*words, where=where))
+        name, role, secret = words
+        found.append(_token(name, role, secret, where))
     return found
 
 

@@ -126,11 +126,6 @@ def identify(
     return Caller(token.name, remote)
 
 
-Continuation = Callable[
-    [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-]
-
-
 class AccessInterceptor(grpc.aio.ServerInterceptor):
     """Checks the caller of every call of the public services before its handler runs,
     and makes it the handler's `current_caller()`."""
@@ -139,7 +134,11 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         self.tokens = tokens
 
     async def intercept_service(
-        self, continuation: Continuation, details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         method = details.method
