@@ -2,6 +2,7 @@
 the REST API, jobsctl and the counters behind `/api/stats`."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jobsched_launcher import wait_for
@@ -47,7 +48,8 @@ def test_search_bulk_actions_and_delete_over_rest(live_system: LiveSystem) -> No
     assert retried.json() == {"changed": 1}  # backup-0 (pg_dump db0)
     by_filter = system.api("POST", "/api/jobs/cancel", {"filter": {"q": "backup"}})
     assert by_filter.json() == {"changed": 2}  # backup-0 again, and report
-    for body in ({}, {"ids": [1], "filter": {}}, {"ids": []}, {"ids": [0]}):
+    bad: list[dict[str, Any]] = [{}, {"ids": [1], "filter": {}}, {"ids": []}, {"ids": [0]}]
+    for body in bad:
         assert system.api("POST", "/api/jobs/cancel", body).status_code == 422, body
 
     refused = system.api("DELETE", f"/api/jobs/{lone}")

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from jobsched_scheduler.audit import Caller
 from jobsched_scheduler.bulk import PgBulk
 from jobsched_scheduler.create_batch import CreateBatcher
 from jobsched_scheduler.errors import Conflict, InvalidValue, NotFound, WrongState
@@ -114,6 +115,17 @@ def test_delete_takes_finished_jobs_with_attempts_and_counters(database_url: str
                 notes = list(listener.notifies(timeout=5, stop_after=1))
             assert notes and notes[0].payload == f'[[{done.id}, "deleted", 1]]'
             assert await store.get_job(done.id) is None
+            assert sql(
+                database_url,
+                "SELECT actor, action, target, before FROM audit WHERE action = 'job.delete'",
+            ) == [
+                (
+                    "local",
+                    "job.delete",
+                    f"job/{done.id}",
+                    {"id": done.id, "name": "done", "status": "completed"},
+                )
+            ]
             assert sql(database_url, "SELECT count(*) FROM job_attempts") == [(0,)]
             assert await counts(store) == truth(database_url) == {"queued": 1}
 
@@ -151,7 +163,20 @@ def test_bulk_actions_by_filter_go_in_batches(database_url: str) -> None:
             assert truth(database_url) == {"cancelled": 30, "queued": 5}
             assert await bulk.retry(None, JobFilter("cancelled", None)) == 30
             assert await bulk.retry(None, JobFilter(None, None)) == 0  # none finished
-            assert len(await bulk.cancel(None, JobFilter("queued", "beta"))) == 5
+            operator = Caller("ops", "192.0.2.1")
+            assert len(await bulk.cancel(None, JobFilter("queued", "beta"), operator)) == 5
+            assert sql(
+                database_url,
+                "SELECT actor, action, before, after, remote FROM audit ORDER BY id DESC LIMIT 1",
+            ) == [
+                (
+                    "ops",
+                    "jobs.cancel",
+                    {"filter": {"status": "queued", "q": "beta"}},
+                    {"changed": 5},
+                    "192.0.2.1",
+                )
+            ]
             assert await counts(store) == truth(database_url) == {"queued": 30, "cancelled": 5}
 
     run(scenario())
@@ -202,7 +227,14 @@ def test_retention_deletes_only_what_expired_in_batches(database_url: str) -> No
             orphans = "SELECT count(*) FROM job_attempts WHERE job_id NOT IN (SELECT id FROM jobs)"
             assert sql(database_url, orphans) == [(0,)]
             assert sql(database_url, "SELECT count(*) FROM job_attempts") == [(36,)]
+            runs = (
+                "SELECT actor, action, after->'deleted' FROM audit WHERE action = 'retention.run'"
+            )
+            assert sql(database_url, runs) == [
+                ("retention", "retention.run", {"completed": 12, "failed": 24})
+            ]
             assert await sweep_once(bulk, retention, batch=5) == {"completed": 0, "failed": 0}
+            assert len(sql(database_url, runs)) == 1  # a run that deleted nothing
 
     run(scenario())
 
@@ -215,8 +247,10 @@ def test_batched_creates_answer_each_caller(database_url: str) -> None:
             names = ["a", "taken", "b", "a", "c"]
             jobs = [NewJob(n, "true", 1, None) for n in names]
             jobs.append(NewJob("d", "true", 1, None, depends_on=(999,)))
+            callers = [Caller(f"token-{i}", f"10.0.0.{i}") for i in range(len(jobs))]
             answers = await asyncio.gather(
-                *(batcher.create(job) for job in jobs), return_exceptions=True
+                *(batcher.create(job, who) for job, who in zip(jobs, callers, strict=True)),
+                return_exceptions=True,
             )
             a, taken, b, again, c, missing = answers
             assert isinstance(taken, Conflict) and "'taken' already exists" in str(taken)
@@ -228,5 +262,16 @@ def test_batched_creates_answer_each_caller(database_url: str) -> None:
             # One statement for a, b and c, however the fallback went for the rest.
             ids = [getattr(r, "id", 0) for r in created]
             assert ids == sorted(ids)
+            # Each job created has its own audit entry, under its own caller.
+            entries = sql(
+                database_url,
+                "SELECT actor, remote, target, after->>'name' FROM audit "
+                "WHERE action = 'job.create' AND actor LIKE 'token-%%' ORDER BY id",
+            )
+            assert entries == [
+                ("token-0", "10.0.0.0", f"job/{ids[0]}", "a"),
+                ("token-2", "10.0.0.2", f"job/{ids[1]}", "b"),
+                ("token-4", "10.0.0.4", f"job/{ids[2]}", "c"),
+            ]
 
     run(scenario())

@@ -9,6 +9,8 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import TERMINAL_STATUSES
 
 from . import messages, metrics, validation
+from .access import current_caller
+from .audit_messages import audit_page, audit_request
 from .bulk import PgBulk
 from .create_batch import CreateBatcher
 from .dispatch import Dispatcher
@@ -74,7 +76,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
         job = validation.new_job(request)
-        row = await self.creates.create(job)
+        row = await self.creates.create(job, current_caller())
         log.info("Created new job: %s", job.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
         return messages.job_message(row)
@@ -83,7 +85,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     async def CreateJobs(
         self, request: pb.CreateJobsRequest, context: Ctx
     ) -> pb.CreateJobsResponse:
-        rows = await self.store.create_jobs(validation.new_jobs(request.jobs))
+        rows = await self.store.create_jobs(validation.new_jobs(request.jobs), current_caller())
         log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0].id, rows[-1].id)
         metrics.JOBS_CREATED.inc(len(rows))
         return pb.CreateJobsResponse(jobs=[messages.job_message(row) for row in rows])
@@ -115,7 +117,9 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
         job_id = validation.job_id(request.id)
-        row = _changed(await self.store.cancel(job_id), job_id, "is already {status}")
+        row = _changed(
+            await self.store.cancel(job_id, current_caller()), job_id, "is already {status}"
+        )
         if row.status == "running":
             self.dispatcher.kill(row.runner_id or "", AttemptKey(row.id, row.attempt), "cancelled")
         log.info("Cancelled job %d (%s)", row.id, row.status, extra={"job_id": row.id})
@@ -124,7 +128,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def RetryJob(self, request: pb.RetryJobRequest, context: Ctx) -> pb.Job:
         job_id = validation.job_id(request.id)
-        outcome = await self.store.retry(job_id)
+        outcome = await self.store.retry(job_id, current_caller())
         refusal = "is {status}: only a finished job can be retried"
         if outcome[0] is not None and outcome[0].status in TERMINAL_STATUSES:
             refusal = "depends on a job that failed or was cancelled: retry that one first"
@@ -135,14 +139,14 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def DeleteJob(self, request: pb.DeleteJobRequest, context: Ctx) -> pb.DeleteJobResponse:
         job_id = validation.job_id(request.id)
-        await self._bulk().delete(job_id)
+        await self._bulk().delete(job_id, current_caller())
         log.info("Deleted job %d", job_id, extra={"job_id": job_id})
         return pb.DeleteJobResponse()
 
     @rpc
     async def CancelJobs(self, request: pb.BulkJobsRequest, context: Ctx) -> pb.BulkJobsResponse:
         ids, where = validation.bulk_target(request)
-        changed = await self._bulk().cancel(ids, where)
+        changed = await self._bulk().cancel(ids, where, current_caller())
         for job in changed:
             if job.status == "running":
                 self.dispatcher.kill(job.runner_id or "", job.key, "cancelled")
@@ -152,7 +156,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def RetryJobs(self, request: pb.BulkJobsRequest, context: Ctx) -> pb.BulkJobsResponse:
         ids, where = validation.bulk_target(request)
-        changed = await self._bulk().retry(ids, where)
+        changed = await self._bulk().retry(ids, where, current_caller())
         log.info("Queued %d jobs again (%s)", changed, _target(ids, where))
         return pb.BulkJobsResponse(changed=changed)
 
@@ -167,6 +171,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         return pb.ListAttemptsResponse(attempts=[messages.attempt_message(r) for r in rows])
 
     @rpc
+    async def ListAudit(self, request: pb.ListAuditRequest, context: Ctx) -> pb.ListAuditResponse:
+        page = audit_request(request)
+        return audit_page(await self.store.list_audit(page.limit, page.before_id), page.limit)
+
+    @rpc
     async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:
         return await self._config()
 
@@ -175,10 +184,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         limit, paused = validation.config_change(request)
         if limit is not None:
             log.info(
-                "Updated max_concurrent_jobs to %d", await self.store.set_max_concurrent(limit)
+                "Updated max_concurrent_jobs to %d",
+                await self.store.set_max_concurrent(limit, current_caller()),
             )
         if paused is not None:
-            await self.store.set_paused(paused)
+            await self.store.set_paused(paused, current_caller())
             log.info("Paused: new jobs wait" if paused else "Resumed: jobs start again")
         return await self._config()
 

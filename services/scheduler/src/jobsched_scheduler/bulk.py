@@ -13,19 +13,19 @@ from jobsched_common.limits import TERMINAL_STATUSES
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .audit import LOCAL, Caller, record_audit
 from .errors import NotFound, WrongState
 from .model import AttemptKey, JobFilter, JobRow
 from .queries import q
 from .store import _NO_CURSOR, JOB_ROWS, _cursor, _domain_errors
 
-# What a write records besides itself, in its own transaction (the audit log).
-Audit = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
 # A filter's jobs are changed this many at a time, each batch its own short transaction,
 # so that the claim never waits long for a row.
 FILTER_BATCH = 500
 CANCELLABLE = ["queued", "scheduled", "running"]
 RETRYABLE: list[str] = sorted(TERMINAL_STATUSES)
 MIN_INDEXED_CHARS = 3  # shorter text has no trigram to look up
+RETENTION = Caller("retention")  # the actor of the retention sweep's audit entries
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,19 @@ class Cancelled:
     key: AttemptKey
     status: str
     runner_id: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """Who acts on many jobs, and the action the audit log records."""
+
+    caller: Caller
+    action: str
+
+    async def record(
+        self, conn: psycopg.AsyncConnection[Any], target: dict[str, Any], changed: int
+    ) -> None:
+        await record_audit(conn, self.caller, self.action, "jobs", target, {"changed": changed})
 
 
 def like_pattern(text: str) -> str:
@@ -74,20 +87,21 @@ class PgBulk:
                 await cur.execute(q("search_jobs"), params, prepare=False)
                 return await cur.fetchall()
 
-    async def delete(self, job_id: int, audit: Audit | None = None) -> None:
+    async def delete(self, job_id: int, caller: Caller = LOCAL) -> None:
         """Deletes a finished job with its attempts and output."""
         async with self._transaction() as conn:
-            deleted = await (await conn.execute(q("delete_finished"), {"id": job_id})).fetchone()
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("delete_finished"), {"id": job_id})
+            deleted = await cur.fetchone()
             if deleted is None:
                 found = await (await conn.execute(q("job_status"), {"id": job_id})).fetchone()
                 if found is None:
                     raise NotFound(f"job {job_id} not found")
                 raise WrongState(f"job {job_id} is {found[0]}: only a finished job can be deleted")
-            if audit is not None:
-                await audit(conn)
+            await record_audit(conn, caller, "job.delete", f"job/{job_id}", deleted, None)
 
     async def cancel(
-        self, ids: list[int] | None, where: JobFilter | None, audit: Audit | None = None
+        self, ids: list[int] | None, where: JobFilter | None, caller: Caller = LOCAL
     ) -> list[Cancelled]:
         """Cancels the listed jobs, or those matching the filter, that are not finished;
         returns each one changed."""
@@ -103,11 +117,11 @@ class PgBulk:
             )
             return len(rows)
 
-        await self._each(ids, where, CANCELLABLE, apply, audit)
+        await self._each(ids, where, CANCELLABLE, apply, Change(caller, "jobs.cancel"))
         return changed
 
     async def retry(
-        self, ids: list[int] | None, where: JobFilter | None, audit: Audit | None = None
+        self, ids: list[int] | None, where: JobFilter | None, caller: Caller = LOCAL
     ) -> int:
         """Queues the listed finished jobs, or those matching the filter, again; returns
         how many."""
@@ -116,7 +130,7 @@ class PgBulk:
             cur = await conn.execute(q("retry_many"), {"ids": batch})
             return len(await cur.fetchall())
 
-        return await self._each(ids, where, RETRYABLE, apply, audit)
+        return await self._each(ids, where, RETRYABLE, apply, Change(caller, "jobs.retry"))
 
     async def _each(
         self,
@@ -124,16 +138,15 @@ class PgBulk:
         where: JobFilter | None,
         applies_to: list[str],
         apply: Callable[[psycopg.AsyncConnection[Any], list[int]], Awaitable[int]],
-        audit: Audit | None,
+        change: "Change",
     ) -> int:
         """Listed ids in one transaction; a filter's jobs in batches, newest first, each
         batch locked and changed in a transaction of its own. Jobs created meanwhile
-        are left alone. The audit goes with the last transaction."""
+        are left alone. The audit entry goes with the last transaction."""
         if ids is not None:
             async with self._transaction() as conn:
                 count = await apply(conn, ids)
-                if audit is not None:
-                    await audit(conn)
+                await change.record(conn, {"ids": ids}, count)
                 return count
         assert where is not None
         params = {
@@ -151,10 +164,18 @@ class PgBulk:
                 if batch:
                     count += await apply(conn, batch)
                     params["before_id"] = batch[-1]
-                if len(batch) < self.batch and audit is not None:
-                    await audit(conn)
+                if len(batch) < self.batch:
+                    where_json = {"status": where.status, "q": where.text}
+                    await change.record(conn, {"filter": where_json}, count)
             if len(batch) < self.batch:
                 return count
+
+    async def record_retention(self, deleted: dict[str, int], cutoffs: dict[str, str]) -> None:
+        """The audit entry of one retention run: how many jobs of each status it deleted,
+        and the time each had to have finished before."""
+        after = {"deleted": deleted, "finished_before": cutoffs}
+        async with self._transaction() as conn:
+            await record_audit(conn, RETENTION, "retention.run", "jobs", None, after)
 
     async def delete_expired(self, status: str, cutoff: datetime, batch: int) -> int:
         """Deletes one batch of jobs in `status` that finished before `cutoff`, oldest

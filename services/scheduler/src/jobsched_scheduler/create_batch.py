@@ -8,14 +8,16 @@ from collections.abc import Awaitable, Callable
 
 from jobsched_common.limits import MAX_JOBS_PER_BATCH
 
+from .audit import Caller
 from .errors import Conflict, DomainError, Unavailable
 from .model import JobRow, NewJob
 
 log = logging.getLogger(__name__)
 
-# Inserts jobs in one statement; a job whose name is taken comes back as None.
-Insert = Callable[[list[NewJob]], Awaitable[list[JobRow | None]]]
-Waiting = tuple[NewJob, "asyncio.Future[JobRow]"]
+# Inserts jobs of their callers in one statement; a job whose name is taken comes back
+# as None.
+Insert = Callable[[list[NewJob], list[Caller]], Awaitable[list[JobRow | None]]]
+Waiting = tuple[NewJob, Caller, "asyncio.Future[JobRow]"]
 # Batches in flight at once: one forms while another waits for its commit.
 FLIGHTS = 2
 
@@ -33,9 +35,9 @@ class CreateBatcher:
         self._flying = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def create(self, job: NewJob) -> JobRow:
+    async def create(self, job: NewJob, caller: Caller) -> JobRow:
         future: asyncio.Future[JobRow] = asyncio.get_running_loop().create_future()
-        self._waiting.append((job, future))
+        self._waiting.append((job, caller, future))
         if self._flying < self.flights:
             self._flying += 1
             task = asyncio.create_task(self._fly())
@@ -53,7 +55,7 @@ class CreateBatcher:
 
     async def _insert(self, batch: list[Waiting]) -> None:
         try:
-            rows = await self.insert([job for job, _ in batch])
+            rows = await self.insert([job for job, _, _ in batch], [c for _, c, _ in batch])
         except DomainError as exc:
             if isinstance(exc, Unavailable) or len(batch) == 1:
                 _fail(batch, exc)
@@ -67,7 +69,7 @@ class CreateBatcher:
                 raise
             log.exception("Inserting %d jobs failed", len(batch))
             return
-        for (job, future), row in zip(batch, rows, strict=True):
+        for (job, _, future), row in zip(batch, rows, strict=True):
             if future.done():  # its caller went away; the job exists all the same
                 continue
             if row is None:
@@ -77,6 +79,6 @@ class CreateBatcher:
 
 
 def _fail(batch: list[Waiting], exc: BaseException) -> None:
-    for _, future in batch:
+    for _, _, future in batch:
         if not future.done():
             future.set_exception(exc)

@@ -18,6 +18,7 @@ from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from psycopg_pool import AsyncConnectionPool
 
+from .access import AccessInterceptor
 from .api import JobApi
 from .bulk import PgBulk
 from .dispatch import Dispatcher
@@ -153,7 +154,8 @@ async def _serve_with(
         series=PgSeries(pool),
         bulk=bulk,
     )
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
+    access = AccessInterceptor(settings.api_tokens)
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), access], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
@@ -163,6 +165,8 @@ async def _serve_with(
     await server.start()
     await set_serving(health, SERVICE_NAMES)
     log.info("Serving gRPC on %s", settings.SCHEDULER_BIND)
+    if not settings.api_tokens:
+        log.info("No API tokens: the API answers callers on loopback only, as 'local'")
 
     workers = [
         asyncio.create_task(dispatcher.run(stop)),

@@ -1,7 +1,8 @@
 """The retention sweep: finished jobs older than their status's retention are deleted,
 with their attempts and output, a small batch to a transaction, so that the sweep never
 holds many rows nor long (rows another transaction holds are left for the next run).
-The counters lose the jobs by trigger, as with any delete."""
+The counters lose the jobs by trigger, as with any delete. A run that deleted jobs is
+recorded in the audit log (actor `retention`) once it is done."""
 
 import asyncio
 import logging
@@ -29,8 +30,10 @@ class Retention:
 async def sweep_once(bulk: PgBulk, retention: Retention, batch: int = BATCH) -> dict[str, int]:
     """One run: deletes what has expired, batch by batch; returns how many of each status."""
     deleted: dict[str, int] = {}
+    cutoffs: dict[str, str] = {}
     for status, days in sorted(retention.days.items()):
         cutoff = datetime.now(UTC) - timedelta(days=days)
+        cutoffs[status] = cutoff.isoformat()
         total = 0
         while True:
             count = await bulk.delete_expired(status, cutoff, batch)
@@ -46,6 +49,8 @@ async def sweep_once(bulk: PgBulk, retention: Retention, batch: int = BATCH) -> 
             if count < batch:
                 break
         deleted[status] = total
+    if any(deleted.values()):
+        await bulk.record_retention(deleted, cutoffs)
     return deleted
 
 
