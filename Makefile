@@ -44,9 +44,11 @@ protos: install
 chaos: install
 	$(PY) -m tests.chaos
 
-# About 7 minutes on 2 cores.
+# About 11 minutes on 2 cores.
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/front_door.py
+	$(PY) bench/search.py
 	$(PY) bench/scale.py
 	$(PY) bench/peer.py
 	$(PY) bench/claim.py
