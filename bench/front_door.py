@@ -4,13 +4,14 @@ Starts its own embedded PostgreSQL in a temporary directory and the scheduler, t
 runners and the gateway as processes (`LocalSystem`), then measures:
 
 1. closed loop with wrk (scripts/ensure_wrk.sh installs it): `/healthz` (the gateway
-   alone), then creates with unique names (a Lua script) while dispatch is paused, so
-   the runners are held idle; creates/s, latency, and CPU seconds per create of the
-   gateway, the scheduler and PostgreSQL (from /proc/<pid>/stat before and after);
+   alone), then creates with unique names (a Lua script) with the runners held off (none
+   connected yet, so that no job is claimed and only the front door works); creates/s,
+   latency, and CPU seconds per create of the gateway, the scheduler and PostgreSQL
+   (from /proc/<pid>/stat before and after);
 2. open loop at a fixed rate (500/s) from a small asyncio generator over many keep-alive
    connections: first against `/healthz`, to show the generator keeps the rate, then
    creates; latency from when each request was due;
-3. a REST-fed drain: dispatch resumed, 16 clients each create their share of 2,000
+3. a REST-fed drain: the runners started, 16 clients each create their share of 2,000
    `true` jobs one request at a time; first create to last finish, as a ratio of how
    fast one plain Python process spawns `/bin/sh -c true` (bench/run.py's ceiling),
    measured in the same run.
@@ -303,10 +304,8 @@ def run(args: argparse.Namespace, tmp: Path, results: Json) -> None:
     ceiling = spawn_loop(args.ceiling_seconds) / args.ceiling_seconds
     results["ceiling_single_process_per_s"] = ceiling
     env = {"RUNNER_CAPACITY": str(CAPACITY), "RUNNER_DRAIN_SECONDS": "5"}
-    with throwaway_system(tmp, runners=RUNNERS, **env) as (system, server):
-        with rest(system) as http:
-            wait_runners(http, RUNNERS)
-        set_config(system, max_concurrent_jobs=CAPACITY, paused=True)
+    with throwaway_system(tmp, runners=0, **env) as (system, server):
+        set_config(system, max_concurrent_jobs=CAPACITY)
         pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
         watcher = Watcher(pids, server.get_pid())
         db = Db(server.get_uri())
@@ -329,7 +328,7 @@ def phases(
     url = system.gateway_url
     print(f"wrk: /healthz for {seconds:.0f}s...", flush=True)
     results["wrk_healthz"] = wrk(f"{url}/healthz", seconds, "", [], tmp)
-    print(f"wrk: creates for {seconds:.0f}s (dispatch paused)...", flush=True)
+    print(f"wrk: creates for {seconds:.0f}s (no runner connected)...", flush=True)
     before_id, cpu_before = db.max_id(), watcher.cpu()
     creates = wrk(url, seconds, WRK_SCRIPT, [f"wrk-{before_id}"], tmp)
     made = int(db.one("SELECT count(*) FROM jobs WHERE id > %s", (before_id,)))
@@ -345,8 +344,11 @@ def phases(
     results["open_loop_create"] = asyncio.run(
         open_loop(system, rate, seconds, "POST", "/api/jobs/create", f"open-{db.max_id()}")
     )
-    db.conn.execute("DELETE FROM jobs")  # the paused creates would join the drain
-    set_config(system, paused=False)
+    db.conn.execute("DELETE FROM jobs")  # the queued creates would join the drain
+    for index in range(1, RUNNERS + 1):
+        system.start_runner(index)
+    with rest(system) as http:
+        wait_runners(http, RUNNERS)
     print(f"drain: {args.drain_jobs} true jobs from {DRAIN_CLIENTS} clients...", flush=True)
     results["drain"] = measure_drain(db, system, args.drain_jobs, ceiling)
 

@@ -44,8 +44,7 @@ INSERT INTO jobs (name, command, status, attempt, runner_id, started_at, finishe
 SELECT (ARRAY['backup', 'report', 'deploy', 'cleanup', 'index', 'sync', 'export', 'import',
               'compile', 'test', 'render', 'resize', 'notify', 'archive', 'scan', 'train',
               'score', 'migrate', 'audit', 'rotate'])[1 + i %% 20] || '-' || i,
-       '/usr/local/bin/task --shard ' || (i %% 997) || ' --host node-' || (i %% 50)
-           || ' --token ' || md5(i::text),
+       '/usr/local/bin/task --shard ' || (i %% 997) || ' --host node-' || (i %% 50),
        CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'completed' END,
        1, 'runner-1', now() - interval '1 day', now() - interval '1 day',
        CASE WHEN i %% 100 = 0 THEN 1 ELSE 0 END

@@ -116,7 +116,7 @@ function createRow(id) {
   check.addEventListener("click", (event) => event.stopPropagation());
   check.addEventListener("keydown", (event) => event.stopPropagation());
   check.addEventListener("change", () => toggleSelected(id, check.checked));
-  const select = el("td", { className: "cell-select" }, check);
+  const select = el("td", { className: "cell-select", dataset: { needs: "operate" } }, check);
   select.addEventListener("click", (event) => event.stopPropagation());
   tr.append(
     select,

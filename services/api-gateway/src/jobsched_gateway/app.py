@@ -15,7 +15,7 @@ from .auth import Authorize
 from .body_limit import BodyLimit
 from .errors import invalid_request
 from .metrics import RequestMetrics
-from .routes import audit, config, events, health, insight, jobs, limits, schedules
+from .routes import audit, config, events, health, identity, insight, jobs, limits, schedules
 from .scheduler import connect, grpc_error
 from .settings import Settings
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health.router)
     authorized = [Depends(Authorize())]
-    for router in (jobs, insight, config, schedules, limits, audit, events):
+    for router in (jobs, insight, config, schedules, limits, audit, identity, events):
         app.include_router(router.router, dependencies=authorized)
 
     web_dir = Path(settings.WEB_DIR)
