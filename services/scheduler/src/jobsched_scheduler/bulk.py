@@ -25,6 +25,8 @@ FILTER_BATCH = 500
 CANCELLABLE = ["queued", "scheduled", "running"]
 RETRYABLE: list[str] = sorted(TERMINAL_STATUSES)
 MIN_INDEXED_CHARS = 3  # shorter text has no trigram to look up
+# A search reads this many of the newest jobs row by row before it turns to the index.
+RECENT_WINDOW = 5000
 RETENTION = Caller("retention")  # the actor of the retention sweep's audit entries
 
 
@@ -57,17 +59,25 @@ def like_pattern(text: str) -> str:
 
 
 def _text_params(text: str | None) -> dict[str, Any]:
-    return {
-        "text": text,
-        "pattern": like_pattern(text) if text is not None else None,
-        "indexed": text is not None and len(text) >= MIN_INDEXED_CHARS,
-    }
+    return {"text": text, "pattern": like_pattern(text) if text is not None else None}
+
+
+def _indexed(text: str | None) -> bool:
+    """Whether the text has a trigram to look up (the query differs, so that the
+    planner sees the index's condition)."""
+    return text is not None and len(text) >= MIN_INDEXED_CHARS
 
 
 class PgBulk:
-    def __init__(self, pool: AsyncConnectionPool[Any], batch: int = FILTER_BATCH):
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        batch: int = FILTER_BATCH,
+        window: int = RECENT_WINDOW,
+    ):
         self.pool = pool
         self.batch = batch
+        self.window = window
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -78,14 +88,30 @@ class PgBulk:
     async def search(
         self, status: str | None, text: str, limit: int, before_id: int
     ) -> list[JobRow]:
-        """A page of jobs whose name or command contains `text`, newest first."""
+        """A page of jobs whose name or command contains `text`, newest first: the newest
+        `window` jobs are read row by row (where common text fills a page at once),
+        the older ones found through the trigram index (which rare text needs). Text
+        of 1 or 2 characters has no trigram: it is matched row by row all along."""
         below = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
         params = {"status": status, "limit": limit, "before_id": below, **_text_params(text)}
         with _domain_errors():
             async with self.pool.connection() as conn:
                 cur = _cursor(conn, JOB_ROWS)
+                if not _indexed(text):
+                    await cur.execute(q("search_jobs_short"), params, prepare=False)
+                    return await cur.fetchall()
+                params["window"] = self.window
+                await cur.execute(q("search_recent"), params, prepare=False)
+                found = await cur.fetchall()
+                if len(found) == limit:
+                    return found
+                ends = await conn.execute(q("search_window_end"), params, prepare=False)
+                seen, lowest = await ends.fetchone() or (0, None)
+                if seen < self.window or lowest is None:
+                    return found  # the window held every job there is
+                params.update(before_id=lowest, limit=limit - len(found))
                 await cur.execute(q("search_jobs"), params, prepare=False)
-                return await cur.fetchall()
+                return found + await cur.fetchall()
 
     async def delete(self, job_id: int, caller: Caller = LOCAL) -> None:
         """Deletes a finished job with its attempts and output."""
@@ -156,10 +182,11 @@ class PgBulk:
             "before_id": _NO_CURSOR,
             **_text_params(where.text),
         }
+        lock = "lock_matching_indexed" if _indexed(where.text) else "lock_matching"
         count = 0
         while True:
             async with self._transaction() as conn:
-                cur = await conn.execute(q("lock_matching"), params, prepare=False)
+                cur = await conn.execute(q(lock), params, prepare=False)
                 batch = [row[0] for row in await cur.fetchall()]
                 if batch:
                     count += await apply(conn, batch)

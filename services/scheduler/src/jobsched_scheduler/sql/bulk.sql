@@ -1,29 +1,67 @@
+-- name: search_recent
+-- A search's first look: the newest `window` jobs (of the status, if one is given) below
+-- the cursor, matched row by row, newest first. Common text fills the page here, and a
+-- status with few jobs is searched whole; rarer text goes on with `search_jobs` below
+-- `window_end`.
+SELECT * FROM (SELECT * FROM api_jobs
+               WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+                 AND id < %(before_id)s
+               ORDER BY id DESC LIMIT %(window)s) w
+WHERE name ILIKE %(pattern)s OR command ILIKE %(pattern)s
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: search_window_end
+-- How many jobs `search_recent` looked at, and the lowest id among them.
+SELECT count(*) AS seen, min(id) AS lowest
+FROM (SELECT id FROM jobs
+      WHERE (%(status)s::text IS NULL OR status = %(status)s::text) AND id < %(before_id)s
+      ORDER BY id DESC LIMIT %(window)s) w;
+
 -- name: search_jobs
 -- A page of jobs whose name or command contains the text (`pattern`, its ILIKE form), of
--- one status or any (NULL), newest first, below a keyset cursor. Run unprepared, so that
--- the constant conditions fold away: with `indexed` (text of 3 characters or more), the
--- trigrams of jobs_search_idx find the candidates; name and command decide.
-SELECT * FROM api_jobs
-WHERE (NOT %(indexed)s
-       OR jobsched_trigrams(name || ' ' || command) @> jobsched_trigrams(%(text)s::text))
+-- one status or any (NULL), newest first, below a keyset cursor: the trigrams of
+-- job_search find the candidates, name and command decide. For text of 3 characters or
+-- more that `search_recent` found rare; run unprepared, so that the plan fits the text.
+SELECT * FROM api_jobs j
+WHERE EXISTS (SELECT 1 FROM job_search s
+              WHERE s.job_id = j.id AND s.trigrams @> jobsched_trigrams(%(text)s::text))
   AND (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(limit)s;
 
+-- name: search_jobs_short
+-- `search_jobs` for text of 1 or 2 characters: matched row by row, newest first.
+SELECT * FROM api_jobs
+WHERE (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND id < %(before_id)s
+ORDER BY id DESC LIMIT %(limit)s;
+
 -- name: lock_matching
--- The next batch of jobs matching a filter (text as in `search_jobs`; NULL: any), in a
--- status the action applies to, below a keyset cursor, locked until the transaction
--- ends (waiting for a claim that holds one, never skipping it). Run unprepared.
+-- The next batch of jobs matching a filter (text as in `search_jobs_short`, NULL: any),
+-- in a status the action applies to, below a keyset cursor, locked until the
+-- transaction ends (waiting for a claim that holds one, never skipping it). Run
+-- unprepared.
 SELECT id FROM jobs
-WHERE (%(pattern)s::text IS NULL OR NOT %(indexed)s
-       OR jobsched_trigrams(name || ' ' || command) @> jobsched_trigrams(%(text)s::text))
-  AND (%(pattern)s::text IS NULL OR name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
+WHERE (%(pattern)s::text IS NULL OR name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND status = ANY (%(applies_to)s::text[])
   AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(batch)s
 FOR UPDATE;
+
+-- name: lock_matching_indexed
+-- `lock_matching` for text of 3 characters or more, found as `search_jobs` finds it.
+SELECT id FROM jobs j
+WHERE EXISTS (SELECT 1 FROM job_search s
+              WHERE s.job_id = j.id AND s.trigrams @> jobsched_trigrams(%(text)s::text))
+  AND (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND status = ANY (%(applies_to)s::text[])
+  AND id < %(before_id)s
+ORDER BY id DESC LIMIT %(batch)s
+FOR UPDATE OF j;
 
 -- name: cancel_many
 -- Ends the listed jobs that have not started, and asks the running ones (not yet asked)

@@ -2,18 +2,48 @@
 -- finished ones (by hand or by the retention sweep) with their attempts and output.
 
 -- Trigrams answer a substring search from an index: every three characters in a row of
--- a job's name and command (lower case) are an element of one array, and a GIN index on
+-- a job's name and command (lower case) are an element of an array, and a GIN index on
 -- that array finds the jobs that hold every trigram of the text searched for. Our own
 -- function rather than pg_trgm: the embedded PostgreSQL of `make run` ships without it.
--- One index over name and command together: one entry a job to write on insert, not
--- two. Name and command themselves then decide (bulk.sql, `search_jobs`).
+-- (No DISTINCT: GIN keeps each key of a row once.)
 CREATE FUNCTION jobsched_trigrams(t TEXT) RETURNS TEXT[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT substr(l, i, 3)), '{}')
-    FROM (SELECT lower(t) AS l) x, generate_series(1, length(x.l) - 2) AS i
+    SELECT ARRAY(SELECT substr(l, i, 3)
+                 FROM (SELECT lower(t) AS l) x, generate_series(1, length(x.l) - 2) AS i)
 $$;
 
-CREATE INDEX jobs_search_idx ON jobs USING gin (jobsched_trigrams(name || ' ' || command));
+-- The trigrams live in a table of their own, written when a job is inserted (or its name
+-- or command changed by hand), not in `jobs`: every claim and finish updates a job's row,
+-- and an index on `jobs` would take each new row version's forty-odd trigrams again. A
+-- search then reads the trigrams, and checks name and command themselves (bulk.sql,
+-- `search_jobs`).
+CREATE TABLE job_search (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    trigrams TEXT[] NOT NULL
+);
+INSERT INTO job_search SELECT id, jobsched_trigrams(name || ' ' || command) FROM jobs;
+CREATE INDEX job_search_trigrams_idx ON job_search USING gin (trigrams);
+
+CREATE FUNCTION jobsched_index_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_search SELECT id, jobsched_trigrams(name || ' ' || command) FROM new_rows;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_index_inserted AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobsched_index_inserted();
+
+CREATE FUNCTION jobsched_index_renamed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE job_search SET trigrams = jobsched_trigrams(NEW.name || ' ' || NEW.command)
+    WHERE job_id = NEW.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_index_renamed AFTER UPDATE OF name, command ON jobs
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.command IS DISTINCT FROM NEW.command)
+    EXECUTE FUNCTION jobsched_index_renamed();
 
 -- The retention sweep's oldest finished jobs of one status, by when they finished.
 CREATE INDEX jobs_retention_idx ON jobs (status, finished_at)
