@@ -109,7 +109,7 @@ def explain(db: Db, params: dict[str, str]) -> Json:
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     found: LiteralString = (
         "EXISTS (SELECT 1 FROM job_search s WHERE s.job_id = j.id "
-        "AND s.trigrams @> jobsched_trigrams(%(text)s::text)) AND "
+        "AND s.trigrams @> jobsched_search_keys(%(text)s::text)) AND "
         if len(text) >= 3
         else ""
     )

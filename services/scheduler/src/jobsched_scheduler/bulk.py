@@ -25,8 +25,10 @@ FILTER_BATCH = 500
 CANCELLABLE = ["queued", "scheduled", "running"]
 RETRYABLE: list[str] = sorted(TERMINAL_STATUSES)
 MIN_INDEXED_CHARS = 3  # shorter text has no trigram to look up
-# A search reads this many of the newest jobs row by row before it turns to the index.
+# A search reads this many of the newest jobs row by row before it turns to the index,
+# and every job of a status that has at most FEW_JOBS.
 RECENT_WINDOW = 5000
+FEW_JOBS = 20_000
 RETENTION = Caller("retention")  # the actor of the retention sweep's audit entries
 
 
@@ -68,6 +70,15 @@ def _indexed(text: str | None) -> bool:
     return text is not None and len(text) >= MIN_INDEXED_CHARS
 
 
+async def _few(conn: psycopg.AsyncConnection[Any], status: str | None) -> bool:
+    """Whether the status has few enough jobs to read them all, from the counters."""
+    if status is None:
+        return False
+    cur = await conn.execute(q("count_of_status"), {"status": status})
+    row = await cur.fetchone()
+    return bool(row and row[0] <= FEW_JOBS)
+
+
 class PgBulk:
     def __init__(
         self,
@@ -91,13 +102,15 @@ class PgBulk:
         """A page of jobs whose name or command contains `text`, newest first: the newest
         `window` jobs are read row by row (where common text fills a page at once),
         the older ones found through the trigram index (which rare text needs). Text
-        of 1 or 2 characters has no trigram: it is matched row by row all along."""
+        of 1 or 2 characters has no trigram, and a status with few jobs is read whole
+        sooner than the index's candidates of every status: both are matched row by
+        row all along."""
         below = min(before_id, _NO_CURSOR) if before_id else _NO_CURSOR
         params = {"status": status, "limit": limit, "before_id": below, **_text_params(text)}
         with _domain_errors():
             async with self.pool.connection() as conn:
                 cur = _cursor(conn, JOB_ROWS)
-                if not _indexed(text):
+                if not _indexed(text) or await _few(conn, status):
                     await cur.execute(q("search_jobs_short"), params, prepare=False)
                     return await cur.fetchall()
                 params["window"] = self.window

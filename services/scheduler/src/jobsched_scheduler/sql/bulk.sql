@@ -1,14 +1,15 @@
 -- name: search_recent
 -- A search's first look: the newest `window` jobs (of the status, if one is given) below
--- the cursor, matched row by row, newest first. Common text fills the page here, and a
--- status with few jobs is searched whole; rarer text goes on with `search_jobs` below
--- `window_end`.
-SELECT * FROM (SELECT * FROM api_jobs
-               WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
-                 AND id < %(before_id)s
-               ORDER BY id DESC LIMIT %(window)s) w
-WHERE name ILIKE %(pattern)s OR command ILIKE %(pattern)s
-ORDER BY id DESC LIMIT %(limit)s;
+-- the cursor, matched row by row, newest first (only the matches are read whole). Common
+-- text fills the page here; rarer text goes on with `search_jobs` below the window.
+SELECT a.* FROM (SELECT id FROM (SELECT id, name, command FROM jobs
+                                 WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+                                   AND id < %(before_id)s
+                                 ORDER BY id DESC LIMIT %(window)s) w
+                 WHERE name ILIKE %(pattern)s OR command ILIKE %(pattern)s
+                 ORDER BY id DESC LIMIT %(limit)s) m
+JOIN api_jobs a USING (id)
+ORDER BY a.id DESC;
 
 -- name: search_window_end
 -- How many jobs `search_recent` looked at, and the lowest id among them.
@@ -24,14 +25,19 @@ FROM (SELECT id FROM jobs
 -- more that `search_recent` found rare; run unprepared, so that the plan fits the text.
 SELECT * FROM api_jobs j
 WHERE EXISTS (SELECT 1 FROM job_search s
-              WHERE s.job_id = j.id AND s.trigrams @> jobsched_trigrams(%(text)s::text))
+              WHERE s.job_id = j.id AND s.trigrams @> jobsched_search_keys(%(text)s::text))
   AND (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND id < %(before_id)s
 ORDER BY id DESC LIMIT %(limit)s;
 
+-- name: count_of_status
+-- How many jobs are in one status, from the counters the triggers keep.
+SELECT coalesce(sum(n), 0)::bigint AS n FROM job_counts WHERE status = %(status)s;
+
 -- name: search_jobs_short
--- `search_jobs` for text of 1 or 2 characters: matched row by row, newest first.
+-- `search_jobs` for text of 1 or 2 characters, or within a status with few jobs:
+-- matched row by row, newest first.
 SELECT * FROM api_jobs
 WHERE (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
@@ -55,7 +61,7 @@ FOR UPDATE;
 -- `lock_matching` for text of 3 characters or more, found as `search_jobs` finds it.
 SELECT id FROM jobs j
 WHERE EXISTS (SELECT 1 FROM job_search s
-              WHERE s.job_id = j.id AND s.trigrams @> jobsched_trigrams(%(text)s::text))
+              WHERE s.job_id = j.id AND s.trigrams @> jobsched_search_keys(%(text)s::text))
   AND (name ILIKE %(pattern)s OR command ILIKE %(pattern)s)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND status = ANY (%(applies_to)s::text[])

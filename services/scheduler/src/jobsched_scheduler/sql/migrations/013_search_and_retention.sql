@@ -24,6 +24,23 @@ CREATE TABLE job_search (
 INSERT INTO job_search SELECT id, jobsched_trigrams(name || ' ' || command) FROM jobs;
 CREATE INDEX job_search_trigrams_idx ON job_search USING gin (trigrams);
 
+-- The trigrams a search looks up: those of the text, less the ones that more than 2% of
+-- jobs hold (as ANALYZE last counted them), which narrow the candidates little and cost
+-- the most to read; all of them when every one is that common. Name and command decide
+-- in the end, so fewer trigrams only let more candidates through.
+CREATE FUNCTION jobsched_search_keys(t TEXT) RETURNS TEXT[]
+LANGUAGE sql STABLE STRICT AS $$
+    WITH wanted AS (SELECT DISTINCT k FROM unnest(jobsched_trigrams(t)) AS k),
+    common AS (
+        SELECT e.k FROM pg_stats s,
+             unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(k, f)
+        WHERE s.schemaname = current_schema() AND s.tablename = 'job_search'
+          AND s.attname = 'trigrams' AND e.f > 0.02
+    ), rare AS (SELECT k FROM wanted WHERE k NOT IN (SELECT k FROM common WHERE k IS NOT NULL))
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM rare) THEN ARRAY(SELECT k FROM rare)
+                ELSE ARRAY(SELECT k FROM wanted) END
+$$;
+
 CREATE FUNCTION jobsched_index_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO job_search SELECT id, jobsched_trigrams(name || ' ' || command) FROM new_rows;
