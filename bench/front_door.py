@@ -195,6 +195,7 @@ async def open_loop(
     gate = asyncio.Semaphore(OPEN_LOOP_CONNECTIONS)
     latencies: list[float] = []
     failures = 0
+    kinds: dict[str, int] = {}
     count = round(rate * seconds)
     max_lag = 0.0
 
@@ -206,11 +207,13 @@ async def open_loop(
         async with gate:
             try:
                 status = await asyncio.wait_for(client.request(method, path, body), 30)
-            except (OSError, EOFError, TimeoutError, ValueError):
+            except (OSError, EOFError, TimeoutError, ValueError) as exc:
                 failures += 1
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
                 return
         if status // 100 != 2:
             failures += 1
+            kinds[str(status)] = kinds.get(str(status), 0) + 1
             return
         latencies.append((time.monotonic() - due) * 1000)
 
@@ -232,6 +235,7 @@ async def open_loop(
         "sent_rate_per_s": (count - 1) / sent_in if count > 1 and sent_in > 0 else float(rate),
         "max_schedule_lag_ms": max_lag * 1000,
         "failures": failures,
+        "failure_kinds": kinds,
         "connections_opened": client.opened,
         "p50_ms": percentile(latencies, 50) if latencies else None,
         "p99_ms": percentile(latencies, 99) if latencies else None,
