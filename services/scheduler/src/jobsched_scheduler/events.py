@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import psycopg
 from jobsched_common.limits import TERMINAL_STATUSES, WAITING_STATUSES
 
+from .store import CONNECTION_OPTIONS
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "jobsched_events"
@@ -103,7 +105,7 @@ class EventHub:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
-            self.database_url, autocommit=True
+            self.database_url, autocommit=True, **CONNECTION_OPTIONS
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             # Notifications sent while we were away are lost: look at the table once.

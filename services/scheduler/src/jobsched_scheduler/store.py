@@ -42,15 +42,23 @@ def new_pool(
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, **CONNECTION_OPTIONS},
         configure=_configure,
         **options,
     )
 
 
+# UTF8 whatever the database's encoding: from a SQL_ASCII database psycopg would
+# otherwise return text as bytes.
+CONNECTION_OPTIONS = {"client_encoding": "UTF8"}
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Times come back as datetimes in `datetime.UTC`."""
+    """Times come back as datetimes in `datetime.UTC`. No JIT: the scheduler's statements
+    are short, and a plan costed past jit_above_cost (as those made with enable_seqscan
+    off are) would be compiled on every call, for far longer than it runs."""
     await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.execute("SET jit = off")
 
 
 @contextlib.contextmanager
