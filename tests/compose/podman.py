@@ -135,7 +135,8 @@ class Compose:
                 out.write(f"===== {name}\n{logs.stdout}{logs.stderr}\n")
 
     def down(self) -> None:
-        self.compose("down", "-v", "-t", "10", check=False)
+        """`--remove-orphans`: podman-compose's down forgets replicas added by --scale."""
+        self.compose("down", "-v", "--remove-orphans", "-t", "10", check=False)
 
     def env_of(self, container: str) -> dict[str, str]:
         lines = run("podman", "exec", container, "env").splitlines()

@@ -42,7 +42,7 @@ def new_pool(
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, **CONNECTION_OPTIONS},
+        kwargs={"autocommit": True, "client_encoding": CLIENT_ENCODING},
         configure=_configure,
         **options,
     )
@@ -50,7 +50,7 @@ def new_pool(
 
 # UTF8 whatever the database's encoding: from a SQL_ASCII database psycopg would
 # otherwise return text as bytes.
-CONNECTION_OPTIONS = {"client_encoding": "UTF8"}
+CLIENT_ENCODING = "UTF8"
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
