@@ -8,6 +8,7 @@ from jobsched_common.health import add_health_and_reflection, set_not_serving, s
 from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import serve_metrics
+from jobsched_common.tls import channel_credentials
 
 from .agent import RunnerAgent
 from .reaper import Reaper
@@ -39,5 +40,9 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     setup_logging("runner", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    try:
+        channel_credentials(settings.tls)  # unreadable files stop the start, not each link
+    except ValueError as exc:
+        raise SystemExit(f"TLS: {exc}") from exc
     serve_metrics(settings.METRICS_BIND)
     asyncio.run(serve(settings))
