@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ CONTEXT = ["protos", "libs", "services", "web", ".dockerignore"]
 class Build:
     image: str
     seconds: float
-    steps: int
-    cached: int
+    rebuilt: list[str]
 
 
 def build(name: str, dockerfile: str, context: Path = ROOT, tag: str = "latest") -> Build:
@@ -37,12 +37,17 @@ def build(name: str, dockerfile: str, context: Path = ROOT, tag: str = "latest")
         "podman", "build", "--network", "host", "--pull=never",
         "-t", f"jobsched/{name}:{tag}", "-f", str(context / dockerfile), str(context),
     )  # fmt: skip
-    return Build(
-        image=name,
-        seconds=time.monotonic() - started,
-        steps=len(re.findall(r"STEP \d+/\d+", out)),
-        cached=out.count("--> Using cache"),
-    )
+    return Build(name, time.monotonic() - started, rebuilt_steps(out))
+
+
+def rebuilt_steps(output: str) -> list[str]:
+    """The steps of a build's output not taken from the cache (FROM is no layer of its own)."""
+    steps = re.split(r"^\[?\d*/?\d*\]? ?STEP \d+/\d+: ", output, flags=re.M)[1:]
+    return [
+        step.splitlines()[0]
+        for step in steps
+        if not step.startswith("FROM ") and "--> Using cache" not in step
+    ]
 
 
 def build_all() -> list[Build]:
@@ -64,7 +69,8 @@ def rebuild_after_change(service: str, workdir: Path) -> Build:
         else:
             shutil.copy2(source, workdir / part)
     changed = next((workdir / Path(IMAGES[service]).parent / "src").rglob("__init__.py"))
-    changed.write_text(changed.read_text() + "\n# changed for the rebuild measurement\n")
+    # New each time, so that no earlier measurement's layers are in the cache.
+    changed.write_text(changed.read_text() + f"\n# a change: {secrets.token_hex(8)}\n")
     rebuilt = build(service, IMAGES[service], workdir, tag="rebuild-check")
     run("podman", "rmi", f"jobsched/{service}:rebuild-check")
     return rebuilt
@@ -78,10 +84,10 @@ def report(builds: list[Build], rebuild: Build) -> str:
         total = size(f"jobsched/{b.image}:latest")
         lines.append(
             f"{b.image}: {total / mb:.0f} MB, {(total - base) / mb:.0f} MB on top of the base, "
-            f"built in {b.seconds:.0f} s ({b.cached} of {b.steps} steps cached)"
+            f"built in {b.seconds:.0f} s ({len(b.rebuilt)} steps not from the cache)"
         )
     lines.append(
-        f"{rebuild.image} after a change to its own source: {rebuild.steps - rebuild.cached} "
-        f"of {rebuild.steps} steps rebuilt, {rebuild.seconds:.0f} s"
+        f"{rebuild.image} after a change to its own source, {rebuild.seconds:.0f} s, "
+        f"rebuilt only: " + "; ".join(step[:40] for step in rebuild.rebuilt)
     )
     return "\n".join(lines)

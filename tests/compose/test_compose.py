@@ -71,14 +71,20 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+def rebuild(tmp_path_factory: pytest.TempPathFactory) -> images.Build:
     builds = images.build_all()
     rebuild = images.rebuild_after_change("runner", tmp_path_factory.mktemp("context"))
     print("\n" + images.report(builds, rebuild))
+    return rebuild
+
+
+@pytest.fixture(scope="module")
+def compose(rebuild: images.Build) -> Iterator[Compose]:
     env = {
         **os.environ,
         "DB_PASSWORD": secrets.token_hex(16),
         "API_TOKEN": secrets.token_hex(32),
+        "RUNNER_TOKEN": secrets.token_hex(32),
     }
     system = Compose(env)
     system.down()
@@ -95,6 +101,14 @@ def api(compose: Compose) -> Iterator[Api]:
     api = Api(compose.env["API_TOKEN"])
     yield api
     api.http.close()
+
+
+def test_a_change_to_one_service_rebuilds_only_its_own_layers(rebuild: images.Build) -> None:
+    assert rebuild.rebuilt[:2] == [
+        "COPY services/runner/ services/runner/",
+        "RUN pip install --no-cache-dir ./services/runner",
+    ]
+    assert not [step for step in rebuild.rebuilt if "protos" in step or "libs/common" in step]
 
 
 def test_every_service_is_healthy_and_the_dashboard_answers(compose: Compose, api: Api) -> None:
@@ -127,6 +141,9 @@ def test_runners_hold_no_database_credentials_and_grpc_is_not_published(compose:
     for runner in compose.containers("runner"):
         env = compose.env_of(runner)
         assert not [name for name in env if name.startswith(("DB_", "POSTGRES", "PG"))], env
+        # The CA's certificate only, not its key.
+        tls = run("podman", "exec", runner, "ls", "/tls").split()
+        assert "ca.pem" in tls and not [name for name in tls if "key" in name], tls
     published = {
         name: json.loads(
             run("podman", "inspect", "--format", "{{json .NetworkSettings.Ports}}", name)
