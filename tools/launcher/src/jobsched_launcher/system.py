@@ -33,7 +33,8 @@ RUNNER = "jobsched-runner"
 # Only the scheduler holds the database's credentials and knows the runner tokens; a
 # runner holds its own token alone (its jobs get none of its environment's secrets).
 DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
-RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN", "RUNNER_TOKENS")
+SCHEDULER_SECRETS = (*DATABASE_SETTINGS, "RUNNER_TOKENS")
+RUNNER_WITHHELD = (*SCHEDULER_SECRETS, "API_TOKEN")
 
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
@@ -82,7 +83,7 @@ class LocalSystem:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def env_for(self, program: str, extra: dict[str, str]) -> dict[str, str]:
-        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, DATABASE_SETTINGS)
+        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, SCHEDULER_SECRETS)
         env = {k: v for k, v in self.env.items() if not k.startswith(withheld)}
         own = {"RUNNER_TOKENS_FILE": str(self.runner_tokens_file)} if program == SCHEDULER else {}
         return {
