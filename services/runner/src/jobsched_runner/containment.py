@@ -184,16 +184,20 @@ class SubreaperContainment:
         sweep = await asyncio.to_thread(self._sweeper.sweep)
         if sweep.adopted:
             self.swept = False  # what was killed is reaped on the next round
-        escaped = {f"p{pid}:{start}" for pid, start in sweep.escaped}
-        for entry in escaped - self._told:
+        escaped = {f"p{pid}:{start}": (pid, key) for pid, start, key in sweep.escaped}
+        for entry in escaped.keys() - self._told:
+            pid, key = escaped[entry]
+            log.info("Job %d attempt %d: process %d left its group, watched", *key, pid)
             self.reaper.watch(entry)
-        for entry in self._told - escaped:
+        for entry in self._told - escaped.keys():
             self.reaper.forget(entry)
-        self._told = escaped
+        self._told = set(escaped)
         return sweep.counts
 
     def close(self) -> None:
-        pass
+        """At a stop, after the drain: whatever the runner adopted has no attempt left."""
+        self.live.clear()
+        self._sweeper.sweep()
 
 
 def choose_containment(settings: Settings, reaper: Watchdog) -> Containment:

@@ -183,7 +183,11 @@ class Jobs:
             if containment is None:
                 counts = await asyncio.to_thread(count_groups) if old else {}
             elif old or containment.wants_census():
-                counts = await containment.census()
+                try:
+                    counts = await containment.census()
+                except OSError:  # /proc or a cgroup unreadable for a moment: next round
+                    log.exception("Census of jobs' processes failed")
+                    continue
             else:
                 continue
             if limit:

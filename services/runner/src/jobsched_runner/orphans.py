@@ -58,7 +58,8 @@ def job_marks(pid: int) -> Key | None:
 @dataclass
 class Sweep:
     counts: dict[int, int] = field(default_factory=dict)  # processes per job's pgid
-    escaped: list[tuple[int, int]] = field(default_factory=list)  # (pid, start) outside
+    # (pid, start time, attempt) of each process outside its job's group
+    escaped: list[tuple[int, int, Key]] = field(default_factory=list)
     killed: int = 0
     adopted: int = 0
 
@@ -127,7 +128,7 @@ class OrphanSweeper:
             pgid = self.live.get(owner, 0)
             result.counts[pgid] = result.counts.get(pgid, 0) + 1
             if proc.pgid != pgid:
-                result.escaped.append((pid, proc.start))
+                result.escaped.append((pid, proc.start, owner))
         self._marks = {k: v for k, v in self._marks.items() if k[0] in procs}
         return result
 
