@@ -34,13 +34,13 @@ def alive(pid: int) -> bool:
 
 def escaping(marks: Path, then: str) -> str:
     """A job that leaves two processes behind in other sessions, one by a double fork,
-    each writing its pid, and then, once both are written, does `then`."""
+    each writing its pid, and then, once the test has seen them (`go`), does `then`."""
     return (
         f"setsid sh -c 'echo $$ > {marks}/setsid.tmp; mv {marks}/setsid.tmp {marks}/setsid; "
         f"exec sleep 3600' & "
         f"(setsid sh -c 'echo $$ > {marks}/double.tmp; mv {marks}/double.tmp {marks}/double; "
         f"exec sleep 3601' &); "
-        f"while [ ! -e {marks}/setsid ] || [ ! -e {marks}/double ]; do sleep 0.05; done; {then}"
+        f"while [ ! -e {marks}/go ]; do sleep 0.05; done; {then}"
     )
 
 
@@ -49,11 +49,19 @@ def escaped_pids(marks: Path) -> list[int]:
     wait_for(lambda: all(f.exists() for f in files), 10, "escapes")
     pids = [int(f.read_text()) for f in files]
     assert all(alive(pid) for pid in pids)
+    (marks / "go").touch()
     return pids
 
 
 def assert_gone(pids: list[int], after: str) -> None:
     wait_for(lambda: not any(alive(pid) for pid in pids), GONE_WITHIN, f"escapes gone {after}")
+
+
+def owner(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid for {pid}")
 
 
 def create(system: LiveSystem, name: str, command: str, **extra: object) -> int:
@@ -189,6 +197,9 @@ def test_a_job_run_as_job_user_cannot_read_the_runners_key(
     nobody = pwd.getpwnam("nobody")
     keys = Path(tempfile.mkdtemp(prefix="jobsched-keys-"))
     keys.chmod(0o755)
+    marks = keys / "marks"
+    marks.mkdir(mode=0o777)
+    marks.chmod(0o777)
     (keys / "runner-key.pem").write_text("the runner's private key\n")
     (keys / "runner-key.pem").chmod(0o600)
     (keys / "ca.pem").write_text("a public certificate\n")
@@ -196,8 +207,11 @@ def test_a_job_run_as_job_user_cannot_read_the_runners_key(
     system = start_live_system(database_url, tmp_path, runners=1, JOB_USER="nobody")
     try:
         command = f"id -u; cat {keys}/ca.pem; cat {keys}/runner-key.pem"
-        job_id = create(system, "thief", command)
+        job_id = create(system, "thief", escaping(marks, command))
+        pids = escaped_pids(marks)
+        assert {owner(pid) for pid in pids} == {nobody.pw_uid}
         job = system.wait_for_job(job_id, {"completed", "failed"})
+        assert_gone(pids, "after a job run as another user")
         output = system.api("GET", f"/api/jobs/{job_id}/output").json()["output"]
         assert job["status"] == "failed", (job, output)
         uid, public, *_ = output.splitlines()

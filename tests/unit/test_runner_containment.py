@@ -43,11 +43,14 @@ def test_no_cgroup_v2_means_none(tmp_path: Path) -> None:
     assert find(tmp_path, UNIFIED, "4:memory:/\n") is None
 
 
-def test_the_job_shell_waits_for_its_own_cgroup_path() -> None:
-    job = CgroupJob(Path("/sys/fs/cgroup/x/job-1-1-0"), "/x/job-1-1-0")
-    prefix = job.script_prefix()
-    assert "</proc/self/cgroup" in prefix and "= /x/job-1-1-0 ] && break" in prefix
-    assert prefix.endswith("unset _jobsched_cg _jobsched_l\n")
+def test_the_job_shell_moves_itself_in_or_waits_to_be_moved() -> None:
+    path = Path("/sys/fs/cgroup/x/job-1-1-0")
+    moving = CgroupJob(path, "/x/job-1-1-0").script_prefix()
+    assert moving.startswith("{ echo $$ >/sys/fs/cgroup/x/job-1-1-0/cgroup.procs; }")
+    assert "exit 126" in moving
+    waiting = CgroupJob(path, "/x/job-1-1-0", moves_itself=False).script_prefix()
+    assert "</proc/self/cgroup" in waiting and "= /x/job-1-1-0 ] && break" in waiting
+    assert waiting.endswith("unset _jobsched_cg _jobsched_l\n")
 
 
 def proc(ppid: int, pgid: int) -> Proc:

@@ -54,13 +54,23 @@ def _unescape(field: str) -> str:
 
 @dataclass
 class CgroupJob:
-    """One attempt's cgroup. The job's shell waits, before anything else, until the
-    runner has moved it in: nothing it forks can start outside."""
+    """One attempt's cgroup. Before anything else the job's shell moves itself in, or,
+    run as another user who may not, waits until the runner has moved it: nothing it
+    forks can start outside."""
 
     path: Path
     shown_as: str  # the path as /proc/PID/cgroup shows it
+    # A move takes a lock that every fork on the machine waits for: done by the job's
+    # own shell, it costs the runner's event loop nothing.
+    moves_itself: bool = True
 
     def script_prefix(self) -> str:
+        if self.moves_itself:
+            procs = shlex.quote(str(self.path / "cgroup.procs"))
+            return (
+                f"{{ echo $$ >{procs}; }} 2>/dev/null || "
+                "{ echo 'jobsched: the job could not enter its cgroup' >&2; exit 126; }\n"
+            )
         cgroup = shlex.quote(self.shown_as)
         return (
             "while :; do _jobsched_cg=; while IFS= read -r _jobsched_l; do "
@@ -70,7 +80,8 @@ class CgroupJob:
         )
 
     def enter(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
+        if not self.moves_itself:
+            (self.path / "cgroup.procs").write_text(str(pid))
 
     def kill(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -125,9 +136,9 @@ class CgroupTree:
         bounds = ", ".join(self.controllers) or "none of pids, memory"
         return f"a cgroup v2 per job under {self.root} (controllers: {bounds})"
 
-    def open(self, key: Key) -> CgroupJob:
+    def open(self, key: Key, moves_itself: bool = True) -> CgroupJob:
         leaf = f"job-{key[0]}-{key[1]}-{next(self._serial)}"
-        job = CgroupJob(self.root / leaf, f"{self.shown_as}/{leaf}")
+        job = CgroupJob(self.root / leaf, f"{self.shown_as}/{leaf}", moves_itself)
         job.path.mkdir()
         # One more than the census allows: it sees the job cross its limit and kills it,
         # while the kernel keeps a fork bomb from going any further.

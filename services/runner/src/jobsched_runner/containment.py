@@ -96,9 +96,11 @@ class CgroupBoundary:
 
 
 class CgroupContainment:
-    def __init__(self, tree: CgroupTree, reaper: Watchdog):
+    def __init__(self, tree: CgroupTree, reaper: Watchdog, jobs_move_themselves: bool = True):
         self.tree = tree
         self.reaper = reaper
+        # A job run as another user may not write to the runner's cgroups.
+        self.jobs_move_themselves = jobs_move_themselves
         self.live: dict[Key, CgroupBoundary] = {}
         reaper.watch(f"r{tree.root}")
 
@@ -106,7 +108,8 @@ class CgroupContainment:
         return self.tree.describe()
 
     def open(self, key: Key) -> Boundary:
-        boundary = CgroupBoundary(self.tree.open(key), self, key)
+        job = self.tree.open(key, self.jobs_move_themselves)
+        boundary = CgroupBoundary(job, self, key)
         self.reaper.watch(f"c{boundary.job.path}")
         self.live[key] = boundary
         return boundary
@@ -200,7 +203,9 @@ class SubreaperContainment:
         self._sweeper.sweep()
 
 
-def choose_containment(settings: Settings, reaper: Watchdog) -> Containment:
+def choose_containment(
+    settings: Settings, reaper: Watchdog, as_other_user: bool = False
+) -> Containment:
     """A cgroup where the runner can make one (unless told otherwise), else a subreaper."""
     mode = settings.JOB_CONTAINMENT
     why_not = "JOB_CONTAINMENT=subreaper"
@@ -211,7 +216,7 @@ def choose_containment(settings: Settings, reaper: Watchdog) -> Containment:
                 settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
                 settings.JOB_MAX_PROCESSES,
             )
-            return CgroupContainment(tree, reaper)
+            return CgroupContainment(tree, reaper, jobs_move_themselves=not as_other_user)
         except OSError as exc:
             if mode == "cgroup":
                 raise

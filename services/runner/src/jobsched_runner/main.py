@@ -23,7 +23,7 @@ async def serve(settings: Settings) -> None:
     stop = shutdown_event()
     user = resolve_job_user(settings.JOB_USER)
     reaper = Reaper(asyncio.get_running_loop())
-    containment = choose_containment(settings, reaper)
+    containment = choose_containment(settings, reaper, as_other_user=user is not None)
     log.info("Job containment: %s", containment.describe())
     _log_job_user(user)
     agent = RunnerAgent(settings, reaper, containment=containment, user=user)
