@@ -56,13 +56,14 @@ class Containment(Protocol):
 
 
 class Unenclosable:
-    """A boundary that could not be made: the job is killed as soon as it starts."""
+    """A boundary that could not be made: the job's shell exits before the command, and
+    the attempt fails with the reason."""
 
     def __init__(self, error: OSError):
         self.error = error
 
     def script_prefix(self) -> str:
-        return ""
+        return "exit 126\n"
 
     def enter(self, pid: int) -> None:
         raise self.error

@@ -237,7 +237,8 @@ class Execution:
         try:
             self.boundary.enter(pid)
         except OSError as exc:
-            # The shell waits to be moved in: it must not run unbounded instead.
+            # A shell that waits to be moved in, or that may not run at all, must not
+            # run unbounded instead.
             self.kill_now(f"could not contain the job: {exc}")
 
     def _apply_limits(self, pid: int) -> None:
