@@ -93,8 +93,9 @@ class Reaper:
         self._loop = loop
         self._entries: dict[str, None] = {}
         self._flush_at: float | None = None  # when the next write is scheduled
+        self._pidfd = -1
+        self._closed = False
         self._proc = self._start()
-        self.restarts = 0
 
     @property
     def pid(self) -> int:
@@ -111,23 +112,29 @@ class Reaper:
         return proc
 
     def _stop_watching(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
 
     def _died(self, proc: "subprocess.Popen[bytes]") -> None:
         self._stop_watching()
         code = proc.wait()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         log.warning("Reaper (pid %d) died with code %d: starting another", proc.pid, code)
         self._restart()
 
     def _restart(self) -> None:
+        if self._closed:
+            return
         try:
             self._proc = self._start()
         except OSError:
             log.exception("Could not start a reaper: trying again")
             self._loop.call_later(RESTART_DELAY_SECONDS, self._restart)
             return
-        self.restarts += 1
         self._write("".join(f"+{entry}\n" for entry in self._entries), 0)
         log.info("Reaper restarted (pid %d), told %d entries", self._proc.pid, len(self._entries))
 
@@ -161,6 +168,7 @@ class Reaper:
         self._write(f"-{entry}\n", FORGET_WITHIN_SECONDS)
 
     def close(self) -> None:
+        self._closed = True
         self._stop_watching()
         if self._proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
