@@ -97,9 +97,8 @@ def owners(
 @dataclass
 class OrphanSweeper:
     """Finds what each running attempt has, kills what belongs to none. The attempts
-    are read live (`live`: key of each open attempt, `shells`: the pid of each started
-    job's shell, `spared`: the runner's other children), since a job may start while
-    /proc is read."""
+    are read live (`live`: the pid of each open attempt's shell, 0 until it started;
+    `spared`: the runner's other children), since a job may start while /proc is read."""
 
     live: Mapping[Key, int]
     spared: Callable[[], set[int]]
