@@ -7,8 +7,7 @@ import contextlib
 import os
 import resource
 import signal
-import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -91,7 +90,6 @@ class Execution:
         self.env = env
         self.boundary = boundary
         self.user = user
-        self._popen: subprocess.Popen[bytes] | None = None
         self.groups = groups
         self.limits = limits
         self.pgid: int | None = None
@@ -149,8 +147,6 @@ class Execution:
         if self._stop_reason is not None:  # asked to stop before it started
             self._terminate()
         code = await exited
-        if self._popen is not None:
-            self._popen.returncode = code  # reaped here: its own cleanup must not wait
         for handle in (timer, self._kill_timer):
             if handle is not None:
                 handle.cancel()
@@ -179,14 +175,14 @@ class Execution:
         pid and the pipe's reading end. posix_spawn does what subprocess.Popen would
         with a fraction of the Python; every other descriptor of ours is close-on-exec."""
         read_end, write_end = os.pipe()
-        env = os.environb if self.env is None else self.env
+        argv = [SHELL, "-c", self._script()]
+        if self.user is not None:
+            argv = self.user.command(argv)
         try:
-            if self.user is not None:
-                return self._spawn_as_user(self.user, env, write_end), read_end
             pid = os.posix_spawn(
-                SHELL,
-                [SHELL, "-c", self._script()],
-                env,
+                argv[0],
+                argv,
+                os.environb if self.env is None else self.env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, write_end, 1),
@@ -203,22 +199,6 @@ class Execution:
         finally:
             os.close(write_end)
         return pid, read_end
-
-    def _spawn_as_user(self, user: JobUser, env: Mapping[bytes, bytes], output: int) -> int:
-        """As `_spawn`, but the child takes the user's ids and groups before it runs the
-        shell (posix_spawn cannot); subprocess does that in C, without a preexec_fn."""
-        self._popen = subprocess.Popen(
-            [SHELL, "-c", self._script()],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            env=env,
-            start_new_session=True,
-            user=user.uid,
-            group=user.gid,
-            extra_groups=list(user.groups),
-        )
-        return self._popen.pid
 
     def _script(self) -> str:
         """The command, after the shell has waited to be in its boundary and has set the
