@@ -33,9 +33,11 @@ def alive(pid: int) -> bool:
 
 
 def escaping(marks: Path, then: str) -> str:
-    """A job that leaves two processes behind in other sessions, one by a double fork,
-    each writing its pid, and then, once the test has seen them (`go`), does `then`."""
+    """A job that writes its shell's pid and leaves two processes behind in other
+    sessions, one by a double fork, each writing its pid; once the test has seen them
+    all (`go`), it does `then`."""
     return (
+        f"echo $$ > {marks}/shell.tmp; mv {marks}/shell.tmp {marks}/shell; "
         f"setsid sh -c 'echo $$ > {marks}/setsid.tmp; mv {marks}/setsid.tmp {marks}/setsid; "
         f"exec sleep 3600' & "
         f"(setsid sh -c 'echo $$ > {marks}/double.tmp; mv {marks}/double.tmp {marks}/double; "
@@ -44,8 +46,9 @@ def escaping(marks: Path, then: str) -> str:
     )
 
 
-def escaped_pids(marks: Path) -> list[int]:
-    files = [marks / "setsid", marks / "double"]
+def job_pids(marks: Path) -> list[int]:
+    """The job's shell, then its two escapes, all alive."""
+    files = [marks / "shell", marks / "setsid", marks / "double"]
     wait_for(lambda: all(f.exists() for f in files), 10, "escapes")
     pids = [int(f.read_text()) for f in files]
     assert all(alive(pid) for pid in pids)
@@ -118,7 +121,7 @@ def test_escapes_outlive_neither_an_exit_nor_a_timeout_nor_a_cancel(
         marks = tmp_path / end
         marks.mkdir()
         job_id = create(contained, f"escape-{end}", escaping(marks, then), **extra)
-        pids = escaped_pids(marks)
+        pids = job_pids(marks)
         if end == "cancel":
             reply = contained.api("POST", f"/api/jobs/{job_id}/cancel")
             assert reply.status_code == 200, reply.text
@@ -136,7 +139,7 @@ def test_the_reaper_killed_is_replaced_and_the_runner_killed_leaves_nothing(
     first.mkdir()
     second.mkdir()
     create(contained, "before", escaping(first, "sleep 600"))
-    pids = escaped_pids(first)
+    pids = job_pids(first)
     reaper = reaper_of(runner.pid)
     assert reaper is not None
     os.kill(reaper, signal.SIGKILL)
@@ -144,10 +147,10 @@ def test_the_reaper_killed_is_replaced_and_the_runner_killed_leaves_nothing(
     assert "died with code -9: starting another" in runner_log(contained)
     after = create(contained, "after", escaping(second, "sleep 600"))
     contained.wait_for_job(after, {"running"})
-    pids += escaped_pids(second)
+    pids += job_pids(second)
     if "subreaper" in runner_log(contained):
         # Its sweep tells the reaper what left a job's group, once a round.
-        for pid in pids:
+        for pid in pids[1:3] + pids[4:6]:
             told = f"process {pid} left its group, watched"
             wait_for(lambda told=told: told in runner_log(contained), 5, told)
     runner.send_signal(signal.SIGKILL)
@@ -208,7 +211,7 @@ def test_a_job_run_as_job_user_cannot_read_the_runners_key(
     try:
         command = f"id -u; cat {keys}/ca.pem; cat {keys}/runner-key.pem"
         job_id = create(system, "thief", escaping(marks, command))
-        pids = escaped_pids(marks)
+        pids = job_pids(marks)
         assert {owner(pid) for pid in pids} == {nobody.pw_uid}
         job = system.wait_for_job(job_id, {"completed", "failed"})
         assert_gone(pids, "after a job run as another user")
