@@ -240,6 +240,39 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
     run_on_store(scenario)
 
 
+def test_attempts_given_up_end_with_the_reason_and_are_retried_by_the_rules(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        retried, failed, cancelled, kept = await jobs(h.store, 2, 1, 2, 1)
+        await h.store.cancel(cancelled.job_id)
+        stale = AttemptKey(kept.job_id, 2)
+        given_up = [retried, failed, cancelled, stale]
+        ended = await h.store.end_attempts(given_up, "not acknowledged")
+        assert sorted(ended, key=str) == sorted([retried, failed, cancelled], key=str)
+        outcome = {}
+        for key in (retried, failed, cancelled, kept):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason, row.attempt)
+        assert outcome == {
+            retried: ("scheduled", "not acknowledged", 1),
+            failed: ("failed", "not acknowledged", 1),
+            cancelled: ("cancelled", "not acknowledged", 1),
+            kept: ("running", None, 1),
+        }
+        [attempt] = await h.store.list_attempts(retried.job_id)
+        assert attempt["reason"] == "not acknowledged" and attempt["finished_at"] is not None
+        # A given-up attempt is stale: its late finish changes nothing.
+        await h.store.apply_reports([finish(retried)])
+        row = await h.store.get_job(retried.job_id)
+        assert row is not None and row.status == "scheduled"
+        assert await h.store.end_attempts(given_up, "not acknowledged") == []
+        assert await h.store.end_attempts([], "not delivered") == []
+
+    run_on_store(scenario)
+
+
 def test_reports_of_running_attempts_add_output_and_start_times(
     run_on_store: Callable[[Scenario], None],
 ) -> None:
