@@ -244,7 +244,13 @@ class MemoryStore:
 
     async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
         await self._call("end_attempts")
-        ended = [job for key in keys if (job := self._current(key)) is not None]
+        ended = [
+            job
+            for key in keys
+            if (job := self._current(key)) is not None
+            and job.lease_expires_at is not None
+            and job.lease_expires_at <= self.attempts[key].claimed_at + self.lease
+        ]
         for job in ended:
             self._end(job, exit_code=None, reason=reason, finished_at=self.now)
             job.reason = reason

@@ -8,7 +8,8 @@ it heartbeats again. An assignment must be acknowledged (any message naming it:
 started, output, finished, a heartbeat, a registration) within the ack timeout, or its
 attempt ends as "not acknowledged" and is retried by the normal rule: the attempt's
 number is its fence, so a late start of it reports nothing, and its runner is told to
-kill it and gets no new work until it names that attempt again."""
+kill it and gets no new work until it names that attempt again. One whose lease was
+renewed since its claim (its runner took it to another scheduler) is left to its lease."""
 
 import asyncio
 import logging

@@ -28,8 +28,9 @@ class Store(Protocol):
         without them) as lost leases end; returns every attempt ended so."""
 
     async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
-        """Ends these attempts, if still current, as lost leases end (retried when
-        attempts remain) with this reason; returns those it ended."""
+        """Ends these attempts, if still current and their lease never renewed since
+        the claim, as lost leases end (retried when attempts remain) with this reason;
+        returns those it ended."""
 
     # --- runner reports ----------------------------------------------------------------
 

@@ -333,14 +333,15 @@ class PgStore:
         return _lost(await self._all("expire_leases"))
 
     async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
-        """Ends these attempts, if still current, as a lost lease ends them but with this
-        reason; returns those it ended."""
+        """Ends these attempts, if still current and never renewed, as a lost lease ends
+        them but with this reason; returns those it ended."""
         if not keys:
             return []
         params = {
             "job_ids": [k.job_id for k in keys],
             "attempts": [k.attempt for k in keys],
             "reason": reason,
+            "lease_seconds": self.lease_seconds,
         }
         return _lost(await self._all("end_attempts", params))
 
