@@ -42,6 +42,8 @@ def test_a_runner_silent_for_two_heartbeats_gets_no_work_until_heard_again() -> 
         clock.now += SILENCE + 0.1
         assert await dispatcher.dispatch_once() is None
         assert quiet.delivered == [] and store.calls["claim"] == 0
+        # What the why-explainer is told, as the claim sees it: no slot free there.
+        assert dispatcher.offered() == {"quiet": 0}
         dispatcher.heartbeat(quiet.link, [])
         await dispatcher.dispatch_once()
         assert len(quiet.delivered) == 2
