@@ -125,6 +125,25 @@ def test_an_unacknowledged_assignment_ends_at_the_ack_timeout_and_runs_elsewhere
     asyncio.run(scenario())
 
 
+def test_only_the_runner_it_was_sent_to_acknowledges_an_assignment() -> None:
+    async def scenario() -> None:
+        store, clock = await store_with(jobs=1), Clock()
+        dispatcher = watched(store, clock)
+        a, b = Runner("a", 1), Runner("b", 1)
+        dispatcher.attach(a.link)
+        await dispatcher.dispatch_once()
+        [key] = a.delivered
+        dispatcher.attach(b.link)
+        dispatcher.acknowledged(b.link, [key])
+        dispatcher.heartbeat(b.link, [key])
+        clock.now += ACK_TIMEOUT + 0.1
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].reason == NOT_ACKNOWLEDGED
+        assert a.killed == [([key], NOT_ACKNOWLEDGED)] and b.killed == []
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("how", ["started", "output", "heartbeat", "finished"])
 def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
     async def scenario() -> None:

@@ -39,7 +39,7 @@ class ConnectedRunner:
     kill: Callable[[list[AttemptKey], str], None]
     active: set[AttemptKey] = field(default_factory=set)
     draining: bool = False
-    heard: Heard = field(default_factory=lambda: Heard(time.monotonic()))
+    heard: Heard = field(default_factory=lambda: Heard("", time.monotonic()))
 
     @property
     def free(self) -> int:
@@ -62,7 +62,7 @@ class Dispatcher:
         self._wake.set()
 
     def attach(self, runner: ConnectedRunner) -> None:
-        runner.heard = self.liveness.connected()
+        runner.heard = self.liveness.connected(runner.runner_id)
         self.runners[runner.runner_id] = runner
         self.wake()
 

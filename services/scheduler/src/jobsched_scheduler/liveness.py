@@ -33,6 +33,7 @@ CHECK_SECONDS = 0.25
 class Heard:
     """What the scheduler has heard of one connected runner."""
 
+    runner_id: str
     at: float  # its last heartbeat or registration, on the liveness clock
     # The sweep expired leases it held: no new work until it heartbeats again.
     leases_lost: bool = False
@@ -80,8 +81,8 @@ class Liveness:
 
     # --- what the runner link and dispatch tell it ----------------------------------------
 
-    def connected(self) -> Heard:
-        heard = Heard(self.clock())
+    def connected(self, runner_id: str) -> Heard:
+        heard = Heard(runner_id, self.clock())
         self.runners.add(heard)
         return heard
 
@@ -100,8 +101,11 @@ class Liveness:
         self.acknowledged(heard, keys)
 
     def acknowledged(self, heard: Heard, keys: Iterable[AttemptKey]) -> None:
+        """Only the runner an attempt was sent to acknowledges it (on any stream)."""
         for key in keys:
-            self._awaiting.pop(key, None)
+            sent = self._awaiting.get(key)
+            if sent is not None and sent.heard.runner_id == heard.runner_id:
+                del self._awaiting[key]
             heard.dropped.discard(key)
 
     def sent(
