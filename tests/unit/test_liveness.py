@@ -168,6 +168,30 @@ def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_stall_of_the_scheduler_itself_is_no_runner_s_fault() -> None:
+    async def scenario() -> None:
+        store, clock = await store_with(jobs=2), Clock()
+        dispatcher = watched(store, clock)
+        a = Runner("a", 1)
+        dispatcher.attach(a.link)
+        await dispatcher.dispatch_once()
+        [key] = a.delivered
+        # Frozen past the ack timeout and the runner's silence limit: the runner's
+        # messages of that time wait to be read.
+        clock.now += HANG_UP + 1
+        dispatcher.liveness.stalled(HANG_UP + 1 - 0.25)
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].status == "running" and a.killed == []
+        assert not a.link.heard.hang_up.is_set()
+        assert dispatcher.liveness.eligible(a.link.heard)
+        dispatcher.liveness.stalled(0.5)  # an ordinary late wake-up changes nothing
+        clock.now += ACK_TIMEOUT
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].reason == NOT_ACKNOWLEDGED
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_end_is_tried_again_at_the_next_check() -> None:
     async def scenario() -> None:
         store, clock = await store_with(jobs=1), Clock()

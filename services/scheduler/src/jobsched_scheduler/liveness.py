@@ -27,6 +27,8 @@ NOT_ACKNOWLEDGED = "not acknowledged"
 NOT_DELIVERED = "not delivered"
 # How often overdue acknowledgements and silent runners are looked for.
 CHECK_SECONDS = 0.25
+# A check this much later than planned means this process was frozen or starved.
+STALL_SECONDS = 1.0
 
 
 @dataclass(eq=False)  # identity: each stream is its own runner
@@ -129,15 +131,29 @@ class Liveness:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            waited_from = self.clock()
             try:
                 await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
                 return
             except TimeoutError:
                 pass
+            self.stalled(self.clock() - waited_from - CHECK_SECONDS)
             try:
                 await self.check()
             except Exception as exc:  # the database may be away; the next check retries
                 log.warning("Ending unacknowledged assignments failed: %s", exc)
+
+    def stalled(self, seconds: float) -> None:
+        """This process was frozen or starved for so long: what it could not hear then
+        is no runner's fault, so every runner's silence and every wait for an
+        acknowledgement counts without that time (the messages may be read, not yet)."""
+        if seconds < STALL_SECONDS:
+            return
+        log.warning("The scheduler was stalled for %.1fs; liveness counts from now", seconds)
+        for heard in self.runners:
+            heard.at += seconds
+        for sent in self._awaiting.values():
+            sent.deadline += seconds
 
     async def check(self) -> None:
         now = self.clock()
