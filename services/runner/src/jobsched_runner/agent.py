@@ -11,7 +11,7 @@ from jobsched.v1 import runner_pb2 as pb
 from .containment import Containment
 from .execute import ProcessGroups
 from .jobs import Jobs, Launch
-from .link import Link, Transport, grpc_stream
+from .link import Link, Transport
 from .settings import Settings
 from .users import JobUser
 
@@ -26,7 +26,7 @@ class RunnerAgent:
         self,
         settings: Settings,
         groups: ProcessGroups | None = None,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         launch: Launch | None = None,
         containment: Containment | None = None,
         user: JobUser | None = None,

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # What ends every process of a job with its attempt: a cgroup v2 per job, or the
     # runner as child subreaper; `auto` takes a cgroup where the runner can make one.
     JOB_CONTAINMENT: Literal["auto", "cgroup", "subreaper"] = "auto"
+    # gRPC keepalive on the link: a ping this often, and a link whose ping goes
+    # unanswered this long is dead (the runner reconnects, to another scheduler if any).
+    KEEPALIVE_SECONDS: float = Field(default=2.0, gt=0)
+    KEEPALIVE_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
     # host:port for Prometheus /metrics; empty for none (several runners share a host).
     METRICS_BIND: str = ""
     LOG_LEVEL: LogLevel = "INFO"
