@@ -27,12 +27,14 @@ class Stream:
 
 
 class Scheduler:
+    metadata: tuple[tuple[str, str], ...] = ()
+
     def __init__(self) -> None:
         self.stream = Stream()
         self.stats_asked = 0
         self.jobs = self
 
-    def WatchEvents(self, request: pb.WatchEventsRequest) -> Stream:
+    def WatchEvents(self, request: pb.WatchEventsRequest, metadata: Any = ()) -> Stream:
         return self.stream
 
     async def call(self, method: str, request: Any) -> pb.Stats:
