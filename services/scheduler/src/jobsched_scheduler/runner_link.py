@@ -20,7 +20,7 @@ from .model import AttemptKey, Claimed, Finish
 from .ports import Store
 from .reports import Pending, ReportWriter
 from .rpc import rpc_stream
-from .runner_auth import RunnerAuth, permit
+from .runner_auth import NotThisRunner, RunnerAuth, Unauthenticated, permit
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,22 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
     ) -> AsyncGenerator[pb.SchedulerMessage, None]:
         # Nothing is read, registered, renewed or ended for a caller without a credential.
-        name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
+        try:
+            name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
+        except Unauthenticated as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
             raise InvalidValue("first message must be register")
         reg = first.register
         if not reg.runner_id or reg.capacity < 1:
             raise InvalidValue("register needs a runner_id and capacity >= 1")
-        permit(name, reg.runner_id)
+        try:
+            permit(name, reg.runner_id)
+        except NotThisRunner as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
         runner = ConnectedRunner(
             reg.runner_id,
@@ -106,9 +114,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             )
         )
         self.dispatcher.attach(runner)
+        self.dispatcher.acknowledged(runner, [_key(r) for r in reg.running])
         log.info("Runner %s connected (capacity %d)", runner.runner_id, runner.capacity)
         reader = asyncio.create_task(self._read(runner, request_iterator, outbox))
-        closing = asyncio.ensure_future(self.closing.wait())
+        closing = asyncio.ensure_future(self._until_closed(runner))
         try:
             while True:
                 getter = asyncio.ensure_future(outbox.get())
@@ -124,6 +133,20 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             reader.cancel()
             self.dispatcher.detach(runner)
             log.info("Runner %s disconnected", runner.runner_id)
+
+    async def _until_closed(self, runner: ConnectedRunner) -> None:
+        """Until the scheduler stops, or the runner has been silent for a lease."""
+        hang_up = asyncio.ensure_future(runner.heard.hang_up.wait())
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait({hang_up, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hang_up.cancel()
+            closing.cancel()
+        if runner.heard.hang_up.is_set():
+            log.warning(
+                "Runner %s has been silent for a lease; ending its stream", runner.runner_id
+            )
 
     async def _reattach(
         self,
@@ -153,9 +176,11 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         async for msg in messages:
             kind = msg.WhichOneof("body")
             if kind == "started":
+                self.dispatcher.acknowledged(runner, [_key(msg.started.ref)])
                 at = _time(msg.started.at) or _now()
                 self.reports.started(_key(msg.started.ref), at, by=runner.runner_id)
             elif kind == "output":
+                self.dispatcher.acknowledged(runner, [_key(msg.output.ref)])
                 text = _text(msg.output.data)
                 self.reports.output(_key(msg.output.ref), text, by=runner.runner_id)
             elif kind == "finished":
@@ -195,6 +220,7 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         keys = [_key(r) for r in heartbeat.running]
+        self.dispatcher.heartbeat(runner, keys)
         try:
             current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
         except Exception as exc:  # no answer: the runner stops its jobs if this lasts

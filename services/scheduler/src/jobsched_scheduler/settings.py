@@ -5,6 +5,7 @@ from urllib.parse import quote
 from jobsched_common.limits import MAX_OUTPUT_BYTES
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
 from jobsched_common.tls import TlsFiles
+from jobsched_common.tokens import ApiTokenSettings
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
@@ -13,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .runner_auth import RunnerToken, parse_tokens
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ApiTokenSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     DATABASE_URL: str | None = None
@@ -36,9 +37,18 @@ class Settings(BaseSettings):
     # lines, read again at every runner connect (so tokens rotate without a restart).
     RUNNER_TOKENS: str = Field(default="", repr=False)
     RUNNER_TOKENS_FILE: str = ""
+    # API_TOKEN, API_TOKENS, API_TOKENS_FILE (ApiTokenSettings): the API tokens with
+    # roles the public services take; without any, they answer loopback callers only.
     # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
+    # gRPC keepalive: every client connection is pinged this often, and one whose ping
+    # goes unanswered this long is closed (a runner cut off or frozen is let go).
+    KEEPALIVE_SECONDS: float = Field(default=2.0, gt=0)
+    KEEPALIVE_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    # An assignment its runner has not acknowledged after this many seconds ends as
+    # "not acknowledged" and is retried by the normal rule.
+    ASSIGN_ACK_TIMEOUT: float = Field(default=5.0, gt=0)
     OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024, le=MAX_OUTPUT_BYTES)
     # Applied to jobs created without timeout_seconds; 0 means no timeout.
     DEFAULT_TIMEOUT_SECONDS: int = Field(default=0, ge=0)
@@ -91,6 +101,11 @@ class Settings(BaseSettings):
     def heartbeat_interval(self) -> float:
         """Runners renew leases three times per TTL, so one lost heartbeat is harmless."""
         return self.LEASE_TTL_SECONDS / 3
+
+    @property
+    def silence_limit(self) -> float:
+        """A runner unheard for two heartbeats (one lost is harmless) gets no new work."""
+        return 2 * self.heartbeat_interval
 
     @property
     def sweep_interval(self) -> float:

@@ -2,7 +2,10 @@
 -- Inserts jobs from a JSON array, ids in its order; a duplicate name raises a unique
 -- violation and inserts none. A run_at or delay sets run_after (the trigger of
 -- migration 007 then makes the job `scheduled`). Returns them as `api_jobs` shows them
--- (their times are the database's own, which a client can hold).
+-- (their times are the database's own, which a client can hold). Writes one entry of
+-- the audit log in the same statement: `job.create` with the job's name and command, or
+-- for many jobs `jobs.create` with their count and ids.
+WITH made AS (
 INSERT INTO jobs (name, command, max_attempts, timeout_seconds, priority, run_after, depends_on,
                   concurrency_key)
 SELECT name, command, max_attempts, timeout_seconds, coalesce(priority, 0),
@@ -18,7 +21,20 @@ ORDER BY position
 RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
           timeout_seconds, runner_id, started_at, finished_at, exit_code, reason, priority,
           CASE WHEN status IN ('queued', 'scheduled') THEN run_after END AS run_at, depends_on,
-          concurrency_key;
+          concurrency_key
+), audited AS (
+    INSERT INTO audit (actor, action, target, after, remote)
+    SELECT %(actor)s::text,
+           CASE WHEN count(*) = 1 THEN 'job.create' ELSE 'jobs.create' END,
+           CASE WHEN count(*) = 1 THEN 'job/' || min(id) ELSE 'jobs/' || min(id) || '-' || max(id) END,
+           CASE WHEN count(*) = 1
+                THEN jsonb_build_object('name', min(name), 'command', min(command))
+                ELSE jsonb_build_object('count', count(*), 'first_id', min(id), 'last_id', max(id))
+           END,
+           %(remote)s::text
+    FROM made HAVING count(*) > 0
+)
+SELECT * FROM made;
 
 -- name: get_job
 -- One job by id, as the API shows it.
@@ -48,6 +64,10 @@ SELECT value = 'true' AS paused FROM scheduler_config WHERE key = 'paused';
 INSERT INTO scheduler_config (key, value) VALUES ('paused', %(paused)s::boolean::text)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
 RETURNING value = 'true' AS paused;
+
+-- name: job_status_for_change
+-- A job's status, locked for the change that follows in the same transaction.
+SELECT status FROM jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: get_max_concurrent
 -- The concurrency limit, read fresh on every dispatch cycle.
@@ -189,6 +209,34 @@ WITH lost AS (
 UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
 RETURNING a.job_id, a.attempt, lost.status, lost.run_after;
+
+-- name: end_attempts
+-- Ends current attempts that the scheduler gave up on before their runner took them (an
+-- assignment not delivered, or not acknowledged in time) as a lost lease ends them,
+-- with the reason given: retried when attempts remain. Their runner is told to kill
+-- them, and any later report of theirs is stale. An attempt whose lease was renewed
+-- since its claim (its runner took it to another scheduler) is left alone: its lease
+-- still holds it, until it is no longer renewed.
+WITH lost AS (
+    UPDATE jobs j
+    SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN j.attempt < max_attempts THEN 'scheduled'
+                      ELSE 'failed' END,
+        run_after = CASE WHEN NOT cancel_requested AND j.attempt < max_attempts
+                    THEN jobsched_retry_at(j.attempt) END,
+        reason = %(reason)s, finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS e(job_id, attempt),
+         job_attempts o
+    WHERE j.id = e.job_id AND j.attempt = e.attempt AND j.status = 'running'
+      AND o.job_id = j.id AND o.attempt = j.attempt
+      -- The claim set both from one now(): equal until a renewal moves the lease on.
+      AND j.lease_expires_at <= o.claimed_at + make_interval(secs => %(lease_seconds)s)
+    RETURNING j.id, j.attempt
+)
+UPDATE job_attempts a SET reason = %(reason)s, finished_at = now()
+FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
+RETURNING a.job_id, a.attempt;
 
 -- name: end_unheld_leases
 -- A runner that registers again (it restarted, or reconnected) names every attempt it
