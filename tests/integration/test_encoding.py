@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from jobsched_scheduler.errors import InvalidValue
+from jobsched_scheduler.main import warn_unless_utf8
 from jobsched_scheduler.migrations import migrate
 from jobsched_scheduler.model import NewJob
-from jobsched_scheduler.store import PgStore, new_pool
+from jobsched_scheduler.store import PgStore, new_pool, server_encoding
 
 from tests.postgres import admin, with_database
 
@@ -32,19 +33,22 @@ def sql_ascii_url(pg_server: str) -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_a_sql_ascii_database_gives_text_back_as_text(sql_ascii_url: str) -> None:
+def test_a_sql_ascii_database_gives_text_back_as_text(
+    sql_ascii_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def scenario() -> None:
         pool = new_pool(sql_ascii_url, max_size=2)
         await pool.open(wait=True)
         try:
             async with pool.connection() as conn:
                 await migrate(conn)
-                cursor = await conn.execute("SHOW server_encoding")
-                assert await cursor.fetchone() == ("SQL_ASCII",)
+                assert await server_encoding(conn) == "SQL_ASCII"
                 cursor = await conn.execute("SHOW client_encoding")
                 assert await cursor.fetchone() == ("UTF8",)
                 cursor = await conn.execute("SHOW jit")
                 assert await cursor.fetchone() == ("off",)
+                await warn_unless_utf8(conn)
+            assert "encoding is SQL_ASCII, not UTF8" in caplog.text
             store = PgStore(pool, lease_seconds=10, output_limit=1000)
             created = await store.create_job(NewJob("plain", "echo hi", 1, None))
             job = await store.get_job(created.id)

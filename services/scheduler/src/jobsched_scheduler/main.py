@@ -38,7 +38,7 @@ from .schedule_store import PgSchedules
 from .schedules import FireLoop
 from .series import PgSeries
 from .settings import Settings
-from .store import PgStore, new_pool
+from .store import PgStore, new_pool, server_encoding
 
 log = logging.getLogger("jobsched.scheduler")
 
@@ -121,7 +121,20 @@ async def run_migrations(settings: Settings) -> None:
         return
     async with pool, pool.connection() as conn:
         applied = await migrate(conn)
+        await warn_unless_utf8(conn)
     log.info("Database is up to date (%d migration(s) applied)", len(applied))
+
+
+async def warn_unless_utf8(conn: Any) -> None:
+    """The connections speak UTF8 (store.CLIENT_ENCODING), but a SQL_ASCII database
+    refuses any text that is not ASCII: say so once, at start."""
+    encoding = await server_encoding(conn)
+    if encoding != "UTF8":
+        log.warning(
+            "The database's encoding is %s, not UTF8: text that is not ASCII may be refused. "
+            "Create it with ENCODING 'UTF8' (initdb --locale=C.UTF-8 or -E UTF8).",
+            encoding,
+        )
 
 
 async def serve(settings: Settings) -> None:
@@ -135,6 +148,7 @@ async def serve(settings: Settings) -> None:
         log.info("Connected to database successfully")
         async with pool.connection() as conn:
             await migrate(conn)
+            await warn_unless_utf8(conn)
         await _serve_with(pool, settings, stop)
 
 

@@ -63,6 +63,12 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute("SET jit = off")
 
 
+async def server_encoding(conn: psycopg.AsyncConnection[Any]) -> str:
+    cursor = await conn.execute("SELECT current_setting('server_encoding')")
+    row = await cursor.fetchone()
+    return str(row[0]) if row else ""
+
+
 @contextlib.contextmanager
 def _domain_errors() -> Iterator[None]:
     """Raises what the driver raised as the domain error it means."""
