@@ -39,7 +39,8 @@ test: install browser check
 	$(PY) -m pytest
 
 # docker-compose.yml for real, with podman: builds the images, runs and checks the system.
-# On a machine without a registry, scripts/containers/prepare.sh makes the base images.
+# scripts/containers/prepare.sh installs podman and gets the base images: pulled where a
+# registry answers, else local stand-ins built from Debian (as root).
 compose-test: install
 	bash scripts/containers/prepare.sh
 	$(PY) -m pytest tests/compose -m compose -s --timeout=600

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a machine that reaches Debian's mirror and PyPI but no container registry:
 # podman + runc + podman-compose, and local stand-ins for python:3.11-slim and postgres:16.
-# A normal machine pulls the real images and needs none of this. Safe to run again:
-# what is already installed or built is skipped.
+# Where a registry answers, the real images are pulled instead. Safe to run again: what
+# is already installed, pulled or built is skipped.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${JOBSCHED_CONTAINERS_CACHE:-/var/cache/jobsched-containers}"
@@ -85,8 +85,16 @@ python_rootfs() {
     echo "$tarball"
 }
 
+# The real image when a registry answers, so that this script does no harm elsewhere.
+present_or_pulled() {
+    podman image exists "$1" && { log "$1 is there"; return 0; }
+    timeout 300 podman pull -q "$1" >/dev/null 2>&1 && { log "pulled $1"; return 0; }
+    log "no registry gave $1: building a local stand-in"
+    return 1
+}
+
 build_python() {
-    podman image exists "$python_image" && { log "$python_image is there"; return 0; }
+    present_or_pulled "$python_image" && return 0
     local tarball
     tarball=$(python_rootfs)
     log "importing $python_image"
@@ -99,7 +107,7 @@ build_python() {
 }
 
 build_postgres() {
-    podman image exists "$postgres_image" && { log "$postgres_image is there"; return 0; }
+    present_or_pulled "$postgres_image" && return 0
     log "building $postgres_image from Debian's PostgreSQL"
     podman build -q --network host --pull=never --label "$stand_in_label=debian-$suite-postgresql" \
         -t "$postgres_image" -f "$here/postgres/Containerfile" "$here/postgres" >/dev/null
