@@ -176,6 +176,11 @@ def peak_overlap(jobs: list[dict[str, Any]]) -> int:
     return peak
 
 
+def idle(api: Api) -> bool:
+    stats = api.stats()
+    return int(stats["queued"]) + int(stats["running"]) == 0
+
+
 def test_three_runners_complete_a_burst_of_200_within_the_limit(compose: Compose, api: Api) -> None:
     compose.scale("runner", 3)
     poll(lambda: api.stats()["runners_connected"] == 3, 60, "three runners connected")
@@ -185,11 +190,11 @@ def test_three_runners_complete_a_burst_of_200_within_the_limit(compose: Compose
         job["id"]
         for job in api.call("POST", "/api/jobs/bulk", {"jobs": batch}).raise_for_status().json()
     ]
-    poll(lambda: all(api.job(i)["status"] in FINAL for i in ids[-10:]), 180, "the burst finished")
+    poll(lambda: idle(api), 180, "the burst finished")
     jobs = [api.job(i) for i in ids]
     assert {job["status"] for job in jobs} == {"completed"}
     assert len({job["runner_id"] for job in jobs}) == 3
-    assert peak_overlap(jobs) <= 6
+    assert 2 <= peak_overlap(jobs) <= 6, peak_overlap(jobs)
 
 
 def runner_running(api: Api, job_id: int) -> str | None:
