@@ -13,11 +13,15 @@ from fastapi.staticfiles import StaticFiles
 
 from .auth import BearerToken
 from .body_limit import BodyLimit
+from .docs import add_docs
 from .errors import invalid_request
+from .front_door import FrontDoor
 from .metrics import RequestMetrics
-from .routes import config, events, health, insight, jobs, limits, schedules
+from .routes import config, events, health, insight, jobs, limits, login, schedules
 from .scheduler import connect, grpc_error
+from .security_headers import SecurityHeaders
 from .settings import Settings
+from .stream_slots import StreamSlots
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,28 +42,38 @@ def create_app(settings: Settings) -> FastAPI:
         description="Run shell commands under a global concurrency limit.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # add_docs serves it, from local files
+        redoc_url=None,
     )
     app.state.stopping = asyncio.Event()
+    app.state.stream_slots = StreamSlots(settings.MAX_EVENT_STREAMS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
+    app.add_middleware(
+        FrontDoor, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
+    )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
     app.exception_handler(RequestValidationError)(invalid_request)
     app.exception_handler(grpc.aio.AioRpcError)(grpc_error)
 
     app.include_router(health.router)
-    rest = [Depends(BearerToken(settings.API_TOKEN))]
+    add_docs(app)
+    app.state.auth = BearerToken(settings.API_TOKEN)
+    rest = [Depends(app.state.auth)]
     app.include_router(jobs.router, dependencies=rest)
     app.include_router(insight.router, dependencies=rest)
     app.include_router(config.router, dependencies=rest)
     app.include_router(schedules.router, dependencies=rest)
     app.include_router(limits.router, dependencies=rest)
-    stream = [Depends(BearerToken(settings.API_TOKEN, query="token"))]
+    app.include_router(login.router, dependencies=rest)
+    stream = [Depends(BearerToken(settings.API_TOKEN, session_cookie=True))]
     app.include_router(events.router, dependencies=stream)
 
     web_dir = Path(settings.WEB_DIR)
