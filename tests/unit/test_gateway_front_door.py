@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from jobsched_common.tokens import ApiToken, Role
 from jobsched_gateway import metrics, session
 from jobsched_gateway.app import create_app
-from jobsched_gateway.auth import Token
 from jobsched_gateway.front_door import host_name, origin_of
 from jobsched_gateway.scheduler import scheduler_client
 from jobsched_gateway.settings import Settings
@@ -192,14 +192,23 @@ def test_docs_serves_swagger_ui_from_the_gateway_with_its_script_hashed() -> Non
 
 
 def test_the_session_cookie_names_its_token_and_expires() -> None:
-    admin, other = Token("admin", TOKEN), Token("other", "o" * 32)
+    admin = ApiToken("admin", Role.ADMIN, TOKEN)
+    other = ApiToken("wall.board", Role.READ, "o" * 32)
     value = session.issue(admin, now=1000)
     assert TOKEN not in value
     assert session.verify(value, [other, admin], now=1000) == admin
     assert session.verify(value, [admin], now=1000 + session.SESSION_SECONDS + 1) is None
-    assert session.verify(value, [Token("admin", "changed" * 5)], now=1000) is None
+    changed = ApiToken("admin", Role.ADMIN, "changed" * 5)
+    assert session.verify(value, [changed], now=1000) is None
     name, expires, mac = value.split(".")
-    for forged in [f"other.{expires}.{mac}", f"{name}.{int(expires) + 9}.{mac}", "", "a.b", "..."]:
+    assert session.verify(session.issue(other, now=1000), [admin, other], now=1000) == other
+    for forged in [
+        f"wall.board.{expires}.{mac}",
+        f"{name}.{int(expires) + 9}.{mac}",
+        "",
+        "a.b",
+        "...",
+    ]:
         assert session.verify(forged, [admin, other], now=1000) is None, forged
 
 

@@ -11,13 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from .auth import BearerToken
+from .auth import Authorize
 from .body_limit import BodyLimit
 from .docs import add_docs
 from .errors import invalid_request
 from .front_door import FrontDoor
 from .metrics import RequestMetrics
-from .routes import config, events, health, insight, jobs, limits, login, schedules
+from .routes import audit, config, events, health, insight, jobs, limits, login, schedules
 from .scheduler import connect, grpc_error
 from .security_headers import SecurityHeaders
 from .settings import Settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.stopping = asyncio.Event()
     app.state.stream_slots = StreamSlots(settings.MAX_EVENT_STREAMS)
+    app.state.api_tokens = settings.api_tokens
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -65,16 +66,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health.router)
     add_docs(app)
-    app.state.auth = BearerToken(settings.API_TOKEN)
-    rest = [Depends(app.state.auth)]
-    app.include_router(jobs.router, dependencies=rest)
-    app.include_router(insight.router, dependencies=rest)
-    app.include_router(config.router, dependencies=rest)
-    app.include_router(schedules.router, dependencies=rest)
-    app.include_router(limits.router, dependencies=rest)
-    app.include_router(login.router, dependencies=rest)
-    stream = [Depends(BearerToken(settings.API_TOKEN, session_cookie=True))]
-    app.include_router(events.router, dependencies=stream)
+    authorized = [Depends(Authorize())]
+    for router in (jobs, insight, config, schedules, limits, audit, login, events):
+        app.include_router(router.router, dependencies=authorized)
 
     web_dir = Path(settings.WEB_DIR)
     if web_dir.is_dir():

@@ -18,6 +18,7 @@ from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from psycopg_pool import AsyncConnectionPool
 
+from .access import AccessInterceptor
 from .api import JobApi
 from .dispatch import Dispatcher
 from .events import EventHub
@@ -143,7 +144,8 @@ async def _serve_with(
         settings.OUTPUT_LIMIT_BYTES,
     )
     api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
+    access = AccessInterceptor(settings.api_tokens)
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), access], options=SERVER_OPTIONS)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
@@ -153,6 +155,8 @@ async def _serve_with(
     await server.start()
     await set_serving(health, SERVICE_NAMES)
     log.info("Serving gRPC on %s", settings.SCHEDULER_BIND)
+    if not settings.api_tokens:
+        log.info("No API tokens: the API answers callers on loopback only, as 'local'")
 
     workers = [
         asyncio.create_task(dispatcher.run(stop)),
