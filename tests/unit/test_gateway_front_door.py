@@ -262,3 +262,18 @@ def test_stream_slots_refuse_past_the_limit_and_come_back() -> None:
     slots.give_back()
     slots.take()
     assert slots.taken == 2
+
+
+def test_a_url_that_is_not_utf_8_once_unescaped_is_a_422() -> None:
+    """Decoded leniently, `%ED%A0%80` (a lone surrogate's bytes) would become a key of
+    three U+FFFD that the client never wrote."""
+    app, fake = app_for(API_TOKEN="")
+    bad = ["/api/limits/%ED%A0%80", "/api/schedules/%FF", "/api/jobs?status=%C3", "/api/x?%80=1"]
+    replies = send(app, [("GET", path, {}) for path in bad])
+    assert [r.status_code for r in replies] == [422] * len(bad)
+    assert "UTF-8" in replies[0].json()["detail"]
+    assert fake.sent == []
+    (control,) = send(app, [("GET", "/api/limits/a%0Ab", {})])
+    assert control.status_code == 422 and "control character" in control.json()["detail"]
+    (fine,) = send(app, [("GET", "/api/jobs?status=caf%C3%A9", {})])
+    assert fine.status_code == 422 and "status" in fine.text  # not a status, but text

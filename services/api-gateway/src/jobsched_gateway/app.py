@@ -22,6 +22,7 @@ from .scheduler import connect, grpc_error
 from .security_headers import SecurityHeaders
 from .settings import Settings
 from .stream_slots import StreamSlots
+from .url_text import UrlText
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
+    app.add_middleware(UrlText)
     app.add_middleware(
         FrontDoor, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
     )
