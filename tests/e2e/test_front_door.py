@@ -2,15 +2,22 @@
 rebinding and cross-site writes are refused, open event streams are capped, and a
 client that never finishes its request is cut off."""
 
+import asyncio
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from jobsched_gateway.client_timeouts import DeadlineH11Protocol, DeadlineHttpToolsProtocol
+from jobsched_launcher import free_port, port_open, wait_for
+from starlette.types import Receive, Scope, Send
 
 from tests.conftest import LiveSystem, start_live_system
 from tests.e2e.test_gateway import open_stream
@@ -113,11 +120,11 @@ def stream_status(system: LiveSystem) -> int:
             return reply.status_code
 
 
-def cut_off_after(system: LiveSystem, first: bytes, trickle: bytes) -> float:
+def cut_off_after(port: int, first: bytes, trickle: bytes) -> float:
     """Sends `first`, then a byte of `trickle` every 0.3 s (which keeps uvicorn's own
     keep-alive timer from firing); how long until the gateway closed the connection."""
     bound = CLIENT_TIMEOUT + 5
-    with socket.create_connection(("127.0.0.1", system.gateway_port), timeout=0.3) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.3) as sock:
         started = time.monotonic()
         sock.sendall(first)
         sent = 0
@@ -138,7 +145,7 @@ def cut_off_after(system: LiveSystem, first: bytes, trickle: bytes) -> float:
     raise AssertionError(f"still open after {bound}s")
 
 
-@pytest.mark.parametrize(
+SLOW_CLIENTS = pytest.mark.parametrize(
     ("first", "trickle"),
     [
         (b"", b""),  # connects and says nothing
@@ -148,15 +155,68 @@ def cut_off_after(system: LiveSystem, first: bytes, trickle: bytes) -> float:
             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
             b" ",
         ),  # never ends its body
+        (b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /", b"h"),  # then dawdles
     ],
-    ids=["idle", "half-headers", "half-body"],
+    ids=["idle", "half-headers", "half-body", "after-an-answer"],
 )
+
+
+@SLOW_CLIENTS
 def test_a_client_that_never_finishes_its_request_is_cut_off(
     system: LiveSystem, first: bytes, trickle: bytes
 ) -> None:
-    took = cut_off_after(system, first, trickle)
+    took = cut_off_after(system.gateway_port, first, trickle)
     assert CLIENT_TIMEOUT - 0.5 <= took <= CLIENT_TIMEOUT + 3, took
     assert system.api("GET", "/healthz").status_code == 200
+
+
+async def slow_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body, then answers after longer than the client timeout."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await asyncio.sleep(CLIENT_TIMEOUT + 0.5)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"late"})
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def bare_server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Each protocol the gateway may run, around an app that answers slowly."""
+    protocol: Any = {"h11": DeadlineH11Protocol, "httptools": DeadlineHttpToolsProtocol}[
+        request.param
+    ]
+    assert protocol is not None, "httptools is a dependency of the gateway"
+    port = free_port()
+    config = uvicorn.Config(
+        slow_answer, port=port, http=protocol, timeout_keep_alive=CLIENT_TIMEOUT, log_config=None
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: port_open(f"127.0.0.1:{port}"), 10, "the bare server")
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@SLOW_CLIENTS
+def test_each_protocol_cuts_off_a_slow_client(
+    bare_server: int, first: bytes, trickle: bytes
+) -> None:
+    took = cut_off_after(bare_server, first.replace(b"/healthz", b"/"), trickle)
+    # after-an-answer waits for the slow answer first
+    assert CLIENT_TIMEOUT - 0.5 <= took <= 2 * CLIENT_TIMEOUT + 4, took
+
+
+def test_each_protocol_waits_for_a_slow_answer(bare_server: int) -> None:
+    """The deadline is the client's: a request sent whole gets its late answer."""
+    with httpx.Client(timeout=CLIENT_TIMEOUT + 5) as client:
+        reply = client.post(f"http://127.0.0.1:{bare_server}/", content=b"x" * 100)
+        assert reply.text == "late"
 
 
 def test_an_event_stream_outlives_the_client_timeout(system: LiveSystem) -> None:

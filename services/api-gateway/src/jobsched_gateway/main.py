@@ -11,7 +11,7 @@ from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
 
 from .app import create_app
-from .client_timeouts import DeadlineH11Protocol
+from .client_timeouts import deadline_protocol
 from .settings import Settings
 
 log = logging.getLogger("jobsched.gateway")
@@ -58,7 +58,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
-        http=DeadlineH11Protocol,
+        http=deadline_protocol(),
         timeout_keep_alive=settings.CLIENT_TIMEOUT_SECONDS,
     )
     # The event loop uvicorn.run would choose (uvloop when it is installed).
