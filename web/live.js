@@ -2,6 +2,7 @@
 // the stats; the page reloads what the changes touch (a few rows, the page, the open
 // job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's; the
 // open job's why-answer, the limits and the chart reload on their own throttles.
+import { activityMayHaveChanged } from "./activity.js";
 import { streamLogin } from "./api.js";
 import { $, setText } from "./dom.js";
 import { seriesMayHaveChanged } from "./chart.js";
@@ -52,6 +53,7 @@ export async function connectLive() {
     if (opened === source) handler(event);
   };
   opened.addEventListener("ready", current(onReady));
+  opened.addEventListener("resync", current(onResync));
   opened.addEventListener("job", current(onJob));
   opened.addEventListener("stats", current(onStats));
   opened.addEventListener("error", current(onError));
@@ -62,6 +64,12 @@ export async function connectLive() {
 function onReady() {
   reconnectDelay = FIRST_RECONNECT_MS;
   setLive("live");
+  refreshNow();
+}
+
+// `resync`: the scheduler may have missed changes (its database connection came back):
+// reload everything once, as on `ready`.
+function onResync() {
   refreshNow();
 }
 
@@ -76,6 +84,7 @@ function onStats(event) {
   if (!stats) return;
   statsArrived(stats);
   limitsMayHaveChanged();
+  activityMayHaveChanged();
   seriesMayHaveChanged();
   whyMayHaveChanged(); // a limit or the pause may have changed
   markUpdated();

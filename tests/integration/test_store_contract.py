@@ -2,11 +2,13 @@
 so that the fake keeps the rules of the SQL: claim, leases, fencing, finish, API."""
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
+from jobsched_scheduler.audit import Caller
 from jobsched_scheduler.errors import InvalidValue
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
 from jobsched_scheduler.ports import Store
@@ -30,6 +32,9 @@ class Harness(Protocol):
 
     async def end_backoffs(self) -> None: ...
 
+    async def moment_passes(self) -> None:
+        """The next transaction's now() is later than the last one's."""
+
 
 class MemoryHarness:
     def __init__(self) -> None:
@@ -43,6 +48,9 @@ class MemoryHarness:
         for job in self.fake.jobs.values():
             if job.run_after is not None:
                 job.run_after = self.fake.now
+
+    async def moment_passes(self) -> None:
+        self.fake.advance(0.001)
 
 
 class PgHarness:
@@ -61,6 +69,9 @@ class PgHarness:
 
     async def end_backoffs(self) -> None:
         await self._sql("UPDATE jobs SET run_after = now() WHERE run_after IS NOT NULL")
+
+    async def moment_passes(self) -> None:
+        await asyncio.sleep(0.001)  # now() has microseconds
 
 
 Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
@@ -236,6 +247,43 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
             theirs.key: ("running", None),
         }
         assert await h.store.expire_unheld("r3", []) == []
+
+    run_on_store(scenario)
+
+
+def test_attempts_given_up_end_with_the_reason_and_are_retried_by_the_rules(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        retried, failed, cancelled, kept, renewed = await jobs(h.store, 2, 1, 2, 1, 1)
+        await h.store.cancel(cancelled.job_id)
+        # Taken by its runner to another scheduler, which renewed its lease: it stays.
+        await h.moment_passes()
+        await h.store.renew_leases("r1", [renewed])
+        stale = AttemptKey(kept.job_id, 2)
+        given_up = [retried, failed, cancelled, stale, renewed]
+        ended = await h.store.end_attempts(given_up, "not acknowledged")
+        assert sorted(ended, key=str) == sorted([retried, failed, cancelled], key=str)
+        outcome = {}
+        for key in (retried, failed, cancelled, kept, renewed):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason, row.attempt)
+        assert outcome == {
+            retried: ("scheduled", "not acknowledged", 1),
+            failed: ("failed", "not acknowledged", 1),
+            cancelled: ("cancelled", "not acknowledged", 1),
+            kept: ("running", None, 1),
+            renewed: ("running", None, 1),
+        }
+        [attempt] = await h.store.list_attempts(retried.job_id)
+        assert attempt["reason"] == "not acknowledged" and attempt["finished_at"] is not None
+        # A given-up attempt is stale: its late finish changes nothing.
+        await h.store.apply_reports([finish(retried)])
+        row = await h.store.get_job(retried.job_id)
+        assert row is not None and row.status == "scheduled"
+        assert await h.store.end_attempts(given_up, "not acknowledged") == []
+        assert await h.store.end_attempts([], "not delivered") == []
 
     run_on_store(scenario)
 
@@ -460,3 +508,60 @@ def test_keys_take_turns_so_a_late_key_is_not_starved(
         assert order == [[3, 21], [4, 22], [5, 23], [6, 7]]
 
     run_on_store(scenario)
+
+
+def test_each_write_records_its_caller_in_the_audit_log(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    ci, ops = Caller("ci", "192.0.2.1"), Caller("ops", "192.0.2.2")
+
+    async def scenario(h: Harness) -> None:
+        one = await h.store.create_job(NewJob("one", "echo hi", 1, None), ci)
+        two = await h.store.create_jobs([NewJob(f"b{n}", "true", 1, None) for n in range(2)], ci)
+        await h.store.cancel(one.id, ci)
+        await h.store.cancel(one.id, ci)  # changes nothing: records nothing
+        await h.store.retry(one.id, ci)
+        await h.store.set_max_concurrent(4, ops)
+        await h.store.set_paused(True, ops)
+        await h.store.set_limit("k", 2, False, ops)
+        await h.store.set_limit("k", 2, True, ops)
+        await h.store.set_limit("k", 3, True, ops)
+        assert await h.store.delete_limit("k", ops)
+        assert not await h.store.delete_limit("k", ops)
+        entries = list(reversed(await h.store.list_audit(100, 0)))
+        remotes = {"ci": ci.remote, "ops": ops.remote}
+        assert all(e.remote == remotes[e.actor] for e in entries)
+        got = [(e.actor, e.action, e.target, _parsed(e.before), _parsed(e.after)) for e in entries]
+        a, b = two[0].id, two[1].id
+        assert got == [
+            ("ci", "job.create", f"job/{one.id}", None, {"name": "one", "command": "echo hi"}),
+            ("ci", "jobs.create", f"jobs/{a}-{b}", None, {"count": 2, "first_id": a, "last_id": b}),
+            ("ci", "job.cancel", f"job/{one.id}", _status("queued"), _status("cancelled")),
+            ("ci", "job.retry", f"job/{one.id}", _status("cancelled"), _status("queued")),
+            ("ops", "config.update", "config", _max(2), _max(4)),
+            ("ops", "config.update", "config", {"paused": False}, {"paused": True}),
+            ("ops", "limit.set", "limit/k", None, _limit(2, False)),
+            ("ops", "limit.pause", "limit/k", _limit(2, False), _limit(2, True)),
+            ("ops", "limit.set", "limit/k", _limit(2, True), _limit(3, True)),
+            ("ops", "limit.delete", "limit/k", _limit(3, True), None),
+        ]
+        page = await h.store.list_audit(2, entries[5].id)
+        assert [e.id for e in page] == [entries[4].id, entries[3].id]
+
+    run_on_store(scenario)
+
+
+def _parsed(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _status(status: str) -> dict[str, str]:
+    return {"status": status}
+
+
+def _max(limit: int) -> dict[str, int]:
+    return {"max_concurrent_jobs": limit}
+
+
+def _limit(limit: int, paused: bool) -> dict[str, Any]:
+    return {"max_concurrent_jobs": limit, "paused": paused}

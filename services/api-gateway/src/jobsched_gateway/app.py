@@ -17,7 +17,18 @@ from .docs import add_docs
 from .errors import invalid_request
 from .front_door import FrontDoor
 from .metrics import RequestMetrics
-from .routes import audit, config, events, health, insight, jobs, limits, login, schedules
+from .routes import (
+    audit,
+    config,
+    events,
+    health,
+    identity,
+    insight,
+    jobs,
+    limits,
+    login,
+    schedules,
+)
 from .scheduler import connect, grpc_error
 from .security_headers import SecurityHeaders
 from .settings import Settings
@@ -69,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     add_docs(app)
     authorized = [Depends(Authorize())]
-    for router in (jobs, insight, config, schedules, limits, audit, login, events):
+    for router in (jobs, insight, config, schedules, limits, audit, identity, login, events):
         app.include_router(router.router, dependencies=authorized)
 
     web_dir = Path(settings.WEB_DIR)

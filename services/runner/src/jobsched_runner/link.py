@@ -6,11 +6,19 @@ acknowledges it, and resent after every reconnect."""
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -31,25 +39,30 @@ OUTPUT_FLUSH_SECONDS = 0.25
 MAX_RESULTS_PER_MESSAGE = 500
 FIRST_RECONNECT_DELAY = 0.1
 MAX_RECONNECT_DELAY = 2.0
-# Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 2000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-]
+ChannelOptions = Sequence[tuple[str, int]]
 
 Incoming = AsyncIterable[pb.SchedulerMessage]
 # Opens one stream to the scheduler at an address; it sends what the iterator yields.
 Transport = Callable[[str, AsyncIterator[pb.RunnerMessage]], AbstractAsyncContextManager[Incoming]]
 
 
+def channel_options(settings: Settings) -> ChannelOptions:
+    """Keepalive pings find a dead scheduler or a silent network within seconds, not
+    TCP's minutes, also while no message flows (the scheduler permits them)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
 @contextlib.asynccontextmanager
 async def grpc_stream(
-    addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
+    addr: str, outgoing: AsyncIterator[pb.RunnerMessage], options: ChannelOptions = ()
 ) -> AsyncIterator[Incoming]:
-    async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
+    async with grpc.aio.insecure_channel(addr, options=options) as channel:
         yield runner_pb2_grpc.RunnerServiceStub(channel).Connect(outgoing)
 
 
@@ -84,7 +97,7 @@ class Link:
         self,
         settings: Settings,
         jobs: LinkedJobs,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -92,7 +105,9 @@ class Link:
         self.jobs = jobs
         self.draining = False
         self.connected = asyncio.Event()
-        self._transport = transport
+        self._transport = transport or functools.partial(
+            grpc_stream, options=channel_options(settings)
+        )
         self._clock = clock
         self._sleep = sleep
         self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None
