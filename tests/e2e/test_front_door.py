@@ -236,3 +236,25 @@ def test_a_keep_alive_connection_serves_requests_in_turn(system: LiveSystem) -> 
     with httpx.Client(base_url=system.gateway_url, timeout=5) as client:
         for _ in range(3):
             assert client.get("/api/stats").status_code == 200
+
+
+def test_a_read_token_s_session_opens_the_stream_and_nothing_else(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The cookie stands for its token, with the token's role, on the stream only."""
+    read = f"read-{uuid.uuid4().hex}"
+    system = start_live_system(database_url, tmp_path, runners=1, API_TOKENS=f"wall:read:{read}")
+    try:
+        login = system.api("POST", "/api/login", headers={"Authorization": f"Bearer {read}"})
+        assert login.status_code == 204, login.text
+        cookie = {"Cookie": f"jobsched_session={login.cookies['jobsched_session']}"}
+        with ExitStack() as stack:
+            lines = open_stream(stack, system, "/api/events", cookie)
+            assert next(lines).startswith("data:")
+        for method, path in [("GET", "/api/jobs"), ("POST", "/api/jobs/create")]:
+            reply = system.api(method, path, {"name": "x", "command": "id"}, headers=cookie)
+            assert reply.status_code == 401, (path, reply.text)
+        forged = {"Cookie": "jobsched_session=wall.9999999999.00"}
+        assert system.api("GET", "/api/events", headers=forged).status_code == 401
+    finally:
+        system.stop_all()
