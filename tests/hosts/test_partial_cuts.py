@@ -1,0 +1,77 @@
+"""Partial partitions: a runner that loses one of two schedulers moves to the other; a
+scheduler that loses PostgreSQL leaves the work to the other. Whatever was running or
+queued ends exactly once, checked from the commands' own logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jobsched_launcher import wait_for
+
+from tests.checker import History, logged_command
+
+from .bed import RUNNERS, HostSystem
+from .witness import lives, overlaps, witnessed
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def everything_on_scheduler_a(hosts: HostSystem) -> None:
+    """Runners try the schedulers in the order given: all of them start on the first."""
+    wait_for(lambda: hosts.runners_connected("scheduler-a") == len(RUNNERS), 20, "runners on a")
+
+
+def queue_work(hosts: HostSystem, log: Path, count: int) -> list[str]:
+    tags = [f"w{i}" for i in range(count)]
+    for tag in tags:
+        hosts.create(tag, logged_command(log, tag, "sleep 0.5"))
+    return tags
+
+
+def assert_all_once(hosts: HostSystem, log: Path, tags: list[str], total: int) -> None:
+    wait_for(lambda: hosts.statuses().get("completed") == total, 60, f"all {total} completed")
+    history = History.read(log)
+    assert history.duplicate_starts() == [] and history.never_started(tags) == []
+    assert history.peak_concurrency() <= 3
+
+
+def test_a_runner_cut_off_from_one_scheduler_moves_to_the_other(
+    hosts: HostSystem, tmp_path: Path
+) -> None:
+    everything_on_scheduler_a(hosts)
+    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 4})
+    witness, history = tmp_path / "lives.log", tmp_path / "history.log"
+    victim = hosts.create("victim", witnessed(witness, "victim", 8), max_attempts=2)
+    wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
+    moved = hosts.runner_of(victim)
+
+    hosts.net.block(moved, "scheduler-a")
+    # Scheduler a goes on giving out work meanwhile, with the runner's stream still open.
+    tags = queue_work(hosts, history, 12)
+    wait_for(
+        lambda: f"Runner {moved} connected" in hosts.log_of("scheduler-b"), 30, f"{moved} on b"
+    )
+    assert_all_once(hosts, history, tags, total=len(tags) + 1)
+    runs = lives(witness, "victim")
+    assert overlaps(runs) == [] and [r.ended for r in runs][-1:] == [True], runs
+    assert hosts.runners_connected("scheduler-a") == len(RUNNERS) - 1
+    assert hosts.runners_connected("scheduler-b") == 1
+
+
+def test_a_scheduler_cut_off_from_postgres_leaves_the_work_to_the_other(
+    hosts: HostSystem, tmp_path: Path
+) -> None:
+    everything_on_scheduler_a(hosts)
+    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 2})
+    witness, history = tmp_path / "lives.log", tmp_path / "history.log"
+    victim = hosts.create("victim", witnessed(witness, "victim", 6), max_attempts=2)
+    wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
+    # Queued behind the limit of 2 when the cut comes.
+    tags = queue_work(hosts, history, 8)
+
+    hosts.net.block("scheduler-a", "postgres")
+    assert_all_once(hosts, history, tags, total=len(tags) + 1)
+    runs = lives(witness, "victim")
+    assert overlaps(runs) == [] and [r.ended for r in runs][-1:] == [True], runs
+    assert hosts.sql("SELECT status FROM jobs WHERE id = %s", (victim,)) == [("completed",)]
