@@ -27,6 +27,7 @@ from jobsched_scheduler.model import (
     JobRow,
     KeyLimit,
     NewJob,
+    Refused,
     StoredReports,
     slot_order,
 )
@@ -218,8 +219,8 @@ class MemoryStore:
         current, cancelled = set(), set()
         for key in keys:
             job = self._current(key)
-            if job is not None:
-                job.lease_expires_at, job.runner_id = self.now + self.lease, runner_id
+            if job is not None and job.runner_id == runner_id:
+                job.lease_expires_at = self.now + self.lease
                 current.add(key)
                 if job.cancel_requested:
                     cancelled.add(key)
@@ -290,6 +291,8 @@ class MemoryStore:
     async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:
         await self._call("apply_reports")
         finished = [r for r in reports if r.finished]
+        refused = [self._refused(r) for r in reports if self._foreign(r)]
+        reports = [r for r in reports if not self._foreign(r)]
         for report in reports:
             job = self._current(report.key)
             if job is None or report.finished:
@@ -301,10 +304,20 @@ class MemoryStore:
                 self._append(attempt, "".join(report.output), report.truncated)
         ended = [
             self._finish(job, report, report.finished)
-            for report in finished
+            for report in reports
             if report.finished and (job := self._current(report.key))
         ]
-        return StoredReports([r.key for r in finished], ended)
+        return StoredReports([r.key for r in finished], ended, refused)
+
+    def _foreign(self, report: AttemptReport) -> bool:
+        """A report on a current attempt given to another runner than its sender."""
+        job = self._current(report.key)
+        return job is not None and report.runner_id not in (None, job.runner_id)
+
+    def _refused(self, report: AttemptReport) -> Refused:
+        job = self._current(report.key)
+        assert job is not None and job.runner_id is not None and report.runner_id is not None
+        return Refused(report.key, report.runner_id, job.runner_id)
 
     def _finish(self, job: Job, report: AttemptReport, end: Finish) -> Ended:
         job.exit_code = end.exit_code

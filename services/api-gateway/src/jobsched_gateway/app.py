@@ -26,7 +26,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with connect(settings.SCHEDULER_ADDR, settings.REQUEST_TIMEOUT_SECONDS) as client:
+        timeout = settings.REQUEST_TIMEOUT_SECONDS
+        async with connect(settings.SCHEDULER_ADDR, timeout, settings.tls) as client:
             app.state.scheduler = client
             try:
                 yield

@@ -3,6 +3,7 @@
 import ipaddress
 
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
+from jobsched_common.tls import TlsFiles
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,6 +12,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     SCHEDULER_ADDR: str = "127.0.0.1:50051"
+    # TLS_CA_FILE: the CA the scheduler's certificate must be signed by (TLS on when
+    # set); TLS_CERT_FILE/TLS_KEY_FILE: the gateway's own, where the scheduler asks for
+    # client certificates (mTLS).
+    TLS_CERT_FILE: str = ""
+    TLS_KEY_FILE: str = ""
+    TLS_CA_FILE: str = ""
     GATEWAY_HOST: str = "127.0.0.1"
     GATEWAY_PORT: int = Field(default=8080, ge=0, le=65535)
     # Bearer token for every /api call; required when listening beyond loopback.
@@ -28,6 +35,10 @@ class Settings(BaseSettings):
     def _no_placeholder_token(cls, token: str) -> str:
         refuse_placeholder("API_TOKEN", token)
         return token
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.TLS_CERT_FILE, self.TLS_KEY_FILE, self.TLS_CA_FILE)
 
     @property
     def cors_origins(self) -> list[str]:

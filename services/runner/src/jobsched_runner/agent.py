@@ -10,7 +10,7 @@ from jobsched.v1 import runner_pb2 as pb
 
 from .execute import ProcessGroups
 from .jobs import Jobs, Launch
-from .link import Link, Transport, grpc_stream
+from .link import Link, Transport
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class RunnerAgent:
         self,
         settings: Settings,
         groups: ProcessGroups | None = None,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         launch: Launch | None = None,
     ):
         self.settings = settings

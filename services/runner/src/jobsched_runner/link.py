@@ -18,6 +18,7 @@ import grpc
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
 from jobsched_common.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from jobsched_common.tls import aio_channel
 from prometheus_client import Gauge
 
 from .attempts import Key, to_key, to_ref
@@ -41,16 +42,26 @@ CHANNEL_OPTIONS = [
 ]
 
 Incoming = AsyncIterable[pb.SchedulerMessage]
+Outgoing = AsyncIterator[pb.RunnerMessage]
 # Opens one stream to the scheduler at an address; it sends what the iterator yields.
 Transport = Callable[[str, AsyncIterator[pb.RunnerMessage]], AbstractAsyncContextManager[Incoming]]
 
 
-@contextlib.asynccontextmanager
-async def grpc_stream(
-    addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
-) -> AsyncIterator[Incoming]:
-    async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
-        yield runner_pb2_grpc.RunnerServiceStub(channel).Connect(outgoing)
+def grpc_transport(settings: Settings) -> Transport:
+    """Streams over gRPC: TLS when TLS_CA_FILE is set (with the runner's certificate
+    when it has one), and its RUNNER_TOKEN as bearer metadata when it has one."""
+    files = settings.tls
+    metadata = (("authorization", f"Bearer {settings.RUNNER_TOKEN}"),)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
+    ) -> AsyncIterator[Incoming]:
+        async with aio_channel(addr, files, CHANNEL_OPTIONS) as channel:
+            stub = runner_pb2_grpc.RunnerServiceStub(channel)
+            yield stub.Connect(outgoing, metadata=metadata if settings.RUNNER_TOKEN else None)
+
+    return stream
 
 
 class LinkedJobs(Protocol):
@@ -84,7 +95,7 @@ class Link:
         self,
         settings: Settings,
         jobs: LinkedJobs,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -92,7 +103,7 @@ class Link:
         self.jobs = jobs
         self.draining = False
         self.connected = asyncio.Event()
-        self._transport = transport
+        self._transport = transport or grpc_transport(settings)
         self._clock = clock
         self._sleep = sleep
         self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None

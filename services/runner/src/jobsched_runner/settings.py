@@ -2,14 +2,19 @@
 
 import os
 import socket
+from typing import Any
 
-from jobsched_common.settings import LogFormat, LogLevel
-from pydantic import Field
+from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
+from jobsched_common.tls import TlsFiles
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _default_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+def _default_id(data: dict[str, Any]) -> str:
+    """`<RUNNER_NAME>/<hostname>`: replicas sharing one credential (compose --scale)
+    each get an id the scheduler accepts for it; without a name, `<hostname>-<pid>`."""
+    name = data.get("RUNNER_NAME") or ""
+    return f"{name}/{socket.gethostname()}" if name else f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Settings(BaseSettings):
@@ -17,7 +22,17 @@ class Settings(BaseSettings):
 
     # host:port of the scheduler; several, comma-separated, are tried in turn.
     SCHEDULER_ADDR: str = "127.0.0.1:50051"
+    # The name of this runner's credential (a runner token's name, or its client
+    # certificate's common name): the scheduler accepts the id `<name>` or `<name>/...`.
+    RUNNER_NAME: str = ""
     RUNNER_ID: str = Field(default_factory=_default_id, min_length=1, max_length=200)
+    # Sent as `authorization: Bearer <token>`; one of the scheduler's RUNNER_TOKENS.
+    RUNNER_TOKEN: str = Field(default="", repr=False)
+    # TLS_CA_FILE: the CA the scheduler's certificate must be signed by (TLS on when
+    # set); TLS_CERT_FILE/TLS_KEY_FILE: this runner's client certificate, for mTLS.
+    TLS_CERT_FILE: str = ""
+    TLS_KEY_FILE: str = ""
+    TLS_CA_FILE: str = ""
     RUNNER_CAPACITY: int = Field(default=8, ge=1, le=10_000)
     # host:port of a gRPC health server for probes; empty for none.
     RUNNER_HEALTH_BIND: str = ""
@@ -33,6 +48,16 @@ class Settings(BaseSettings):
     METRICS_BIND: str = ""
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: LogFormat = "text"
+
+    @field_validator("RUNNER_TOKEN")
+    @classmethod
+    def _no_placeholder_token(cls, token: str) -> str:
+        refuse_placeholder("RUNNER_TOKEN", token)
+        return token
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.TLS_CERT_FILE, self.TLS_KEY_FILE, self.TLS_CA_FILE)
 
     @property
     def scheduler_addrs(self) -> list[str]:

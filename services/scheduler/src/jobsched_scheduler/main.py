@@ -16,8 +16,10 @@ from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.limits import MAX_MESSAGE_BYTES
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
+from jobsched_common.tls import add_port, is_loopback_bind
 from psycopg_pool import AsyncConnectionPool
 
+from . import certs
 from .api import JobApi
 from .dispatch import Dispatcher
 from .events import EventHub
@@ -25,6 +27,7 @@ from .explain import PgExplainer
 from .leases import sweep_leases
 from .limit_api import LimitApi
 from .migrations import migrate
+from .runner_auth import RunnerAuth
 from .runner_link import RunnerLinks
 from .schedule_api import ScheduleApi
 from .schedule_store import PgSchedules
@@ -141,6 +144,7 @@ async def _serve_with(
         settings.heartbeat_interval,
         settings.LEASE_TTL_SECONDS,
         settings.OUTPUT_LIMIT_BYTES,
+        RunnerAuth(settings.runner_tokens, settings.RUNNER_TOKENS_FILE),
     )
     api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
     server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
@@ -149,10 +153,14 @@ async def _serve_with(
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
     jobs_pb2_grpc.add_ScheduleServiceServicer_to_server(ScheduleApi(schedules), server)
     health = add_health_and_reflection(server, SERVICE_NAMES)
-    server.add_insecure_port(settings.SCHEDULER_BIND)
+    add_port(server, settings.SCHEDULER_BIND, settings.tls)
     await server.start()
     await set_serving(health, SERVICE_NAMES)
-    log.info("Serving gRPC on %s", settings.SCHEDULER_BIND)
+    log.info(
+        "Serving gRPC on %s (%s)",
+        settings.SCHEDULER_BIND,
+        "TLS" if settings.tls.has_identity else "plaintext, loopback only",
+    )
 
     workers = [
         asyncio.create_task(dispatcher.run(stop)),
@@ -173,14 +181,33 @@ async def _serve_with(
     log.info("Scheduler stopped")
 
 
+def check_safe(settings: Settings) -> None:
+    """Refuses, before touching the database, to serve runners and the API in plaintext
+    beyond loopback, or to start where no runner could ever authenticate."""
+    tls = settings.tls
+    if not tls.has_identity and not is_loopback_bind(settings.SCHEDULER_BIND):
+        raise SystemExit(
+            f"refusing to listen on {settings.SCHEDULER_BIND} without TLS; set TLS_CERT_FILE "
+            "and TLS_KEY_FILE (`jobsched-scheduler certs DIR` makes them) or "
+            "SCHEDULER_BIND=127.0.0.1:50051"
+        )
+    if not (settings.RUNNER_TOKENS or settings.RUNNER_TOKENS_FILE or tls.ca_file):
+        log.warning("No RUNNER_TOKENS, RUNNER_TOKENS_FILE or TLS_CA_FILE: no runner can connect")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["certs"]:
+        certs.main(sys.argv[2:])
+        return
     settings = Settings()
     setup_logging("scheduler", settings.LOG_LEVEL, settings.LOG_FORMAT)
     command = sys.argv[1:] or ["serve"]
+    if command == ["serve"]:
+        check_safe(settings)
     if command == ["migrate"]:
         asyncio.run(run_migrations(settings))
     elif command == ["serve"]:
         serve_metrics(settings.METRICS_BIND)
         asyncio.run(serve(settings))
     else:
-        sys.exit("usage: jobsched-scheduler [serve|migrate]")
+        sys.exit("usage: jobsched-scheduler [serve|migrate|certs DIR]")

@@ -18,8 +18,9 @@ from .leases import log_lost
 from .messages import within_bytes
 from .model import AttemptKey, Claimed, Finish
 from .ports import Store
-from .reports import ReportWriter
+from .reports import Pending, ReportWriter
 from .rpc import rpc_stream
+from .runner_auth import RunnerAuth, permit
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         heartbeat_interval: float,
         lease_ttl: float,
         output_limit: int,
+        auth: RunnerAuth,
     ):
         self.store = store
+        self.auth = auth
         self.dispatcher = dispatcher
         self.heartbeat_interval = heartbeat_interval
         self.lease_ttl = lease_ttl
@@ -58,15 +61,15 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         self.reports = ReportWriter(store, self._on_stored)
         # Set on shutdown: streams end, and runners reconnect to another scheduler.
         self.closing = asyncio.Event()
-        # Which stream to acknowledge each stored finish on.
-        self._finish_from: dict[AttemptKey, asyncio.Queue[pb.SchedulerMessage]] = {}
+        # Which stream to acknowledge each stored finish on, by attempt and runner.
+        self._finish_from: dict[Pending, asyncio.Queue[pb.SchedulerMessage]] = {}
 
-    def _on_stored(self, keys: list[AttemptKey]) -> None:
+    def _on_stored(self, finished: list[Pending]) -> None:
         acks: dict[asyncio.Queue[pb.SchedulerMessage], list[pb.AttemptRef]] = {}
-        for key in keys:
-            outbox = self._finish_from.pop(key, None)
+        for pending in finished:
+            outbox = self._finish_from.pop(pending, None)
             if outbox is not None:
-                acks.setdefault(outbox, []).append(_ref(key))
+                acks.setdefault(outbox, []).append(_ref(pending[0]))
         for outbox, refs in acks.items():
             outbox.put_nowait(pb.SchedulerMessage(acked=pb.Acked(refs=refs)))
 
@@ -76,12 +79,15 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         request_iterator: AsyncIterator[pb.RunnerMessage],
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
     ) -> AsyncGenerator[pb.SchedulerMessage, None]:
+        # Nothing is read, registered, renewed or ended for a caller without a credential.
+        name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
             raise InvalidValue("first message must be register")
         reg = first.register
         if not reg.runner_id or reg.capacity < 1:
             raise InvalidValue("register needs a runner_id and capacity >= 1")
+        permit(name, reg.runner_id)
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
         runner = ConnectedRunner(
             reg.runner_id,
@@ -147,9 +153,11 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         async for msg in messages:
             kind = msg.WhichOneof("body")
             if kind == "started":
-                self.reports.started(_key(msg.started.ref), _time(msg.started.at) or _now())
+                at = _time(msg.started.at) or _now()
+                self.reports.started(_key(msg.started.ref), at, by=runner.runner_id)
             elif kind == "output":
-                self.reports.output(_key(msg.output.ref), _text(msg.output.data))
+                text = _text(msg.output.data)
+                self.reports.output(_key(msg.output.ref), text, by=runner.runner_id)
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)
             elif kind == "results":
@@ -168,17 +176,16 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         key = _key(done.ref)
-        self._finish_from[key] = outbox
-        self.reports.output(key, _text(done.output_tail), done.output_truncated)
-        self.reports.finished(
-            key,
-            Finish(
-                exit_code=done.exit_code,
-                reason=done.reason,
-                started_at=_time(done.started_at),
-                finished_at=_time(done.finished_at) or _now(),
-            ),
+        by = runner.runner_id
+        self._finish_from[(key, by)] = outbox
+        self.reports.output(key, _text(done.output_tail), done.output_truncated, by=by)
+        finish = Finish(
+            exit_code=done.exit_code,
+            reason=done.reason,
+            started_at=_time(done.started_at),
+            finished_at=_time(done.finished_at) or _now(),
         )
+        self.reports.finished(key, finish, by=by)
         self.dispatcher.release(runner, [key])
 
     async def _heartbeat(

@@ -4,10 +4,13 @@ from urllib.parse import quote
 
 from jobsched_common.limits import MAX_OUTPUT_BYTES
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
+from jobsched_common.tls import TlsFiles
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .runner_auth import RunnerToken, parse_tokens
 
 
 class Settings(BaseSettings):
@@ -21,6 +24,15 @@ class Settings(BaseSettings):
     DB_PASSWORD: str = ""
 
     SCHEDULER_BIND: str = "127.0.0.1:50051"
+    # The listener's certificate and key (PEM); required to bind beyond loopback. With
+    # TLS_CA_FILE, clients may authenticate with a certificate it signed (runners: mTLS).
+    TLS_CERT_FILE: str = ""
+    TLS_KEY_FILE: str = ""
+    TLS_CA_FILE: str = ""
+    # Who may connect as a runner: `name:secret,...`, and/or a file of `name secret`
+    # lines, read again at every runner connect (so tokens rotate without a restart).
+    RUNNER_TOKENS: str = Field(default="", repr=False)
+    RUNNER_TOKENS_FILE: str = ""
     # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
@@ -38,6 +50,20 @@ class Settings(BaseSettings):
     def _no_placeholder_password(cls, password: str) -> str:
         refuse_placeholder("DB_PASSWORD", password)
         return password
+
+    @field_validator("RUNNER_TOKENS")
+    @classmethod
+    def _valid_runner_tokens(cls, tokens: str) -> str:
+        parse_tokens(tokens, "RUNNER_TOKENS")
+        return tokens
+
+    @property
+    def runner_tokens(self) -> list[RunnerToken]:
+        return parse_tokens(self.RUNNER_TOKENS, "RUNNER_TOKENS")
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.TLS_CERT_FILE, self.TLS_KEY_FILE, self.TLS_CA_FILE)
 
     @field_validator("DATABASE_URL")
     @classmethod

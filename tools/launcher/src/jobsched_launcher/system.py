@@ -6,10 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +30,10 @@ log = logging.getLogger("jobsched.launcher")
 
 SCHEDULER = "jobsched-scheduler"
 RUNNER = "jobsched-runner"
-# Only the scheduler holds the database's credentials, and a runner holds no secret at
-# all: it passes its environment on to the jobs it runs.
+# Only the scheduler holds the database's credentials and knows the runner tokens; a
+# runner holds its own token alone (its jobs get none of its environment's secrets).
 DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
-RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN")
+RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN", "RUNNER_TOKENS")
 
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
@@ -60,6 +64,10 @@ class LocalSystem:
     metrics_port: int = 9464
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict, repr=False)
+    # A token per runner id, made for this run: the scheduler reads them from a file
+    # (RUNNER_TOKENS_FILE) at every connect, so runners started later count too.
+    runner_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    _secrets_dir: Path | None = field(default=None, repr=False)
 
     @property
     def gateway_url(self) -> str:
@@ -76,6 +84,7 @@ class LocalSystem:
     def env_for(self, program: str, extra: dict[str, str]) -> dict[str, str]:
         withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, DATABASE_SETTINGS)
         env = {k: v for k, v in self.env.items() if not k.startswith(withheld)}
+        own = {"RUNNER_TOKENS_FILE": str(self.runner_tokens_file)} if program == SCHEDULER else {}
         return {
             **env,
             "SCHEDULER_BIND": self.scheduler_addr,
@@ -83,10 +92,43 @@ class LocalSystem:
             "GATEWAY_PORT": str(self.gateway_port),
             "WEB_DIR": str(ROOT / "web"),
             "PYTHONUNBUFFERED": "1",
+            **own,
             **extra,
         }
 
+    @property
+    def runner_tokens_file(self) -> Path:
+        """This run's runner tokens (after those of a RUNNER_TOKENS_FILE configured for
+        runners elsewhere), written again whenever a runner gets one."""
+        if self._secrets_dir is None:
+            self._secrets_dir = Path(tempfile.mkdtemp(prefix="jobsched-secrets-"))
+            weakref.finalize(self, shutil.rmtree, self._secrets_dir, True)
+        path = self._secrets_dir / "runner-tokens"
+        if not path.exists():
+            self._write_runner_tokens(path)
+        return path
+
+    def _write_runner_tokens(self, path: Path) -> None:
+        configured = self.env.get("RUNNER_TOKENS_FILE")
+        lines = [Path(configured).read_text()] if configured else []
+        lines += [f"{name} {token}\n" for name, token in self.runner_tokens.items()]
+        fd = os.open(path.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("".join(lines))
+        path.with_suffix(".new").replace(path)  # a reader sees the old file or the new
+
+    def runner_token(self, runner_id: str) -> str:
+        """The token a runner registering as `runner_id` authenticates with."""
+        token = self.runner_tokens.get(runner_id)
+        if token is None:
+            token = self.runner_tokens[runner_id] = secrets.token_urlsafe(24)
+            self._write_runner_tokens(self.runner_tokens_file)
+        return token
+
     def spawn(self, name: str, program: str, *args: str, **extra: str) -> None:
+        if program == RUNNER and "RUNNER_TOKEN" not in extra:
+            runner_id = extra.get("RUNNER_ID", name)
+            extra = {"RUNNER_ID": runner_id, **extra, "RUNNER_TOKEN": self.runner_token(runner_id)}
         self.services[name] = Service(program, args, extra)
         self.restart(name)
 
@@ -203,7 +245,7 @@ def kill_group(pgid: int) -> None:
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without database, token or service settings, plus
     `extra`: what a throwaway system of the tests or benchmarks starts with."""
-    own = ("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_")
+    own = ("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_", "TLS_")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **extra}
 
 
