@@ -40,6 +40,7 @@ export function connectLive() {
     if (opened === source) handler(event);
   };
   opened.addEventListener("ready", current(onReady));
+  opened.addEventListener("resync", current(onResync));
   opened.addEventListener("job", current(onJob));
   opened.addEventListener("stats", current(onStats));
   opened.addEventListener("error", current(onError));
@@ -50,6 +51,12 @@ export function connectLive() {
 function onReady() {
   reconnectDelay = FIRST_RECONNECT_MS;
   setLive("live");
+  refreshNow();
+}
+
+// `resync`: the scheduler may have missed changes (its database connection came back):
+// reload everything once, as on `ready`.
+function onResync() {
   refreshNow();
 }
 

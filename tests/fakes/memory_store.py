@@ -243,6 +243,22 @@ class MemoryStore:
             attempt.reason, attempt.finished_at = "runner lost", self.now
         return [job.key for job in lost]
 
+    async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
+        await self._call("end_attempts")
+        ended = [
+            job
+            for key in keys
+            if (job := self._current(key)) is not None
+            and job.lease_expires_at is not None
+            and job.lease_expires_at <= self.attempts[key].claimed_at + self.lease
+        ]
+        for job in ended:
+            self._end(job, exit_code=None, reason=reason, finished_at=self.now)
+            job.reason = reason
+            attempt = self.attempts[job.key]
+            attempt.reason, attempt.finished_at = reason, self.now
+        return [job.key for job in ended]
+
     async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
         await self._call("expire_unheld")
         for job in self.jobs.values():

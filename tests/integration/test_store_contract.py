@@ -31,6 +31,9 @@ class Harness(Protocol):
 
     async def end_backoffs(self) -> None: ...
 
+    async def moment_passes(self) -> None:
+        """The next transaction's now() is later than the last one's."""
+
 
 class MemoryHarness:
     def __init__(self) -> None:
@@ -44,6 +47,9 @@ class MemoryHarness:
         for job in self.fake.jobs.values():
             if job.run_after is not None:
                 job.run_after = self.fake.now
+
+    async def moment_passes(self) -> None:
+        self.fake.advance(0.001)
 
 
 class PgHarness:
@@ -62,6 +68,9 @@ class PgHarness:
 
     async def end_backoffs(self) -> None:
         await self._sql("UPDATE jobs SET run_after = now() WHERE run_after IS NOT NULL")
+
+    async def moment_passes(self) -> None:
+        await asyncio.sleep(0.001)  # now() has microseconds
 
 
 Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
@@ -239,6 +248,43 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
             theirs.key: ("running", None),
         }
         assert await h.store.expire_unheld("r3", []) == []
+
+    run_on_store(scenario)
+
+
+def test_attempts_given_up_end_with_the_reason_and_are_retried_by_the_rules(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        retried, failed, cancelled, kept, renewed = await jobs(h.store, 2, 1, 2, 1, 1)
+        await h.store.cancel(cancelled.job_id)
+        # Taken by its runner to another scheduler, which renewed its lease: it stays.
+        await h.moment_passes()
+        await h.store.renew_leases("r1", [renewed])
+        stale = AttemptKey(kept.job_id, 2)
+        given_up = [retried, failed, cancelled, stale, renewed]
+        ended = await h.store.end_attempts(given_up, "not acknowledged")
+        assert sorted(ended, key=str) == sorted([retried, failed, cancelled], key=str)
+        outcome = {}
+        for key in (retried, failed, cancelled, kept, renewed):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason, row.attempt)
+        assert outcome == {
+            retried: ("scheduled", "not acknowledged", 1),
+            failed: ("failed", "not acknowledged", 1),
+            cancelled: ("cancelled", "not acknowledged", 1),
+            kept: ("running", None, 1),
+            renewed: ("running", None, 1),
+        }
+        [attempt] = await h.store.list_attempts(retried.job_id)
+        assert attempt["reason"] == "not acknowledged" and attempt["finished_at"] is not None
+        # A given-up attempt is stale: its late finish changes nothing.
+        await h.store.apply_reports([finish(retried)])
+        row = await h.store.get_job(retried.job_id)
+        assert row is not None and row.status == "scheduled"
+        assert await h.store.end_attempts(given_up, "not acknowledged") == []
+        assert await h.store.end_attempts([], "not delivered") == []
 
     run_on_store(scenario)
 

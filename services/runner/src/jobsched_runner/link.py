@@ -10,7 +10,14 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -32,14 +39,7 @@ OUTPUT_FLUSH_SECONDS = 0.25
 MAX_RESULTS_PER_MESSAGE = 500
 FIRST_RECONNECT_DELAY = 0.1
 MAX_RECONNECT_DELAY = 2.0
-# Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 2000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-]
+ChannelOptions = Sequence[tuple[str, int]]
 
 Incoming = AsyncIterable[pb.SchedulerMessage]
 Outgoing = AsyncIterator[pb.RunnerMessage]
@@ -47,17 +47,30 @@ Outgoing = AsyncIterator[pb.RunnerMessage]
 Transport = Callable[[str, AsyncIterator[pb.RunnerMessage]], AbstractAsyncContextManager[Incoming]]
 
 
+def channel_options(settings: Settings) -> ChannelOptions:
+    """Keepalive pings find a dead scheduler or a silent network within seconds, not
+    TCP's minutes, also while no message flows (the scheduler permits them)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
 def grpc_transport(settings: Settings) -> Transport:
     """Streams over gRPC: TLS when TLS_CA_FILE is set (with the runner's certificate
     when it has one), and its RUNNER_TOKEN as bearer metadata when it has one."""
     files = settings.tls
+    options = channel_options(settings)
     metadata = (("authorization", f"Bearer {settings.RUNNER_TOKEN}"),)
 
     @contextlib.asynccontextmanager
     async def stream(
         addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
     ) -> AsyncIterator[Incoming]:
-        async with aio_channel(addr, files, CHANNEL_OPTIONS) as channel:
+        async with aio_channel(addr, files, options) as channel:
             stub = runner_pb2_grpc.RunnerServiceStub(channel)
             yield stub.Connect(outgoing, metadata=metadata if settings.RUNNER_TOKEN else None)
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     JOB_MEMORY_LIMIT_MB: int = Field(default=4096, ge=0)
     # Processes one job may have at once before it is killed (stops fork bombs); 0: none.
     JOB_MAX_PROCESSES: int = Field(default=512, ge=0)
+    # gRPC keepalive on the link: a ping this often, and a link whose ping goes
+    # unanswered this long is dead (the runner reconnects, to another scheduler if any).
+    KEEPALIVE_SECONDS: float = Field(default=2.0, gt=0)
+    KEEPALIVE_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
     # host:port for Prometheus /metrics; empty for none (several runners share a host).
     METRICS_BIND: str = ""
     LOG_LEVEL: LogLevel = "INFO"

@@ -26,6 +26,7 @@ from .events import EventHub
 from .explain import PgExplainer
 from .leases import sweep_leases
 from .limit_api import LimitApi
+from .liveness import Liveness
 from .migrations import migrate
 from .runner_auth import RunnerAuth
 from .runner_link import RunnerLinks
@@ -45,14 +46,23 @@ SERVICE_NAMES = [
     jobs_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 ]
 SHUTDOWN_GRACE = 5.0
-# Runners ping every 2 s to find a dead link fast, also while no message flows; the
-# default policy would answer such pings with GOAWAY "too_many_pings" and drop them.
-SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
-    ("grpc.http2.max_ping_strikes", 0),
-]
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Both ends ping to find a dead link within seconds, also while no message flows.
+    Runners ping every few seconds: the default policy would answer such pings with
+    GOAWAY "too_many_pings", so any rate of them is accepted (no strikes)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 500),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
 POOL_WAIT_SECONDS = 3.0
 # A pooled connection idle longer than this is checked with a round trip before use.
 POOL_CHECK_AFTER_IDLE_SECONDS = 1.0
@@ -134,7 +144,13 @@ async def _serve_with(
         settings.OUTPUT_LIMIT_BYTES,
         settings.DEFAULT_TIMEOUT_SECONDS,
     )
-    dispatcher = Dispatcher(store, settings.CHECK_INTERVAL)
+    liveness = Liveness(
+        store,
+        silence_limit=settings.silence_limit,
+        hang_up_after=settings.LEASE_TTL_SECONDS,
+        ack_timeout=settings.ASSIGN_ACK_TIMEOUT,
+    )
+    dispatcher = Dispatcher(store, settings.CHECK_INTERVAL, liveness)
     schedules = PgSchedules(pool)
     fire_loop = FireLoop(schedules, settings.CHECK_INTERVAL)
     events = EventHub(settings.database_url, dispatcher.wake, fire_loop.wake)
@@ -147,7 +163,7 @@ async def _serve_with(
         RunnerAuth(settings.runner_tokens, settings.RUNNER_TOKENS_FILE),
     )
     api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=server_options(settings))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
@@ -166,7 +182,10 @@ async def _serve_with(
         asyncio.create_task(dispatcher.run(stop)),
         asyncio.create_task(events.run(stop)),
         asyncio.create_task(links.reports.run(stop)),
-        asyncio.create_task(sweep_leases(store, settings.sweep_interval, stop)),
+        asyncio.create_task(
+            sweep_leases(store, settings.sweep_interval, stop, dispatcher.leases_expired)
+        ),
+        asyncio.create_task(liveness.run(stop)),
         asyncio.create_task(fire_loop.run(stop)),
     ]
     log.info("Scheduler is running, checking for queued jobs...")

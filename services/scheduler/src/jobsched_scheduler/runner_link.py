@@ -106,9 +106,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             )
         )
         self.dispatcher.attach(runner)
+        self.dispatcher.acknowledged(runner, [_key(r) for r in reg.running])
         log.info("Runner %s connected (capacity %d)", runner.runner_id, runner.capacity)
         reader = asyncio.create_task(self._read(runner, request_iterator, outbox))
-        closing = asyncio.ensure_future(self.closing.wait())
+        closing = asyncio.ensure_future(self._until_closed(runner))
         try:
             while True:
                 getter = asyncio.ensure_future(outbox.get())
@@ -124,6 +125,20 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             reader.cancel()
             self.dispatcher.detach(runner)
             log.info("Runner %s disconnected", runner.runner_id)
+
+    async def _until_closed(self, runner: ConnectedRunner) -> None:
+        """Until the scheduler stops, or the runner has been silent for a lease."""
+        hang_up = asyncio.ensure_future(runner.heard.hang_up.wait())
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait({hang_up, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hang_up.cancel()
+            closing.cancel()
+        if runner.heard.hang_up.is_set():
+            log.warning(
+                "Runner %s has been silent for a lease; ending its stream", runner.runner_id
+            )
 
     async def _reattach(
         self,
@@ -154,9 +169,11 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             kind = msg.WhichOneof("body")
             if kind == "started":
                 at = _time(msg.started.at) or _now()
+                self.dispatcher.acknowledged(runner, [_key(msg.started.ref)])
                 self.reports.started(_key(msg.started.ref), at, by=runner.runner_id)
             elif kind == "output":
                 text = _text(msg.output.data)
+                self.dispatcher.acknowledged(runner, [_key(msg.output.ref)])
                 self.reports.output(_key(msg.output.ref), text, by=runner.runner_id)
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)
@@ -195,6 +212,7 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         keys = [_key(r) for r in heartbeat.running]
+        self.dispatcher.heartbeat(runner, keys)
         try:
             current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
         except Exception as exc:  # no answer: the runner stops its jobs if this lasts

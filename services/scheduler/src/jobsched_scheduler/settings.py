@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)
+    # gRPC keepalive: every client connection is pinged this often, and one whose ping
+    # goes unanswered this long is closed (a runner cut off or frozen is let go).
+    KEEPALIVE_SECONDS: float = Field(default=2.0, gt=0)
+    KEEPALIVE_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    # An assignment its runner has not acknowledged after this many seconds ends as
+    # "not acknowledged" and is retried by the normal rule.
+    ASSIGN_ACK_TIMEOUT: float = Field(default=5.0, gt=0)
     OUTPUT_LIMIT_BYTES: int = Field(default=1024 * 1024, ge=1024, le=MAX_OUTPUT_BYTES)
     # Applied to jobs created without timeout_seconds; 0 means no timeout.
     DEFAULT_TIMEOUT_SECONDS: int = Field(default=0, ge=0)
@@ -88,6 +95,11 @@ class Settings(BaseSettings):
     def heartbeat_interval(self) -> float:
         """Runners renew leases three times per TTL, so one lost heartbeat is harmless."""
         return self.LEASE_TTL_SECONDS / 3
+
+    @property
+    def silence_limit(self) -> float:
+        """A runner unheard for two heartbeats (one lost is harmless) gets no new work."""
+        return 2 * self.heartbeat_interval
 
     @property
     def sweep_interval(self) -> float:

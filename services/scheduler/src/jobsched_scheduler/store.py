@@ -338,6 +338,19 @@ class PgStore:
     async def expire_leases(self) -> list[AttemptKey]:
         return _lost(await self._all("expire_leases"))
 
+    async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
+        """Ends these attempts, if still current and never renewed, as a lost lease ends
+        them but with this reason; returns those it ended."""
+        if not keys:
+            return []
+        params = {
+            "job_ids": [k.job_id for k in keys],
+            "attempts": [k.attempt for k in keys],
+            "reason": reason,
+            "lease_seconds": self.lease_seconds,
+        }
+        return _lost(await self._all("end_attempts", params))
+
     async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
         """Ends the runner's running attempts that it does not hold, as a lost lease ends
         them; returns every attempt that ended so."""

@@ -190,6 +190,34 @@ UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
 RETURNING a.job_id, a.attempt, lost.status, lost.run_after;
 
+-- name: end_attempts
+-- Ends current attempts that the scheduler gave up on before their runner took them (an
+-- assignment not delivered, or not acknowledged in time) as a lost lease ends them,
+-- with the reason given: retried when attempts remain. Their runner is told to kill
+-- them, and any later report of theirs is stale. An attempt whose lease was renewed
+-- since its claim (its runner took it to another scheduler) is left alone: its lease
+-- still holds it, until it is no longer renewed.
+WITH lost AS (
+    UPDATE jobs j
+    SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN j.attempt < max_attempts THEN 'scheduled'
+                      ELSE 'failed' END,
+        run_after = CASE WHEN NOT cancel_requested AND j.attempt < max_attempts
+                    THEN jobsched_retry_at(j.attempt) END,
+        reason = %(reason)s, finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS e(job_id, attempt),
+         job_attempts o
+    WHERE j.id = e.job_id AND j.attempt = e.attempt AND j.status = 'running'
+      AND o.job_id = j.id AND o.attempt = j.attempt
+      -- The claim set both from one now(): equal until a renewal moves the lease on.
+      AND j.lease_expires_at <= o.claimed_at + make_interval(secs => %(lease_seconds)s)
+    RETURNING j.id, j.attempt
+)
+UPDATE job_attempts a SET reason = %(reason)s, finished_at = now()
+FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
+RETURNING a.job_id, a.attempt;
+
 -- name: end_unheld_leases
 -- A runner that registers again (it restarted, or reconnected) names every attempt it
 -- still holds: the leases of its other running attempts end now, and `expire_leases`
