@@ -106,8 +106,8 @@ function describeItem(item) {
   return where ? `${where}: ${msg}` : msg;
 }
 
-/** The URL of the Link header's rel="next", made relative to this page. */
-export function nextLink(response) {
+/** The URL of the Link header's rel="next", made relative to this page (`base`: its path). */
+export function nextLink(response, base = "api/jobs") {
   const header = response.headers.get("Link");
   if (!header) return null;
   for (const part of header.split(/,\s*(?=<)/)) {
@@ -116,7 +116,7 @@ export function nextLink(response) {
     if (!/;\s*rel="?([^";]*\s)?next(\s[^";]*)?"?/i.test(match[2])) continue;
     // Keep only the query: the API's absolute path would skip a path prefix.
     const url = new URL(match[1], "http://placeholder/");
-    return `api/jobs${url.search}`;
+    return `${base}${url.search}`;
   }
   return null;
 }

@@ -6,6 +6,7 @@ import { loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
 import { setBanner, toast } from "./notices.js";
 import { refreshNow } from "./refresh.js";
+import { forgetRole } from "./role.js";
 
 let pending = false; // a token is asked for: polling waits, and the banner stays
 let dismissed = false; // the dialog was closed without a token: later 401s only show the banner
@@ -54,6 +55,7 @@ function saveToken(event) {
     return;
   }
   storeToken(token);
+  forgetRole();
   showForgetButton();
   pending = false;
   dismissed = false;
@@ -66,6 +68,7 @@ function saveToken(event) {
 
 function forgetToken() {
   storeToken("");
+  forgetRole();
   showForgetButton();
   dismissed = false;
   toast("success", "Token forgotten.");

@@ -112,7 +112,7 @@ function limitRow(key) {
       { className: "limit-bar", testid: "limit-bar", ariaHidden: "true" },
       el("span", { className: "limit-bar-fill", testid: "limit-bar-fill" }),
     ),
-    el("div", { className: "limit-actions" }, form, toggle, remove),
+    el("div", { className: "limit-actions", dataset: { needs: "admin" } }, form, toggle, remove),
   );
 }
 

@@ -2,6 +2,7 @@
 // the stats; the page reloads what the changes touch (a few rows, the page, the open
 // job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's; the
 // open job's why-answer, the limits and the chart reload on their own throttles.
+import { activityMayHaveChanged } from "./activity.js";
 import { eventsUrl } from "./api.js";
 import { $, setText } from "./dom.js";
 import { seriesMayHaveChanged } from "./chart.js";
@@ -71,6 +72,7 @@ function onStats(event) {
   if (!stats) return;
   statsArrived(stats);
   limitsMayHaveChanged();
+  activityMayHaveChanged();
   seriesMayHaveChanged();
   whyMayHaveChanged(); // a limit or the pause may have changed
   markUpdated();

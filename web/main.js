@@ -4,6 +4,7 @@
 // The modules call one another (an action asks for a refresh, the refresh reloads the
 // table, a row opens the panel). ES modules allow such cycles because no module does
 // anything when it is imported: only init() below starts things.
+import { initActivity } from "./activity.js";
 import { whenUnauthorized } from "./api.js";
 import { initAuth, tokenRefused } from "./auth.js";
 import { initChart } from "./chart.js";
@@ -26,6 +27,7 @@ function init() {
   initPause();
   initScheduleForm();
   initLimits();
+  initActivity();
   initRefresh();
   loadConfig().catch(() => {}); // stats carry the limit too; errors show via polling
   refreshNow();

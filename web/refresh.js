@@ -1,6 +1,7 @@
 // The full reload (stats, the page of jobs, the open job, the schedules, the limits): at
 // start, after an action or a reconnect, and every POLL_MS as a safety net under the
 // event stream.
+import { loadActivity } from "./activity.js";
 import { ApiError } from "./api.js";
 import { authPending, showTokenBanner } from "./auth.js";
 import { $, setText } from "./dom.js";
@@ -8,6 +9,7 @@ import { capitalize } from "./format.js";
 import { loadLimits } from "./limits.js";
 import { setBanner } from "./notices.js";
 import { loadDetail } from "./panels.js";
+import { loadRole } from "./role.js";
 import { loadSchedules } from "./schedules.js";
 import { loadStats, setRunners } from "./stats.js";
 import { loadJobs } from "./table.js";
@@ -24,6 +26,7 @@ export function refreshNow() {
 
 async function refresh() {
   const results = await Promise.allSettled([
+    loadRole().then(loadActivity),
     loadStats(),
     loadJobs(),
     loadDetail(),

@@ -102,10 +102,10 @@ function createRow(name) {
   const actions = el(
     "div",
     { className: "row-actions" },
-    actionButton("Edit", "edit", () => openScheduleForm(schedules.get(name))),
-    actionButton("Pause", "toggle", (button) => togglePaused(name, button)),
-    actionButton("Run now", "trigger", (button) => trigger(name, button)),
-    actionButton("Delete", "delete", (button) => remove(name, button)),
+    actionButton("Edit", "edit", () => openScheduleForm(schedules.get(name)), "admin"),
+    actionButton("Pause", "toggle", (button) => togglePaused(name, button), "admin"),
+    actionButton("Run now", "trigger", (button) => trigger(name, button), "operate"),
+    actionButton("Delete", "delete", (button) => remove(name, button), "admin"),
   );
   return el(
     "tr",
@@ -136,12 +136,14 @@ function createRow(name) {
   );
 }
 
-function actionButton(label, action, run) {
+/** `needs`: the role the action takes (the page hides it from a lower one). */
+function actionButton(label, action, run, needs) {
   const button = el("button", {
     type: "button",
     className: `btn btn-small ${action === "delete" ? "btn-danger-ghost" : "btn-ghost"}`,
     textContent: label,
     testid: `schedule-${action}`,
+    dataset: { needs },
   });
   button.addEventListener("click", () => run(button));
   return button;

@@ -16,6 +16,7 @@ from jobsched_common.limits import (
     TERMINAL_STATUSES,
     WAITING_STATUSES,
 )
+from jobsched_scheduler.audit import LOCAL, AuditRow, Caller, audit_json
 from jobsched_scheduler.errors import Conflict, InvalidValue
 from jobsched_scheduler.model import (
     AttemptKey,
@@ -31,6 +32,7 @@ from jobsched_scheduler.model import (
     StoredReports,
     slot_order,
 )
+from jobsched_scheduler.store import limit_action
 
 
 class StoreDown(Exception):
@@ -125,6 +127,7 @@ class MemoryStore:
         self.calls: Counter[str] = Counter()  # calls made, by method
         self.failures: Counter[str] = Counter()  # the next calls of a method that fail
         self.gates: dict[str, asyncio.Event] = {}  # a method's calls wait until it is set
+        self.audit: list[AuditRow] = []  # oldest first
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
@@ -355,15 +358,36 @@ class MemoryStore:
 
     # --- the public API ----------------------------------------------------------------
 
-    async def create_job(self, job: NewJob) -> JobRow:
+    def _record(
+        self, caller: Caller, action: str, target: str, before: Any = None, after: Any = None
+    ) -> None:
+        """An audit entry, as `record_audit` writes one."""
+        entry = AuditRow(
+            len(self.audit) + 1,
+            self.now,
+            caller.actor,
+            action,
+            target,
+            audit_json(before),
+            audit_json(after),
+            caller.remote,
+        )
+        self.audit.append(entry)
+
+    async def list_audit(self, limit: int, before_id: int) -> list[AuditRow]:
+        await self._call("list_audit")
+        newest_first = [e for e in reversed(self.audit) if not before_id or e.id < before_id]
+        return newest_first[:limit]
+
+    async def create_job(self, job: NewJob, caller: Caller = LOCAL) -> JobRow:
         await self._call("create_job")
-        return self._insert([job])[0]
+        return self._insert([job], caller)[0]
 
-    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
+    async def create_jobs(self, jobs: list[NewJob], caller: Caller = LOCAL) -> list[JobRow]:
         await self._call("create_jobs")
-        return self._insert(jobs)
+        return self._insert(jobs, caller)
 
-    def _insert(self, jobs: list[NewJob]) -> list[JobRow]:
+    def _insert(self, jobs: list[NewJob], caller: Caller) -> list[JobRow]:
         """Every job or none: a taken name inserts nothing."""
         taken = {job.name for job in self.jobs.values()}
         for new in jobs:
@@ -404,6 +428,14 @@ class MemoryStore:
                 )
             self.jobs[job_id] = job
             rows.append(job.row())
+        after: dict[str, Any]
+        if len(rows) == 1:
+            after = {"name": rows[0].name, "command": rows[0].command}
+            self._record(caller, "job.create", f"job/{rows[0].id}", None, after)
+        elif rows:
+            first, last = rows[0].id, rows[-1].id
+            after = {"count": len(rows), "first_id": first, "last_id": last}
+            self._record(caller, "jobs.create", f"jobs/{first}-{last}", None, after)
         return rows
 
     async def get_job(self, job_id: int) -> JobRow | None:
@@ -457,18 +489,21 @@ class MemoryStore:
         await self._call("get_max_concurrent")
         return self.max_concurrent
 
-    async def set_max_concurrent(self, value: int) -> int:
+    async def set_max_concurrent(self, value: int, caller: Caller = LOCAL) -> int:
         await self._call("set_max_concurrent")
-        self.max_concurrent = value
+        before, self.max_concurrent = self.max_concurrent, value
+        field = "max_concurrent_jobs"
+        self._record(caller, "config.update", "config", {field: before}, {field: value})
         return value
 
     async def get_paused(self) -> bool:
         await self._call("get_paused")
         return self.paused
 
-    async def set_paused(self, paused: bool) -> bool:
+    async def set_paused(self, paused: bool, caller: Caller = LOCAL) -> bool:
         await self._call("set_paused")
-        self.paused = paused
+        before, self.paused = self.paused, paused
+        self._record(caller, "config.update", "config", {"paused": before}, {"paused": paused})
         return paused
 
     async def list_limits(self) -> list[KeyLimit]:
@@ -485,14 +520,25 @@ class MemoryStore:
         found = self._limit(key)
         return found if key in self.limits or found.running or found.queued else None
 
-    async def set_limit(self, key: str, max_concurrent_jobs: int | None, paused: bool) -> KeyLimit:
+    async def set_limit(
+        self, key: str, max_concurrent_jobs: int | None, paused: bool, caller: Caller = LOCAL
+    ) -> KeyLimit:
         await self._call("set_limit")
+        old = self.limits.get(key)
+        before = None if old is None else {"max_concurrent_jobs": old[0], "paused": old[1]}
+        after = {"max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
         self.limits[key] = (max_concurrent_jobs, paused)
+        self._record(caller, limit_action(before, after), f"limit/{key}", before, after)
         return self._limit(key)
 
-    async def delete_limit(self, key: str) -> bool:
+    async def delete_limit(self, key: str, caller: Caller = LOCAL) -> bool:
         await self._call("delete_limit")
-        return self.limits.pop(key, None) is not None
+        old = self.limits.pop(key, None)
+        if old is None:
+            return False
+        before = {"max_concurrent_jobs": old[0], "paused": old[1]}
+        self._record(caller, "limit.delete", f"limit/{key}", before, None)
+        return True
 
     def _limit(self, key: str) -> KeyLimit:
         limit, paused = self.limits.get(key, (None, False))
@@ -507,11 +553,12 @@ class MemoryStore:
             counts[job.status] += 1
         return counts
 
-    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def cancel(self, job_id: int, caller: Caller = LOCAL) -> tuple[JobRow | None, bool]:
         await self._call("cancel")
         job = self.jobs.get(job_id)
         if job is None:
             return None, False
+        before = {"status": job.status}
         if job.status in WAITING_STATUSES:
             job.status, job.reason = "cancelled", "cancelled"
             job.finished_at = job.updated_at = self.now
@@ -520,13 +567,17 @@ class MemoryStore:
             job.cancel_requested, job.updated_at = True, self.now
         else:
             return job.row(), False
+        self._record(caller, "job.cancel", f"job/{job_id}", before, {"status": job.status})
         return job.row(), True
 
-    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def retry(self, job_id: int, caller: Caller = LOCAL) -> tuple[JobRow | None, bool]:
         await self._call("retry")
         job = self.jobs.get(job_id)
         if job is None or job.status not in TERMINAL_STATUSES or self._broken(job.depends_on):
             return (job.row() if job else None), False
+        self._record(
+            caller, "job.retry", f"job/{job_id}", {"status": job.status}, {"status": "queued"}
+        )
         job.status, job.updated_at = "queued", self.now
         job.run_after = job.reason = job.exit_code = job.started_at = job.finished_at = None
         job.max_attempts = max(job.max_attempts, job.attempt + 1)

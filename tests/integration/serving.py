@@ -1,7 +1,7 @@
 """A servicer served in-process over real gRPC on loopback, for the integration tests."""
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -9,9 +9,11 @@ import pytest
 
 
 @contextlib.asynccontextmanager
-async def served(add: Callable[[grpc.aio.Server], None]) -> AsyncIterator[grpc.aio.Channel]:
+async def served(
+    add: Callable[[grpc.aio.Server], None], interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a server on a free loopback port, with what `add` put on it."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=interceptors)
     add(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -201,7 +201,11 @@ def test_job_times_reach_the_api_exact_or_unset(database_url: str) -> None:
 def test_every_query_of_jobs_selects_jobrows_columns_in_order(database_url: str) -> None:
     """Job rows are made from their columns by position (`JOB_ROWS`)."""
     job_queries: dict[str, dict[str, object]] = {
-        "create_jobs": {"batch": '[{"name": "b", "command": "true", "max_attempts": 1}]'},
+        "create_jobs": {
+            "batch": '[{"name": "b", "command": "true", "max_attempts": 1}]',
+            "actor": "local",
+            "remote": "",
+        },
         "get_job": {"id": 1},
         "list_jobs": {"before_id": 10, "limit": 10},
         "list_jobs_by_status": {"status": "queued", "before_id": 10, "limit": 10},
@@ -319,6 +323,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
                 "008_schedules.sql",
                 "009_concurrency_keys.sql",
                 "010_series.sql",
+                "012_audit.sql",
             ]
             and second == []
         )

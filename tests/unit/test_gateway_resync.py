@@ -31,8 +31,9 @@ class Scheduler:
         self.stream = Stream()
         self.stats_asked = 0
         self.jobs = self
+        self.metadata: tuple[tuple[str, str], ...] = ()
 
-    def WatchEvents(self, request: pb.WatchEventsRequest) -> Stream:
+    def WatchEvents(self, request: pb.WatchEventsRequest, metadata: Any = ()) -> Stream:
         return self.stream
 
     async def call(self, method: str, request: Any) -> pb.Stats:

@@ -198,6 +198,18 @@ class Client:
     def delete_limit(self, key: str) -> None:
         self._call("DELETE", _limit_path(key))
 
+    def list_audit(
+        self, limit: int | None = None, page: str | None = None
+    ) -> tuple[list[Json], str | None]:
+        """One page of the audit log, newest first, and the next page's URL if any."""
+        if page:
+            reply = self._call("GET", page)
+        else:
+            params = {} if limit is None else {"limit": limit}
+            reply = self._call("GET", "/api/audit", params=params)
+        entries: list[Json] = _parse(reply)
+        return entries, reply.links.get("next", {}).get("url")
+
 
 def _limit_path(key: str) -> str:
     return f"/api/limits/{quote(key, safe='')}"

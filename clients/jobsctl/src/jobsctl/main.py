@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import limit_commands, output, schedule_commands
+from . import audit_commands, limit_commands, output, schedule_commands
 from .client import DEFAULT_URL, TERMINAL, ApiError, Client, Json
 from .output import note, say
 
@@ -299,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
     limits = commands.add_parser("limits", parents=[common], help="limits per concurrency key")
     limit_actions = limits.add_subparsers(dest="action", required=True, metavar="ACTION")
     limit_commands.add_to(limit_actions, command)
+    audit_commands.add_to(command)
     return top
 
 

@@ -11,11 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from .auth import BearerToken
+from .auth import Authorize
 from .body_limit import BodyLimit
 from .errors import invalid_request
 from .metrics import RequestMetrics
-from .routes import config, events, health, insight, jobs, limits, schedules
+from .routes import audit, config, events, health, identity, insight, jobs, limits, schedules
 from .scheduler import connect, grpc_error
 from .settings import Settings
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.stopping = asyncio.Event()
+    app.state.api_tokens = settings.api_tokens
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -54,14 +55,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.exception_handler(grpc.aio.AioRpcError)(grpc_error)
 
     app.include_router(health.router)
-    rest = [Depends(BearerToken(settings.API_TOKEN))]
-    app.include_router(jobs.router, dependencies=rest)
-    app.include_router(insight.router, dependencies=rest)
-    app.include_router(config.router, dependencies=rest)
-    app.include_router(schedules.router, dependencies=rest)
-    app.include_router(limits.router, dependencies=rest)
-    stream = [Depends(BearerToken(settings.API_TOKEN, query="token"))]
-    app.include_router(events.router, dependencies=stream)
+    authorized = [Depends(Authorize())]
+    for router in (jobs, insight, config, schedules, limits, audit, identity, events):
+        app.include_router(router.router, dependencies=authorized)
 
     web_dir = Path(settings.WEB_DIR)
     if web_dir.is_dir():

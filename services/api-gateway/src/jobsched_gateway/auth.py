@@ -1,29 +1,87 @@
-"""The API's one authentication: a bearer token, when API_TOKEN is set."""
-
-import hmac
+"""Who a request comes from and what it may do: an API token with a role (read, operate,
+admin), checked against the role each route needs, in one table."""
 
 from fastapi import HTTPException, Request
+from jobsched_common.tokens import ApiToken, Role, bearer_secret, find_token
+
+# The role each route needs beyond `read`; a GET needs `read`, any other write that is
+# not named here needs `admin`, so that a new route is never open by mistake.
+ROUTE_ROLES: dict[tuple[str, str], Role] = {
+    ("POST", "/api/jobs/create"): Role.OPERATE,
+    ("POST", "/api/jobs/bulk"): Role.OPERATE,
+    ("POST", "/api/jobs/{job_id}/cancel"): Role.OPERATE,
+    ("POST", "/api/jobs/{job_id}/retry"): Role.OPERATE,
+    ("POST", "/api/jobs/cancel"): Role.OPERATE,
+    ("POST", "/api/jobs/retry"): Role.OPERATE,
+    ("POST", "/api/schedules/{name:path}/trigger"): Role.OPERATE,
+    ("DELETE", "/api/jobs/{job_id}"): Role.ADMIN,
+    ("PUT", "/api/config"): Role.ADMIN,
+    ("PUT", "/api/limits/{key:path}"): Role.ADMIN,
+    ("DELETE", "/api/limits/{key:path}"): Role.ADMIN,
+    ("POST", "/api/schedules"): Role.ADMIN,
+    ("PUT", "/api/schedules/{name:path}"): Role.ADMIN,
+    ("DELETE", "/api/schedules/{name:path}"): Role.ADMIN,
+    ("POST", "/api/schedules/{name:path}/pause"): Role.ADMIN,
+    ("POST", "/api/schedules/{name:path}/resume"): Role.ADMIN,
+    ("GET", "/api/audit"): Role.ADMIN,
+}
+READ_METHODS = frozenset({"GET", "HEAD"})
+# The caller's address as the scheduler records it in the audit log.
+REMOTE_HEADER = "x-jobsched-remote"
 
 
-class BearerToken:
-    """A FastAPI dependency that lets a request through when API_TOKEN is unset or the
-    request carries `Authorization: Bearer <API_TOKEN>`. Given `query`, it also takes
-    the token as that query parameter when the header has none: the event stream's
-    check does, since EventSource cannot send headers."""
+def needed_role(method: str, route_path: str) -> Role:
+    default = Role.READ if method in READ_METHODS else Role.ADMIN
+    return ROUTE_ROLES.get((method, route_path), default)
 
-    def __init__(self, token: str, query: str | None = None):
-        self.token = token
-        self.query = query
+
+def presented_secret(request: Request) -> str:
+    """The secret the request presents: `Authorization: Bearer`, or on the event stream
+    (EventSource cannot send headers) `?token=`."""
+    secret = bearer_secret(request.headers.get("authorization", ""))
+    if not secret and request.url.path == "/api/events":
+        secret = request.query_params.get("token", "")
+    return secret
+
+
+def caller(request: Request) -> ApiToken | None:
+    """The configured token the request presents; None without one (or a wrong one)."""
+    tokens: tuple[ApiToken, ...] = request.app.state.api_tokens
+    return find_token(tokens, presented_secret(request))
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+class Authorize:
+    """The one FastAPI dependency of every /api route and the event stream: with API
+    tokens configured, 401 without a valid one and 403 for a role below the route's.
+    Without tokens (a loopback gateway) every request passes, as before."""
 
     async def __call__(self, request: Request) -> None:
         """Async, so that FastAPI runs it on the loop, not in a worker thread."""
-        if not self.token:
+        if not request.app.state.api_tokens:
             return
-        header = request.headers.get("authorization", "")
-        given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
-        if not given and self.query:
-            given = request.query_params.get(self.query, "")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
+        token = caller(request)
+        if token is None:
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
+        needed = needed_role(request.method, _route_path(request))
+        if not token.may(needed):
+            raise HTTPException(403, f"token {token.name!r} is {token.role}: this needs {needed}")
+
+
+def forwarded_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """What the gateway passes on to the scheduler, which checks the role again and
+    records the caller: the caller's bearer secret and address."""
+    metadata: list[tuple[str, str]] = []
+    secret = presented_secret(request)
+    # gRPC metadata carries printable ASCII only; any other secret is no token's.
+    if secret.isascii() and secret.isprintable() and secret:
+        metadata.append(("authorization", f"Bearer {secret}"))
+    if request.client is not None:
+        metadata.append((REMOTE_HEADER, request.client.host))
+    return tuple(metadata)

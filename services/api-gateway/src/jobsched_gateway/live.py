@@ -71,7 +71,9 @@ class LiveEvents:
         if self.stopping.is_set():
             return
         queue: asyncio.Queue[Item] = asyncio.Queue()
-        call = self.scheduler.jobs.WatchEvents(pb.WatchEventsRequest())
+        call = self.scheduler.jobs.WatchEvents(
+            pb.WatchEventsRequest(), metadata=self.scheduler.metadata
+        )
         tasks = [
             asyncio.create_task(self._pump(call, queue)),
             asyncio.create_task(self._stop_on_shutdown(queue)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
@@ -15,6 +15,8 @@ from google.protobuf.message import Message
 from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import MAX_MESSAGE_BYTES
 from jobsched_common.tls import TlsFiles, aio_channel
+
+from .auth import forwarded_metadata
 
 if TYPE_CHECKING:
     from jobsched.v1.jobs_pb2_grpc import (
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 # scheduler or its database is away, never a bare 500.
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
@@ -38,12 +42,14 @@ HTTP_STATUS = {
 
 @dataclass(frozen=True)
 class SchedulerClient:
-    """The scheduler's stubs, and the deadline the gateway gives each unary call."""
+    """The scheduler's stubs, the deadline the gateway gives each unary call, and the
+    metadata that says whose request it is (see `auth.forwarded_metadata`)."""
 
     jobs: JobServiceAsyncStub
     schedules: ScheduleServiceAsyncStub
     limits: LimitServiceAsyncStub
     timeout: float
+    metadata: tuple[tuple[str, str], ...] = ()
 
     async def call(self, method: str, request: Message) -> Any:
         """A unary call of JobService."""
@@ -59,7 +65,7 @@ class SchedulerClient:
 
     async def _unary(self, stub: object, method: str, request: Message) -> Any:
         rpc: Callable[..., Awaitable[Any]] = getattr(stub, method)
-        return await rpc(request, timeout=self.timeout)
+        return await rpc(request, timeout=self.timeout, metadata=self.metadata)
 
 
 @asynccontextmanager
@@ -79,9 +85,10 @@ async def connect(
 
 
 async def scheduler_client(request: Request) -> SchedulerClient:
-    """Async, so that FastAPI runs it on the loop, not in a worker thread."""
+    """The client for this request's caller. Async, so that FastAPI runs it on the
+    loop, not in a worker thread."""
     client: SchedulerClient = request.app.state.scheduler
-    return client
+    return replace(client, metadata=forwarded_metadata(request))
 
 
 Scheduler = Annotated[SchedulerClient, Depends(scheduler_client)]
@@ -95,4 +102,5 @@ async def grpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONRespons
     """The exception handler for a failed call: its status and the scheduler's message."""
     status = HTTP_STATUS.get(exc.code(), 502)
     detail = describe(exc) if status == 503 else exc.details() or exc.code().name
-    return JSONResponse({"detail": detail}, status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail}, status, headers=headers)

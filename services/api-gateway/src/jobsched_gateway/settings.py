@@ -4,11 +4,12 @@ import ipaddress
 
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
 from jobsched_common.tls import TlsFiles
+from jobsched_common.tokens import ApiTokenSettings, weak_tokens
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ApiTokenSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     SCHEDULER_ADDR: str = "127.0.0.1:50051"
@@ -20,8 +21,9 @@ class Settings(BaseSettings):
     TLS_CA_FILE: str = ""
     GATEWAY_HOST: str = "127.0.0.1"
     GATEWAY_PORT: int = Field(default=8080, ge=0, le=65535)
-    # Bearer token for every /api call; required when listening beyond loopback.
-    API_TOKEN: str = ""
+    # API_TOKEN, API_TOKENS, API_TOKENS_FILE (ApiTokenSettings): bearer tokens with
+    # roles for every /api call; required when listening beyond loopback.
+
     # Comma-separated origins allowed to call the API from a browser.
     CORS_ORIGINS: str = ""
     WEB_DIR: str = "web"
@@ -55,8 +57,15 @@ class Settings(BaseSettings):
 
     def check_safe(self) -> None:
         """Refuses to serve shell execution to a network without a token."""
-        if not self.listens_on_loopback and len(self.API_TOKEN) < 16:
+        if self.listens_on_loopback:
+            return
+        if not self.api_tokens or weak_tokens(self.api_tokens):
             raise SystemExit(
                 f"refusing to listen on {self.GATEWAY_HOST} without API_TOKEN "
                 "(at least 16 characters); set API_TOKEN or GATEWAY_HOST=127.0.0.1"
+                + _weak(weak_tokens(self.api_tokens))
             )
+
+
+def _weak(names: list[str]) -> str:
+    return f" (too short: {', '.join(names)})" if names else ""

@@ -9,6 +9,8 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import TERMINAL_STATUSES
 
 from . import messages, metrics, validation
+from .access import current_caller
+from .audit_messages import audit_page, audit_request
 from .dispatch import Dispatcher
 from .errors import FellBehind, NotFound, Unavailable, WrongState
 from .events import EventHub
@@ -56,7 +58,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
         job = validation.new_job(request)
-        row = await self.store.create_job(job)
+        row = await self.store.create_job(job, current_caller())
         log.info("Created new job: %s", job.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
         return messages.job_message(row)
@@ -65,7 +67,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     async def CreateJobs(
         self, request: pb.CreateJobsRequest, context: Ctx
     ) -> pb.CreateJobsResponse:
-        rows = await self.store.create_jobs(validation.new_jobs(request.jobs))
+        rows = await self.store.create_jobs(validation.new_jobs(request.jobs), current_caller())
         log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0].id, rows[-1].id)
         metrics.JOBS_CREATED.inc(len(rows))
         return pb.CreateJobsResponse(jobs=[messages.job_message(row) for row in rows])
@@ -94,7 +96,9 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def CancelJob(self, request: pb.CancelJobRequest, context: Ctx) -> pb.Job:
         job_id = validation.job_id(request.id)
-        row = _changed(await self.store.cancel(job_id), job_id, "is already {status}")
+        row = _changed(
+            await self.store.cancel(job_id, current_caller()), job_id, "is already {status}"
+        )
         if row.status == "running":
             self.dispatcher.kill(row.runner_id or "", AttemptKey(row.id, row.attempt), "cancelled")
         log.info("Cancelled job %d (%s)", row.id, row.status, extra={"job_id": row.id})
@@ -103,7 +107,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
     @rpc
     async def RetryJob(self, request: pb.RetryJobRequest, context: Ctx) -> pb.Job:
         job_id = validation.job_id(request.id)
-        outcome = await self.store.retry(job_id)
+        outcome = await self.store.retry(job_id, current_caller())
         refusal = "is {status}: only a finished job can be retried"
         if outcome[0] is not None and outcome[0].status in TERMINAL_STATUSES:
             refusal = "depends on a job that failed or was cancelled: retry that one first"
@@ -122,6 +126,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         return pb.ListAttemptsResponse(attempts=[messages.attempt_message(r) for r in rows])
 
     @rpc
+    async def ListAudit(self, request: pb.ListAuditRequest, context: Ctx) -> pb.ListAuditResponse:
+        page = audit_request(request)
+        return audit_page(await self.store.list_audit(page.limit, page.before_id), page.limit)
+
+    @rpc
     async def GetConfig(self, request: pb.GetConfigRequest, context: Ctx) -> pb.Config:
         return await self._config()
 
@@ -130,10 +139,11 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         limit, paused = validation.config_change(request)
         if limit is not None:
             log.info(
-                "Updated max_concurrent_jobs to %d", await self.store.set_max_concurrent(limit)
+                "Updated max_concurrent_jobs to %d",
+                await self.store.set_max_concurrent(limit, current_caller()),
             )
         if paused is not None:
-            await self.store.set_paused(paused)
+            await self.store.set_paused(paused, current_caller())
             log.info("Paused: new jobs wait" if paused else "Resumed: jobs start again")
         return await self._config()
 

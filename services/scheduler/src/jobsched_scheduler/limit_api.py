@@ -7,6 +7,7 @@ from jobsched.v1 import jobs_pb2 as pb
 from jobsched.v1 import jobs_pb2_grpc
 
 from . import messages, validation
+from .access import current_caller
 from .errors import NotFound
 from .ports import Store
 from .rpc import Ctx, rpc
@@ -36,14 +37,14 @@ class LimitApi(jobs_pb2_grpc.LimitServiceServicer):
     @rpc
     async def SetLimit(self, request: pb.SetLimitRequest, context: Ctx) -> pb.KeyLimit:
         key, limit, paused = validation.key_limit(request)
-        found = await self.store.set_limit(key, limit, paused)
+        found = await self.store.set_limit(key, limit, paused, current_caller())
         log.info("Key %r: limit %s%s", key, limit or "none", ", paused" if paused else "")
         return messages.limit_message(found)
 
     @rpc
     async def DeleteLimit(self, request: pb.LimitRef, context: Ctx) -> pb.DeleteLimitResponse:
         key = validation.concurrency_key(request.key)
-        if not await self.store.delete_limit(key):
+        if not await self.store.delete_limit(key, current_caller()):
             raise NotFound(f"key '{key}' has no limit")
         log.info("Key %r: limit removed", key)
         return pb.DeleteLimitResponse()

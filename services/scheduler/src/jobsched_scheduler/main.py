@@ -20,6 +20,7 @@ from jobsched_common.tls import add_port, is_loopback_bind
 from psycopg_pool import AsyncConnectionPool
 
 from . import certs
+from .access import AccessInterceptor
 from .api import JobApi
 from .dispatch import Dispatcher
 from .events import EventHub
@@ -163,7 +164,10 @@ async def _serve_with(
         RunnerAuth(settings.runner_tokens, settings.RUNNER_TOKENS_FILE),
     )
     api = JobApi(store, dispatcher, events, explainer=PgExplainer(pool), series=PgSeries(pool))
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()], options=server_options(settings))
+    access = AccessInterceptor(settings.api_tokens)
+    server = grpc.aio.server(
+        interceptors=[MetricsInterceptor(), access], options=server_options(settings)
+    )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(api, server)
     jobs_pb2_grpc.add_LimitServiceServicer_to_server(LimitApi(store), server)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(links, server)
@@ -177,6 +181,8 @@ async def _serve_with(
         settings.SCHEDULER_BIND,
         "TLS" if settings.tls.has_identity else "plaintext, loopback only",
     )
+    if not settings.api_tokens:
+        log.info("No API tokens: the API answers callers on loopback only, as 'local'")
 
     workers = [
         asyncio.create_task(dispatcher.run(stop)),

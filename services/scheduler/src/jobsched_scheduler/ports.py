@@ -4,6 +4,7 @@ its adapter for PostgreSQL, and the unit tests have an in-memory one."""
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .audit import AuditRow, Caller
 from .model import AttemptKey, AttemptReport, ClaimResult, JobRow, KeyLimit, NewJob, StoredReports
 
 
@@ -39,9 +40,12 @@ class Store(Protocol):
 
     # --- the public API ----------------------------------------------------------------
 
-    async def create_job(self, job: NewJob) -> JobRow: ...
+    # Each write takes its caller and records it in the audit log (audit.py), in the
+    # write's own transaction.
 
-    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]: ...
+    async def create_job(self, job: NewJob, caller: Caller = ...) -> JobRow: ...
+
+    async def create_jobs(self, jobs: list[NewJob], caller: Caller = ...) -> list[JobRow]: ...
 
     async def get_job(self, job_id: int) -> JobRow | None: ...
 
@@ -53,11 +57,11 @@ class Store(Protocol):
 
     async def get_max_concurrent(self) -> int: ...
 
-    async def set_max_concurrent(self, value: int) -> int: ...
+    async def set_max_concurrent(self, value: int, caller: Caller = ...) -> int: ...
 
     async def get_paused(self) -> bool: ...
 
-    async def set_paused(self, paused: bool) -> bool: ...
+    async def set_paused(self, paused: bool, caller: Caller = ...) -> bool: ...
 
     # --- concurrency keys ------------------------------------------------------------
 
@@ -67,16 +71,19 @@ class Store(Protocol):
         """None when the key has no limit and no jobs queued or running."""
 
     async def set_limit(
-        self, key: str, max_concurrent_jobs: int | None, paused: bool
+        self, key: str, max_concurrent_jobs: int | None, paused: bool, caller: Caller = ...
     ) -> KeyLimit: ...
 
-    async def delete_limit(self, key: str) -> bool:
+    async def delete_limit(self, key: str, caller: Caller = ...) -> bool:
         """Whether the key had a limit to remove."""
 
     async def count_by_status(self) -> dict[str, int]: ...
 
-    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def list_audit(self, limit: int, before_id: int) -> list[AuditRow]:
+        """A page of the audit log, newest first, below `before_id` (0: the newest)."""
+
+    async def cancel(self, job_id: int, caller: Caller = ...) -> tuple[JobRow | None, bool]:
         """The job as it now is (None when it does not exist), and whether this changed it."""
 
-    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def retry(self, job_id: int, caller: Caller = ...) -> tuple[JobRow | None, bool]:
         """The job as it now is (None when it does not exist), and whether this queued it."""

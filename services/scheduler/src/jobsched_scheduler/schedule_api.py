@@ -8,6 +8,7 @@ from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.timestamps import set_timestamp
 
 from . import messages, metrics, schedule_validation
+from .access import current_caller
 from .errors import NotFound
 from .rpc import Ctx, rpc
 from .schedule_model import ScheduleRow, ScheduleSpec
@@ -66,7 +67,7 @@ class ScheduleApi(jobs_pb2_grpc.ScheduleServiceServicer):
     @rpc
     async def CreateSchedule(self, request: pb.CreateScheduleRequest, context: Ctx) -> pb.Schedule:
         spec = schedule_validation.new_schedule(request.schedule)
-        row = await self.schedules.create(spec, _first_run(spec))
+        row = await self.schedules.create(spec, _first_run(spec), current_caller())
         log.info("Created schedule %s (next run %s)", row.name, row.next_run_at)
         return schedule_message(row)
 
@@ -85,7 +86,9 @@ class ScheduleApi(jobs_pb2_grpc.ScheduleServiceServicer):
     @rpc
     async def UpdateSchedule(self, request: pb.UpdateScheduleRequest, context: Ctx) -> pb.Schedule:
         spec = schedule_validation.new_schedule(request.schedule)
-        row = _found(await self.schedules.update(spec, _first_run(spec)), spec.name)
+        row = _found(
+            await self.schedules.update(spec, _first_run(spec), current_caller()), spec.name
+        )
         log.info("Updated schedule %s (next run %s)", row.name, row.next_run_at)
         return schedule_message(row)
 
@@ -94,7 +97,7 @@ class ScheduleApi(jobs_pb2_grpc.ScheduleServiceServicer):
         self, request: pb.ScheduleRef, context: Ctx
     ) -> pb.DeleteScheduleResponse:
         name = schedule_validation.ref(request.name)
-        if not await self.schedules.delete(name):
+        if not await self.schedules.delete(name, current_caller()):
             raise NotFound(f"schedule '{name}' not found")
         log.info("Deleted schedule %s", name)
         return pb.DeleteScheduleResponse()
@@ -102,21 +105,24 @@ class ScheduleApi(jobs_pb2_grpc.ScheduleServiceServicer):
     @rpc
     async def PauseSchedule(self, request: pb.ScheduleRef, context: Ctx) -> pb.Schedule:
         name = schedule_validation.ref(request.name)
-        row = _found(await self.schedules.set_paused(name, True, lambda _: None), name)
+        row = _found(
+            await self.schedules.set_paused(name, True, lambda _: None, current_caller()), name
+        )
         log.info("Paused schedule %s", name)
         return schedule_message(row)
 
     @rpc
     async def ResumeSchedule(self, request: pb.ScheduleRef, context: Ctx) -> pb.Schedule:
         name = schedule_validation.ref(request.name)
-        row = _found(await self.schedules.set_paused(name, False, _resumed), name)
+        row = _found(await self.schedules.set_paused(name, False, _resumed, current_caller()), name)
         log.info("Resumed schedule %s (next run %s)", name, row.next_run_at)
         return schedule_message(row)
 
     @rpc
     async def TriggerSchedule(self, request: pb.ScheduleRef, context: Ctx) -> pb.Job:
         name = schedule_validation.ref(request.name)
-        job = await self.schedules.trigger(name, trigger_job_name(name, datetime.now(UTC)))
+        job_name = trigger_job_name(name, datetime.now(UTC))
+        job = await self.schedules.trigger(name, job_name, current_caller())
         if job is None:
             raise NotFound(f"schedule '{name}' not found")
         log.info("Triggered schedule %s: job %d", name, job.id, extra={"job_id": job.id})

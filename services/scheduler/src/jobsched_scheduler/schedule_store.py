@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import args_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .audit import LOCAL, Caller, record_audit
 from .errors import Conflict
 from .fire_times import FireRule
 from .model import JobRow
@@ -45,16 +46,42 @@ class PgSchedules:
 
     # --- the API ----------------------------------------------------------------------
 
-    async def create(self, spec: ScheduleSpec, next_run_at: datetime | None) -> ScheduleRow:
+    async def create(
+        self, spec: ScheduleSpec, next_run_at: datetime | None, caller: Caller = LOCAL
+    ) -> ScheduleRow:
         try:
-            row = await self._row("create_schedule", _params(spec, next_run_at))
+            async with self._connection() as conn, conn.transaction():
+                cur = conn.cursor(row_factory=SCHEDULE_ROWS)
+                await cur.execute(q("create_schedule"), _params(spec, next_run_at))
+                row = await cur.fetchone()
+                assert row is not None
+                after = settings_of(row)
+                await record_audit(conn, caller, "schedule.create", _target(spec.name), None, after)
         except Conflict as exc:
             raise Conflict(f"schedule '{spec.name}' already exists") from exc.__cause__
-        assert row is not None
         return row
 
-    async def update(self, spec: ScheduleSpec, next_run_at: datetime | None) -> ScheduleRow | None:
-        return await self._row("update_schedule", _params(spec, next_run_at))
+    async def update(
+        self, spec: ScheduleSpec, next_run_at: datetime | None, caller: Caller = LOCAL
+    ) -> ScheduleRow | None:
+        async with self._connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=SCHEDULE_ROWS)
+            await cur.execute(q("lock_schedule"), {"name": spec.name})
+            before = await cur.fetchone()
+            if before is None:
+                return None
+            await cur.execute(q("update_schedule"), _params(spec, next_run_at))
+            row = await cur.fetchone()
+            assert row is not None
+            await record_audit(
+                conn,
+                caller,
+                "schedule.update",
+                _target(spec.name),
+                settings_of(before),
+                settings_of(row),
+            )
+            return row
 
     async def get(self, name: str) -> ScheduleRow | None:
         return await self._row("get_schedule", {"name": name})
@@ -62,12 +89,21 @@ class PgSchedules:
     async def list_all(self) -> list[ScheduleRow]:
         return await self._rows("list_schedules")
 
-    async def delete(self, name: str) -> bool:
-        async with self._connection() as conn:
-            cur = await conn.execute(q("delete_schedule"), {"name": name})
-            return await cur.fetchone() is not None
+    async def delete(self, name: str, caller: Caller = LOCAL) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=SCHEDULE_ROWS)
+            await cur.execute(q("lock_schedule"), {"name": name})
+            before = await cur.fetchone()
+            if before is None:
+                return False
+            await conn.execute(q("delete_schedule"), {"name": name})
+            target = _target(name)
+            await record_audit(conn, caller, "schedule.delete", target, settings_of(before), None)
+            return True
 
-    async def set_paused(self, name: str, paused: bool, next_run: NextRun) -> ScheduleRow | None:
+    async def set_paused(
+        self, name: str, paused: bool, next_run: NextRun, caller: Caller = LOCAL
+    ) -> ScheduleRow | None:
         """Pauses or resumes a schedule, its next run computed from the row as it is
         under a lock, so that a concurrent update cannot leave a stale one."""
         async with self._connection() as conn, conn.transaction():
@@ -78,15 +114,20 @@ class PgSchedules:
                 return row
             params = {"name": name, "paused": paused, "next_run_at": next_run(row)}
             await cur.execute(q("set_schedule_paused"), params)
+            action = "schedule.pause" if paused else "schedule.resume"
+            before, after = {"paused": not paused}, {"paused": paused}
+            await record_audit(conn, caller, action, _target(name), before, after)
             return await cur.fetchone()
 
-    async def trigger(self, name: str, job_name: str) -> JobRow | None:
+    async def trigger(self, name: str, job_name: str, caller: Caller = LOCAL) -> JobRow | None:
         """Makes a job of the schedule now; None when there is no such schedule."""
         async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(q("trigger_schedule"), {"name": name, "job_name": job_name})
             made = await cur.fetchone()
             if made is None:
                 return None
+            after = {"job_id": made[0], "job_name": job_name}
+            await record_audit(conn, caller, "schedule.trigger", _target(name), None, after)
             jobs = conn.cursor(row_factory=JOB_ROWS)
             await jobs.execute(q("get_job"), {"id": made[0]})
             return await jobs.fetchone()
@@ -142,6 +183,15 @@ def _due(row: dict[str, Any]) -> DueSchedule:
         previous_finished=row["previous_finished"],
         concurrency_key=row["concurrency_key"],
     )
+
+
+def _target(name: str) -> str:
+    return f"schedule/{name}"
+
+
+def settings_of(row: ScheduleRow) -> dict[str, Any]:
+    """What a client sets of a schedule, as the audit log records it."""
+    return {field: getattr(row, field) for field in ScheduleSpec._fields if field != "name"}
 
 
 def _params(spec: ScheduleSpec, next_run_at: datetime | None) -> dict[str, Any]:

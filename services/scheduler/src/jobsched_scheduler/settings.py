@@ -5,6 +5,7 @@ from urllib.parse import quote
 from jobsched_common.limits import MAX_OUTPUT_BYTES
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
 from jobsched_common.tls import TlsFiles
+from jobsched_common.tokens import ApiTokenSettings
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
@@ -13,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .runner_auth import RunnerToken, parse_tokens
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, ApiTokenSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     DATABASE_URL: str | None = None
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     # lines, read again at every runner connect (so tokens rotate without a restart).
     RUNNER_TOKENS: str = Field(default="", repr=False)
     RUNNER_TOKENS_FILE: str = ""
+    # API_TOKEN, API_TOKENS, API_TOKENS_FILE (ApiTokenSettings): the API tokens with
+    # roles the public services take; without any, they answer loopback callers only.
     # Seconds between safety-net dispatch cycles; events trigger dispatch at once.
     CHECK_INTERVAL: float = Field(default=10.0, gt=0)
     LEASE_TTL_SECONDS: float = Field(default=10.0, gt=0)

@@ -5,13 +5,14 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from jobsched_common.limits import DEFAULT_MAX_CONCURRENT_JOBS, MAX_CONCURRENT_JOBS, STATUSES
 from psycopg.rows import BaseRowFactory, args_row, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .audit import LOCAL, AuditRow, Caller, record_audit
 from .errors import Conflict, InvalidValue, Unavailable
 from .model import (
     AttemptKey,
@@ -137,13 +138,15 @@ class PgStore:
 
     # --- public API -------------------------------------------------------------
 
-    async def create_job(self, job: NewJob) -> JobRow:
-        return (await self.create_jobs([job]))[0]
+    async def create_job(self, job: NewJob, caller: Caller = LOCAL) -> JobRow:
+        return (await self.create_jobs([job], caller))[0]
 
-    async def create_jobs(self, jobs: list[NewJob]) -> list[JobRow]:
-        """Inserts every job or none, in one statement; rows in the order given."""
+    async def create_jobs(self, jobs: list[NewJob], caller: Caller = LOCAL) -> list[JobRow]:
+        """Inserts every job or none, with their one audit entry, in one statement; rows
+        in the order given."""
         batch = json.dumps([_new_job_json(job) for job in jobs])
-        rows = await self._fetch(JOB_ROWS, "create_jobs", {"batch": batch})
+        params = {"batch": batch, "actor": caller.actor, "remote": caller.remote}
+        rows = await self._fetch(JOB_ROWS, "create_jobs", params)
         return sorted(rows, key=lambda row: row.id)
 
     async def get_job(self, job_id: int) -> JobRow | None:
@@ -165,19 +168,38 @@ class PgStore:
         row = await self._one("get_max_concurrent")
         return int(row["value"]) if row else DEFAULT_MAX_CONCURRENT_JOBS
 
-    async def set_max_concurrent(self, value: int) -> int:
-        row = await self._one("set_max_concurrent", {"value": value})
-        assert row is not None
-        return int(row["value"])
+    async def set_max_concurrent(self, value: int, caller: Caller = LOCAL) -> int:
+        async with self._connection() as conn, conn.transaction():
+            before = await _max_concurrent_on(conn)
+            cur = await conn.execute(q("set_max_concurrent"), {"value": value})
+            row = await cur.fetchone()
+            assert row is not None
+            after = int(row[0])
+            await record_audit(
+                conn,
+                caller,
+                "config.update",
+                "config",
+                {"max_concurrent_jobs": before},
+                {"max_concurrent_jobs": after},
+            )
+        return after
 
     async def get_paused(self) -> bool:
         row = await self._one("get_paused")
         return bool(row and row["paused"])
 
-    async def set_paused(self, paused: bool) -> bool:
-        row = await self._one("set_paused", {"paused": paused})
-        assert row is not None
-        return bool(row["paused"])
+    async def set_paused(self, paused: bool, caller: Caller = LOCAL) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(q("get_paused"))).fetchone()
+            before = bool(row and row[0])
+            row = await (await conn.execute(q("set_paused"), {"paused": paused})).fetchone()
+            assert row is not None
+            after = bool(row[0])
+            await record_audit(
+                conn, caller, "config.update", "config", {"paused": before}, {"paused": after}
+            )
+        return after
 
     async def list_limits(self) -> list[KeyLimit]:
         return await self._fetch(args_row(KeyLimit), "list_limits")
@@ -186,19 +208,40 @@ class PgStore:
         rows = await self._fetch(args_row(KeyLimit), "get_limit", {"key": key})
         return rows[0] if rows else None
 
-    async def set_limit(self, key: str, max_concurrent_jobs: int | None, paused: bool) -> KeyLimit:
+    async def set_limit(
+        self, key: str, max_concurrent_jobs: int | None, paused: bool, caller: Caller = LOCAL
+    ) -> KeyLimit:
         params = {"key": key, "max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
+        after = {"max_concurrent_jobs": max_concurrent_jobs, "paused": paused}
         async with self._connection() as conn, conn.transaction():
+            cur = _cursor(conn, dict_row)
+            await cur.execute(q("limit_settings"), params)
+            before = await cur.fetchone()
             await conn.execute(q("set_limit"), params)
-            cur = _cursor(conn, args_row(KeyLimit))
-            await cur.execute(q("get_limit"), params)
-            row = await cur.fetchone()
+            action = limit_action(before, after)
+            await record_audit(conn, caller, action, f"limit/{key}", before, after)
+            limits = _cursor(conn, args_row(KeyLimit))
+            await limits.execute(q("get_limit"), params)
+            row = await limits.fetchone()
         assert row is not None
         return row
 
-    async def delete_limit(self, key: str) -> bool:
+    async def delete_limit(self, key: str, caller: Caller = LOCAL) -> bool:
         """Whether the key had a limit to remove."""
-        return bool(await self._all("delete_limit", {"key": key}))
+        async with self._connection() as conn, conn.transaction():
+            cur = _cursor(conn, dict_row)
+            await cur.execute(q("delete_limit"), {"key": key})
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            before = {"max_concurrent_jobs": row["max_concurrent_jobs"], "paused": row["paused"]}
+            await record_audit(conn, caller, "limit.delete", f"limit/{key}", before, None)
+            return True
+
+    async def list_audit(self, limit: int, before_id: int) -> list[AuditRow]:
+        """A page of the audit log, newest first, below `before_id` (0: the newest)."""
+        params = {"limit": limit, "before_id": before_id or 2**63 - 1}
+        return await self._fetch(args_row(AuditRow), "list_audit", params)
 
     async def count_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
@@ -288,29 +331,38 @@ class PgStore:
         # A report of a start and output is refused by both statements: named once.
         return StoredReports([r.key for r in finished], ended, list(dict.fromkeys(refused)))
 
-    async def cancel(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def cancel(self, job_id: int, caller: Caller = LOCAL) -> tuple[JobRow | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
         as it now is (None when it does not exist) and whether this call changed it."""
-        return await self._change(job_id, "cancel_queued", "request_cancel")
+        return await self._change(
+            job_id, Change(caller, "job.cancel"), "cancel_queued", "request_cancel"
+        )
 
-    async def retry(self, job_id: int) -> tuple[JobRow | None, bool]:
+    async def retry(self, job_id: int, caller: Caller = LOCAL) -> tuple[JobRow | None, bool]:
         """Queues a finished job again. Returns the job as it now is (None when it does
         not exist) and whether this call queued it."""
-        return await self._change(job_id, "retry_job")
+        return await self._change(job_id, Change(caller, "job.retry"), "retry_job")
 
-    async def _change(self, job_id: int, *changes: str) -> tuple[JobRow | None, bool]:
+    async def _change(
+        self, job_id: int, audit: "Change", *changes: str
+    ) -> tuple[JobRow | None, bool]:
         """Tries each change of one job in turn until one applies, then reads the job
-        as it now is, in one transaction."""
+        as it now is, in one transaction; a change made is recorded in the audit log."""
         params = {"id": job_id}
         async with self._connection() as conn, conn.transaction():
+            status = await (await conn.execute(q("job_status_for_change"), params)).fetchone()
             changed = False
             for change in changes:
-                if await (await conn.execute(q(change), params)).fetchone():
+                if status and await (await conn.execute(q(change), params)).fetchone():
                     changed = True
                     break
             cur = _cursor(conn, JOB_ROWS)
             await cur.execute(q("get_job"), params)
-            return await cur.fetchone(), changed
+            row = await cur.fetchone()
+            if changed and row is not None and status is not None:
+                before, after = {"status": status[0]}, {"status": row.status}
+                await record_audit(conn, audit.caller, audit.action, f"job/{job_id}", before, after)
+            return row, changed
 
     async def list_attempts(self, job_id: int) -> list[Row]:
         return await self._all("list_attempts", {"id": job_id})
@@ -364,6 +416,26 @@ class PgStore:
             cur = _cursor(conn, dict_row)
             await cur.execute(q("expire_leases"))
             return _lost(await cur.fetchall())
+
+
+async def _max_concurrent_on(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (await conn.execute(q("get_max_concurrent"))).fetchone()
+    return int(row[0]) if row else DEFAULT_MAX_CONCURRENT_JOBS
+
+
+class Change(NamedTuple):
+    """Who changes a job, and the action the audit log records."""
+
+    caller: Caller
+    action: str
+
+
+def limit_action(before: Row | None, after: Row) -> str:
+    """`limit.pause` or `limit.resume` when only the key's pause changed; else `limit.set`."""
+    if before is not None and before["max_concurrent_jobs"] == after["max_concurrent_jobs"]:
+        if before["paused"] != after["paused"]:
+            return "limit.pause" if after["paused"] else "limit.resume"
+    return "limit.set"
 
 
 def _new_job_json(job: NewJob) -> dict[str, Any]:

@@ -33,5 +33,9 @@ SET max_concurrent_jobs = EXCLUDED.max_concurrent_jobs, paused = EXCLUDED.paused
     updated_at = now();
 
 -- name: delete_limit
--- Removes a key's limit; returns the key when it had one.
-DELETE FROM concurrency_limits WHERE key = %(key)s RETURNING key;
+-- Removes a key's limit; returns what it was when it had one.
+DELETE FROM concurrency_limits WHERE key = %(key)s RETURNING key, max_concurrent_jobs, paused;
+
+-- name: limit_settings
+-- A key's own limit and pause, as set (none: no row).
+SELECT max_concurrent_jobs, paused FROM concurrency_limits WHERE key = %(key)s;

@@ -2,7 +2,10 @@
 -- Inserts jobs from a JSON array, ids in its order; a duplicate name raises a unique
 -- violation and inserts none. A run_at or delay sets run_after (the trigger of
 -- migration 007 then makes the job `scheduled`). Returns them as `api_jobs` shows them
--- (their times are the database's own, which a client can hold).
+-- (their times are the database's own, which a client can hold). Writes one entry of
+-- the audit log in the same statement: `job.create` with the job's name and command, or
+-- for many jobs `jobs.create` with their count and ids.
+WITH made AS (
 INSERT INTO jobs (name, command, max_attempts, timeout_seconds, priority, run_after, depends_on,
                   concurrency_key)
 SELECT name, command, max_attempts, timeout_seconds, coalesce(priority, 0),
@@ -18,7 +21,20 @@ ORDER BY position
 RETURNING id, name, command, status, last_run, created_at, updated_at, attempt, max_attempts,
           timeout_seconds, runner_id, started_at, finished_at, exit_code, reason, priority,
           CASE WHEN status IN ('queued', 'scheduled') THEN run_after END AS run_at, depends_on,
-          concurrency_key;
+          concurrency_key
+), audited AS (
+    INSERT INTO audit (actor, action, target, after, remote)
+    SELECT %(actor)s::text,
+           CASE WHEN count(*) = 1 THEN 'job.create' ELSE 'jobs.create' END,
+           CASE WHEN count(*) = 1 THEN 'job/' || min(id) ELSE 'jobs/' || min(id) || '-' || max(id) END,
+           CASE WHEN count(*) = 1
+                THEN jsonb_build_object('name', min(name), 'command', min(command))
+                ELSE jsonb_build_object('count', count(*), 'first_id', min(id), 'last_id', max(id))
+           END,
+           %(remote)s::text
+    FROM made HAVING count(*) > 0
+)
+SELECT * FROM made;
 
 -- name: get_job
 -- One job by id, as the API shows it.
@@ -48,6 +64,10 @@ SELECT value = 'true' AS paused FROM scheduler_config WHERE key = 'paused';
 INSERT INTO scheduler_config (key, value) VALUES ('paused', %(paused)s::boolean::text)
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
 RETURNING value = 'true' AS paused;
+
+-- name: job_status_for_change
+-- A job's status, locked for the change that follows in the same transaction.
+SELECT status FROM jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: get_max_concurrent
 -- The concurrency limit, read fresh on every dispatch cycle.
