@@ -47,7 +47,9 @@ def server_credentials(files: TlsFiles) -> grpc.ServerCredentials | None:
         return None
     pair = (_read(files.key_file), _read(files.cert_file))
     root = _read(files.ca_file) if files.ca_file else None
-    return grpc.ssl_server_credentials([pair], root_certificates=root, require_client_auth=True)
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=root, require_client_auth=root is not None
+    )
 
 
 def channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials | None:

@@ -90,10 +90,13 @@ def make_leaf(
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
-    # A key is readable by its owner alone from the start, never for a moment by all.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    """Readers (a service starting meanwhile) see the old file or the new one, never
+    half of one; a key is readable by its owner alone from the start."""
+    part = path.with_name(f".{path.name}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+    part.replace(path)
 
 
 def _save(directory: Path, stem: str, key: Key, cert: x509.Certificate) -> None:
@@ -122,8 +125,10 @@ def write_certs(directory: Path, hosts: Iterable[str] = (), clients: Iterable[st
     """Writes ca.pem/ca-key.pem (kept when present), scheduler.pem/scheduler-key.pem
     and <client>.pem/<client>-key.pem for each client name."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca = _load_ca(directory) or make_ca()
-    _save(directory, "ca", ca_key, ca)
+    loaded = _load_ca(directory)
+    ca_key, ca = loaded or make_ca()
+    if loaded is None:
+        _save(directory, "ca", ca_key, ca)
     server_hosts = [*hosts, *ALWAYS_HOSTS]
     _save(directory, SERVER_NAME, *make_leaf(ca_key, ca, SERVER_NAME, server_hosts, server=True))
     for client in clients:

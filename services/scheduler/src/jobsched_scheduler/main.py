@@ -16,7 +16,7 @@ from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.limits import MAX_MESSAGE_BYTES
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
-from jobsched_common.tls import add_port, is_loopback_bind
+from jobsched_common.tls import add_port, is_loopback_bind, server_credentials
 from psycopg_pool import AsyncConnectionPool
 
 from . import certs
@@ -216,6 +216,10 @@ def check_safe(settings: Settings) -> None:
             "and TLS_KEY_FILE (`jobsched-scheduler certs DIR` makes them) or "
             "SCHEDULER_BIND=127.0.0.1:50051"
         )
+    try:
+        server_credentials(tls)  # unreadable files stop the start here, not later
+    except ValueError as exc:
+        raise SystemExit(f"TLS: {exc}") from exc
     if not (settings.RUNNER_TOKENS or settings.RUNNER_TOKENS_FILE or tls.ca_file):
         log.warning("No RUNNER_TOKENS, RUNNER_TOKENS_FILE or TLS_CA_FILE: no runner can connect")
 

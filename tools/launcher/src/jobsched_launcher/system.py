@@ -93,17 +93,67 @@ class LocalSystem:
             "WEB_DIR": str(ROOT / "web"),
             "PYTHONUNBUFFERED": "1",
             **own,
+            **self.tls_env(program, extra.get("RUNNER_ID", "")),
             **extra,
         }
+
+    @property
+    def tls_mode(self) -> str:
+        """JOBSCHED_TLS: "" (plaintext, loopback), "tls" or "mtls"."""
+        mode = self.env.get("JOBSCHED_TLS", "").lower()
+        if mode not in ("", "tls", "mtls"):
+            raise SystemExit(f"JOBSCHED_TLS={mode!r}: say tls, mtls, or nothing")
+        return mode
+
+    def tls_env(self, program: str, runner_id: str) -> dict[str, str]:
+        """The TLS files of one service: the scheduler's certificate (and the CA it
+        checks clients against, under mTLS); for a client, the CA it checks the
+        scheduler against (and its own certificate, under mTLS)."""
+        mode = self.tls_mode
+        if not mode:
+            return {}
+        client = runner_id or "gateway"
+        certs = self._certs(client)
+        ca = {"TLS_CA_FILE": str(certs / "ca.pem")}
+        if program == SCHEDULER:
+            server = {
+                "TLS_CERT_FILE": str(certs / "scheduler.pem"),
+                "TLS_KEY_FILE": str(certs / "scheduler-key.pem"),
+            }
+            return {**server, **(ca if mode == "mtls" else {})}
+        if mode == "tls":
+            return ca
+        return {
+            **ca,
+            "TLS_CERT_FILE": str(certs / f"{client}.pem"),
+            "TLS_KEY_FILE": str(certs / f"{client}-key.pem"),
+        }
+
+    def _certs(self, client: str) -> Path:
+        """This run's CA and certificates, with a client certificate named `client`."""
+        certs = self.secrets_dir / "tls"
+        if not (certs / f"{client}.pem").exists():
+            subprocess.run(
+                [str(BIN / SCHEDULER), "certs", str(certs), "--client", client],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        return certs
+
+    @property
+    def secrets_dir(self) -> Path:
+        """This run's tokens and certificates: readable by this user alone, removed
+        when the system object goes."""
+        if self._secrets_dir is None:
+            self._secrets_dir = Path(tempfile.mkdtemp(prefix="jobsched-secrets-"))
+            weakref.finalize(self, shutil.rmtree, self._secrets_dir, True)
+        return self._secrets_dir
 
     @property
     def runner_tokens_file(self) -> Path:
         """This run's runner tokens (after those of a RUNNER_TOKENS_FILE configured for
         runners elsewhere), written again whenever a runner gets one."""
-        if self._secrets_dir is None:
-            self._secrets_dir = Path(tempfile.mkdtemp(prefix="jobsched-secrets-"))
-            weakref.finalize(self, shutil.rmtree, self._secrets_dir, True)
-        path = self._secrets_dir / "runner-tokens"
+        path = self.secrets_dir / "runner-tokens"
         if not path.exists():
             self._write_runner_tokens(path)
         return path
