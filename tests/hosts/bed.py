@@ -28,9 +28,13 @@ IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
 class HostSystem(LiveSystem):
-    """A LiveSystem whose services each run on the test host of the same name."""
+    """A LiveSystem whose services each run on the test host of the same name, over
+    TLS: the schedulers show the certificate `make_certs` wrote, every client checks it
+    against the CA, and each runner authenticates with a token of its own (the launcher
+    makes one per runner id and gives the schedulers the file of them)."""
 
     net: Network
+    certs: Path
 
     @property
     def gateway_url(self) -> str:
@@ -59,11 +63,20 @@ class HostSystem(LiveSystem):
             "jobsched-scheduler",
             SCHEDULER_BIND=self.addr(host),
             METRICS_BIND=f"{address}:{METRICS_PORT}",
+            TLS_CERT_FILE=str(self.certs / "scheduler.pem"),
+            TLS_KEY_FILE=str(self.certs / "scheduler-key.pem"),
         )
 
     def start_runner_on(self, host: str) -> None:
         both = ",".join(self.addr(s) for s in SCHEDULERS)
-        self.spawn(host, "jobsched-runner", SCHEDULER_ADDR=both, RUNNER_ID=host, METRICS_BIND="")
+        self.spawn(
+            host,
+            "jobsched-runner",
+            SCHEDULER_ADDR=both,
+            RUNNER_ID=host,
+            METRICS_BIND="",
+            TLS_CA_FILE=self.ca_file,
+        )
 
     def start_gateway_on(self, host: str) -> None:
         self.spawn(
@@ -72,7 +85,12 @@ class HostSystem(LiveSystem):
             GATEWAY_HOST=self.net.address(host),
             GATEWAY_PORT=str(GATEWAY_PORT),
             SCHEDULER_ADDR=self.addr(SCHEDULERS[0]),
+            TLS_CA_FILE=self.ca_file,
         )
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.certs / "ca.pem")
 
     def start(self, timeout: float = 60) -> None:
         for host in SCHEDULERS:
@@ -127,8 +145,17 @@ def _get(url: str) -> str:
         return text
 
 
+def make_certs(net: Network, directory: Path) -> Path:
+    """A CA, and the schedulers' certificate naming both their addresses."""
+    hosts = ",".join(net.address(s) for s in SCHEDULERS)
+    subprocess.run(
+        [str(BIN / "jobsched-scheduler"), "certs", str(directory), "--hosts", hosts], check=True
+    )
+    return directory
+
+
 def host_system(
-    net: Network, postgres: HostedPostgres, dbname: str, log_dir: Path, **env: str
+    net: Network, postgres: HostedPostgres, certs: Path, dbname: str, log_dir: Path, **env: str
 ) -> HostSystem:
     """The system over database `dbname`, already migrated, not started yet."""
     system = HostSystem(
@@ -144,5 +171,6 @@ def host_system(
         log_dir=log_dir,
     )
     system.net = net
+    system.certs = certs
     system.token = system.env["API_TOKEN"]
     return system

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import TEMPLATE, _migrate, _print_logs
 
-from .bed import HOSTS, HostSystem, host_system
+from .bed import HOSTS, HostSystem, host_system, make_certs
 from .database import HostedPostgres, hosted_postgres
 from .network import Network, network
 
@@ -43,6 +43,12 @@ def hosts_postgres(hosts_net: Network) -> Iterator[HostedPostgres]:
             print(f"----- postgres.log -----\n{log.read_text(errors='replace')[-4000:]}")
 
 
+@pytest.fixture(scope="session")
+def hosts_certs(hosts_net: Network) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="jsh-certs-") as directory:
+        yield make_certs(hosts_net, Path(directory))
+
+
 @pytest.fixture
 def hosts_db(hosts_postgres: HostedPostgres) -> Iterator[str]:
     name = f"jobsched_hosts_{next(_counter)}"
@@ -57,10 +63,14 @@ def hosts_db(hosts_postgres: HostedPostgres) -> Iterator[str]:
 
 @pytest.fixture
 def hosts(
-    hosts_net: Network, hosts_postgres: HostedPostgres, hosts_db: str, tmp_path: Path
+    hosts_net: Network,
+    hosts_postgres: HostedPostgres,
+    hosts_certs: Path,
+    hosts_db: str,
+    tmp_path: Path,
 ) -> Iterator[HostSystem]:
     """The system on its hosts; whatever a test cut is healed before it stops."""
-    system = host_system(hosts_net, hosts_postgres, hosts_db, tmp_path / "logs")
+    system = host_system(hosts_net, hosts_postgres, hosts_certs, hosts_db, tmp_path / "logs")
     try:
         system.start()
         yield system
