@@ -3,13 +3,16 @@ gateway, each started inside its own host's namespace, talking over the bridge."
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from jobsched_launcher import clean_env, http_ok, port_open, wait_for
-from jobsched_launcher.system import BIN
+from jobsched_launcher.system import BIN, ROOT
 
 from tests.conftest import LiveSystem
 
@@ -130,6 +133,21 @@ class HostSystem(LiveSystem):
 
     def statuses(self) -> dict[str, int]:
         return dict(self.sql("SELECT status, count(*) FROM jobs GROUP BY status"))
+
+    def rogue(self, action: str, *options: str, target: str = SCHEDULERS[0]) -> dict[str, Any]:
+        """What the rogue host gets when it tries `action` on scheduler `target`."""
+        command = [*self.net.exec_prefix("rogue"), sys.executable, "-m", "tests.hosts.rogue"]
+        done = subprocess.run(
+            [*command, self.addr(target), self.ca_file, action, *options],
+            cwd=ROOT,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        reply: dict[str, Any] = json.loads(done.stdout)
+        return reply
 
     def log_of(self, name: str) -> str:
         assert self.log_dir is not None

@@ -30,7 +30,14 @@ def queue_work(hosts: HostSystem, log: Path, count: int) -> list[str]:
 
 
 def assert_all_once(hosts: HostSystem, log: Path, tags: list[str], total: int) -> None:
-    wait_for(lambda: hosts.statuses().get("completed") == total, 60, f"all {total} completed")
+    try:
+        wait_for(lambda: hosts.statuses().get("completed") == total, 40, f"all {total} completed")
+    except TimeoutError:
+        query = "SELECT a.job_id, a.attempt, a.runner_id, a.reason, j.status FROM job_attempts a"
+        rows = hosts.sql(f"{query} JOIN jobs j ON j.id = a.job_id WHERE j.status <> 'completed'")
+        raise AssertionError(
+            f"not completed (job, attempt, runner, reason, status): {rows}"
+        ) from None
     history = History.read(log)
     assert history.duplicate_starts() == [] and history.never_started(tags) == []
     assert history.peak_concurrency() <= 3
