@@ -23,13 +23,15 @@ def everything_on_scheduler_a(hosts: HostSystem) -> None:
 
 
 def queue_work(hosts: HostSystem, log: Path, count: int) -> list[str]:
+    """Jobs that may be retried once: one given to a runner that never got it (its
+    stream was already dead) ends "not acknowledged" and runs on its second attempt."""
     tags = [f"w{i}" for i in range(count)]
     for tag in tags:
-        hosts.create(tag, logged_command(log, tag, "sleep 0.5"))
+        hosts.create(tag, logged_command(log, tag, "sleep 0.5"), max_attempts=2)
     return tags
 
 
-def assert_all_once(hosts: HostSystem, log: Path, tags: list[str], total: int) -> None:
+def assert_all_once(hosts: HostSystem, log: Path, tags: list[str], total: int, limit: int) -> None:
     try:
         wait_for(lambda: hosts.statuses().get("completed") == total, 40, f"all {total} completed")
     except TimeoutError:
@@ -40,7 +42,7 @@ def assert_all_once(hosts: HostSystem, log: Path, tags: list[str], total: int) -
         ) from None
     history = History.read(log)
     assert history.duplicate_starts() == [] and history.never_started(tags) == []
-    assert history.peak_concurrency() <= 3
+    assert history.peak_concurrency() <= limit
 
 
 def test_a_runner_cut_off_from_one_scheduler_moves_to_the_other(
@@ -59,7 +61,7 @@ def test_a_runner_cut_off_from_one_scheduler_moves_to_the_other(
     wait_for(
         lambda: f"Runner {moved} connected" in hosts.log_of("scheduler-b"), 30, f"{moved} on b"
     )
-    assert_all_once(hosts, history, tags, total=len(tags) + 1)
+    assert_all_once(hosts, history, tags, total=len(tags) + 1, limit=4)
     runs = lives(witness, "victim")
     assert overlaps(runs) == [] and [r.ended for r in runs][-1:] == [True], runs
     assert hosts.runners_connected("scheduler-a") == len(RUNNERS) - 1
@@ -70,15 +72,18 @@ def test_a_scheduler_cut_off_from_postgres_leaves_the_work_to_the_other(
     hosts: HostSystem, tmp_path: Path
 ) -> None:
     everything_on_scheduler_a(hosts)
-    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 2})
+    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 1})
     witness, history = tmp_path / "lives.log", tmp_path / "history.log"
     victim = hosts.create("victim", witnessed(witness, "victim", 6), max_attempts=2)
     wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
-    # Queued behind the limit of 2 when the cut comes.
+    # Queued behind the limit of 1 when the cut comes.
     tags = queue_work(hosts, history, 8)
 
     hosts.net.block("scheduler-a", "postgres")
-    assert_all_once(hosts, history, tags, total=len(tags) + 1)
+    # The victim's runner leaves the scheduler that answers its heartbeats no more (idle
+    # runners' heartbeats renew nothing, and are answered without the database).
+    wait_for(lambda: hosts.runners_connected("scheduler-b") >= 1, 30, "a runner on b")
+    assert_all_once(hosts, history, tags, total=len(tags) + 1, limit=1)
     runs = lives(witness, "victim")
     assert overlaps(runs) == [] and [r.ended for r in runs][-1:] == [True], runs
     assert hosts.sql("SELECT status FROM jobs WHERE id = %s", (victim,)) == [("completed",)]
