@@ -41,6 +41,9 @@ class FakeContext:
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self.metadata
 
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:40000"
+
     def auth_context(self) -> dict[str, list[bytes]]:
         return {"x509_common_name": [self.cert_name.encode()]} if self.cert_name else {}
 

@@ -10,6 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from jobsched_common.tls import TlsFiles, channel_credentials, is_loopback_bind, server_credentials
+from jobsched_runner.main import check_safe as check_runner
+from jobsched_runner.settings import Settings as RunnerSettings
 from jobsched_scheduler.certs import main as certs_main
 from jobsched_scheduler.main import check_safe
 from jobsched_scheduler.settings import Settings
@@ -93,3 +95,15 @@ def test_the_scheduler_refuses_plaintext_or_unreadable_tls_beyond_loopback(
         )
     )
     check_safe(Settings(SCHEDULER_BIND="127.0.0.1:50051"))
+
+
+def test_a_runner_sends_its_token_over_no_network_in_plaintext(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=re.escape("refusing to dial scheduler:50051")):
+        check_runner(RunnerSettings(SCHEDULER_ADDR="127.0.0.1:50051,scheduler:50051"))
+    with pytest.raises(SystemExit, match="cannot read"):
+        check_runner(RunnerSettings(TLS_CA_FILE=str(tmp_path / "missing.pem")))
+    certs_main([str(tmp_path)])
+    check_runner(
+        RunnerSettings(SCHEDULER_ADDR="scheduler:50051", TLS_CA_FILE=str(tmp_path / "ca.pem"))
+    )
+    check_runner(RunnerSettings(SCHEDULER_ADDR="localhost:50051,127.0.0.1:50052"))

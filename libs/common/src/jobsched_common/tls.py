@@ -33,9 +33,12 @@ class TlsFiles:
 
 def _read(path: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    if b"-----BEGIN " not in data:  # e.g. a placeholder left in a Secret
+        raise ValueError(f"{path} holds no PEM certificate or key")
+    return data
 
 
 def server_credentials(files: TlsFiles) -> grpc.ServerCredentials | None:

@@ -8,6 +8,7 @@ from jobsched_common.health import add_health_and_reflection, set_not_serving, s
 from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import serve_metrics
+from jobsched_common.tls import channel_credentials, is_loopback_bind
 
 from .agent import RunnerAgent
 from .reaper import Reaper
@@ -36,8 +37,24 @@ async def serve(settings: Settings) -> None:
     log.info("Runner stopped")
 
 
+def check_safe(settings: Settings) -> None:
+    """Stops at start on TLS files that cannot be used, and before its token would
+    cross a network in plaintext."""
+    try:
+        channel_credentials(settings.tls)
+    except ValueError as exc:
+        raise SystemExit(f"TLS: {exc}") from exc
+    plaintext = [a for a in settings.scheduler_addrs if not is_loopback_bind(a)]
+    if plaintext and not settings.TLS_CA_FILE:
+        raise SystemExit(
+            f"refusing to dial {', '.join(plaintext)} without TLS: set TLS_CA_FILE to the "
+            "CA of the scheduler's certificate"
+        )
+
+
 def main() -> None:
     settings = Settings()
     setup_logging("runner", settings.LOG_LEVEL, settings.LOG_FORMAT)
+    check_safe(settings)
     serve_metrics(settings.METRICS_BIND)
     asyncio.run(serve(settings))

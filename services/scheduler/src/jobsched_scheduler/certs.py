@@ -154,6 +154,12 @@ def main(argv: list[str]) -> None:
         "(localhost and 127.0.0.1 are always included)",
     )
     parser.add_argument(
+        "--public",
+        type=Path,
+        metavar="DIR",
+        help="also copy the CA's certificate (not its key) to DIR, for the clients",
+    )
+    parser.add_argument(
         "--client",
         action="append",
         default=[],
@@ -164,5 +170,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     write_certs(args.dir, hosts, args.client)
+    if args.public is not None:
+        args.public.mkdir(parents=True, exist_ok=True)
+        _write(args.public / "ca.pem", (args.dir / "ca.pem").read_bytes())
     made = ", ".join(["ca", SERVER_NAME, *args.client])
     print(f"Wrote the certificates of {made} to {args.dir}")

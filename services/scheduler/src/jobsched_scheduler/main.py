@@ -10,6 +10,8 @@ import weakref
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health as grpc_health
+from grpc_health.v1 import health_pb2_grpc
 from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
 from jobsched_common.lifecycle import shutdown_event
@@ -175,6 +177,7 @@ async def _serve_with(
     health = add_health_and_reflection(server, SERVICE_NAMES)
     add_port(server, settings.SCHEDULER_BIND, settings.tls)
     await server.start()
+    probes = await serve_probes(settings.SCHEDULER_HEALTH_BIND, health)
     await set_serving(health, SERVICE_NAMES)
     log.info(
         "Serving gRPC on %s (%s)",
@@ -199,11 +202,26 @@ async def _serve_with(
     log.info("Received shutdown signal, stopping scheduler...")
     await set_not_serving(health)
     links.closing.set()
+    if probes is not None:
+        await probes.stop(0)
     await server.stop(SHUTDOWN_GRACE)
     await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
     for task in workers:
         task.cancel()
     log.info("Scheduler stopped")
+
+
+async def serve_probes(bind: str, health: grpc_health.aio.HealthServicer) -> grpc.aio.Server | None:
+    """The health service alone, in plaintext, for probes that cannot speak TLS
+    (Kubernetes' native gRPC probes): it tells whether the scheduler serves, nothing more."""
+    if not bind:
+        return None
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    server.add_insecure_port(bind)
+    await server.start()
+    log.info("Serving health probes on %s", bind)
+    return server
 
 
 def check_safe(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from .model import AttemptKey, Claimed, Finish
 from .ports import Store
 from .reports import Pending, ReportWriter
 from .rpc import rpc_stream
-from .runner_auth import RunnerAuth, permit
+from .runner_auth import NotThisRunner, RunnerAuth, Unauthenticated, permit
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,22 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
     ) -> AsyncGenerator[pb.SchedulerMessage, None]:
         # Nothing is read, registered, renewed or ended for a caller without a credential.
-        name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
+        try:
+            name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
+        except Unauthenticated as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
             raise InvalidValue("first message must be register")
         reg = first.register
         if not reg.runner_id or reg.capacity < 1:
             raise InvalidValue("register needs a runner_id and capacity >= 1")
-        permit(name, reg.runner_id)
+        try:
+            permit(name, reg.runner_id)
+        except NotThisRunner as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
         runner = ConnectedRunner(
             reg.runner_id,

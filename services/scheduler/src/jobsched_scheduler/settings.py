@@ -25,6 +25,9 @@ class Settings(BaseSettings, ApiTokenSettings):
     DB_PASSWORD: str = ""
 
     SCHEDULER_BIND: str = "127.0.0.1:50051"
+    # host:port of a plaintext server of the health service alone, for probes that
+    # cannot speak TLS; empty for none.
+    SCHEDULER_HEALTH_BIND: str = ""
     # The listener's certificate and key (PEM); required to bind beyond loopback. With
     # TLS_CA_FILE, clients may authenticate with a certificate it signed (runners: mTLS).
     TLS_CERT_FILE: str = ""
