@@ -2,17 +2,16 @@
 scheduler's listener reconnects, and both a gRPC `WatchEvents` stream and the
 gateway's event stream say `resync`, after which re-reading shows the job completed."""
 
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
-from jobsched.v1 import jobs_pb2 as pb
-from jobsched.v1 import jobs_pb2_grpc
 from jobsched_launcher import embedded_postgres, wait_for
 
 from tests.checker import History, logged_command
@@ -33,37 +32,50 @@ def restartable_postgres() -> Iterator[object]:
             server.cleanup()
 
 
+# A WatchEvents client in a process of its own: gRPC threads in this one would break
+# the fork of the PostgreSQL server's pg_ctl ("skipping fork() handlers").
+WATCH = """
+import sys
+import grpc
+from jobsched.v1 import jobs_pb2 as pb, jobs_pb2_grpc
+channel = grpc.insecure_channel(sys.argv[1])
+for event in jobs_pb2_grpc.JobServiceStub(channel).WatchEvents(pb.WatchEventsRequest()):
+    print("resync" if event.resync else f"job {event.job_id} {event.status}", flush=True)
+"""
+
+
 class GrpcWatcher:
-    """Collects WatchEvents from the scheduler, in a thread of its own."""
+    """Collects WatchEvents from the scheduler, one line each."""
 
     def __init__(self, addr: str):
-        self.events: list[pb.JobEvent] = []
-        self._channel = grpc.insecure_channel(addr)
-        self._call = jobs_pb2_grpc.JobServiceStub(self._channel).WatchEvents(
-            pb.WatchEventsRequest()
+        self.events: list[str] = []
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", WATCH, addr], stdout=subprocess.PIPE, text=True
         )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        try:
-            for event in self._call:
-                self.events.append(event)
-        except grpc.RpcError:
-            pass
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.events.append(line.strip())
 
     def resyncs(self) -> int:
-        return sum(1 for event in self.events if event.resync)
+        return self.events.count("resync")
 
     def close(self) -> None:
-        self._call.cancel()
-        self._channel.close()
+        self._proc.kill()
+        self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 class SseWatcher:
-    """Collects the names of the gateway's server-sent events, in a thread of its own."""
+    """Collects the gateway's server-sent events (name, then data), in a thread of its
+    own."""
 
     def __init__(self, url: str):
         self.names: list[str] = []
+        self.running_seen = False  # a job event said `running`
         self._closed = threading.Event()
         threading.Thread(target=self._read, args=(url,), daemon=True).start()
 
@@ -77,6 +89,12 @@ class SseWatcher:
                     return
                 if line.startswith("event: "):
                     self.names.append(line.removeprefix("event: "))
+                elif line.startswith("data: ") and '"status":"running"' in line:
+                    self.running_seen = True
+
+    def settled(self) -> bool:
+        """A job's start went out, and the stats that follow it."""
+        return self.running_seen and self.names[-1] == "stats"
 
     def after(self, name: str) -> list[str]:
         return self.names[self.names.index(name) + 1 :] if name in self.names else []
@@ -99,6 +117,10 @@ def test_a_postgres_restart_while_a_watched_job_finishes_brings_a_resync(
         wait_for(lambda: "ready" in sse_watcher.names, 10, "the event stream ready")
         job_id = create(system, "watched", logged_command(log, "watched", "sleep 1.5"))
         wait_for(lambda: "watched" in History.read(log).starts, 10, "the job started")
+        # The gateway's stream ends (`error`, the browser reconnects) when stats cannot be
+        # read: stop the database once those of the job's start are out, as a quiet
+        # stream would be when its scheduler loses the database.
+        wait_for(sse_watcher.settled, 10, "the stats of the job's start")
         resyncs_before = grpc_watcher.resyncs()
         server.stop()  # type: ignore[attr-defined]
         # The job ends while the database is away: its end cannot be announced then.

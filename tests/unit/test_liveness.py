@@ -43,6 +43,8 @@ def test_a_runner_silent_for_two_heartbeats_gets_no_work_until_heard_again() -> 
         clock.now += SILENCE + 0.1
         assert await dispatcher.dispatch_once() is None
         assert quiet.delivered == [] and store.calls["claim"] == 0
+        # What the why-explainer is told, as the claim sees it: no slot free there.
+        assert dispatcher.offered() == {"quiet": 0}
         dispatcher.heartbeat(quiet.link, [])
         await dispatcher.dispatch_once()
         assert len(quiet.delivered) == 2
@@ -124,6 +126,25 @@ def test_an_unacknowledged_assignment_ends_at_the_ack_timeout_and_runs_elsewhere
     asyncio.run(scenario())
 
 
+def test_only_the_runner_it_was_sent_to_acknowledges_an_assignment() -> None:
+    async def scenario() -> None:
+        store, clock = await store_with(jobs=1), Clock()
+        dispatcher = watched(store, clock)
+        a, b = Runner("a", 1), Runner("b", 1)
+        dispatcher.attach(a.link)
+        await dispatcher.dispatch_once()
+        [key] = a.delivered
+        dispatcher.attach(b.link)
+        dispatcher.acknowledged(b.link, [key])
+        dispatcher.heartbeat(b.link, [key])
+        clock.now += ACK_TIMEOUT + 0.1
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].reason == NOT_ACKNOWLEDGED
+        assert a.killed == [([key], NOT_ACKNOWLEDGED)] and b.killed == []
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("how", ["started", "output", "heartbeat", "finished"])
 def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
     async def scenario() -> None:
@@ -144,6 +165,30 @@ def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
         await dispatcher.liveness.check()
         assert store.calls["end_attempts"] == 0 and a.killed == []
         assert store.jobs[key.job_id].status == "running"
+
+    asyncio.run(scenario())
+
+
+def test_a_stall_of_the_scheduler_itself_is_no_runner_s_fault() -> None:
+    async def scenario() -> None:
+        store, clock = await store_with(jobs=2), Clock()
+        dispatcher = watched(store, clock)
+        a = Runner("a", 1)
+        dispatcher.attach(a.link)
+        await dispatcher.dispatch_once()
+        [key] = a.delivered
+        # Frozen past the ack timeout and the runner's silence limit: the runner's
+        # messages of that time wait to be read.
+        clock.now += HANG_UP + 1
+        dispatcher.liveness.stalled(HANG_UP + 1 - 0.25)
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].status == "running" and a.killed == []
+        assert not a.link.heard.hang_up.is_set()
+        assert dispatcher.liveness.eligible(a.link.heard)
+        dispatcher.liveness.stalled(0.5)  # an ordinary late wake-up changes nothing
+        clock.now += ACK_TIMEOUT
+        await dispatcher.liveness.check()
+        assert store.jobs[key.job_id].reason == NOT_ACKNOWLEDGED
 
     asyncio.run(scenario())
 

@@ -39,7 +39,7 @@ class ConnectedRunner:
     kill: Callable[[list[AttemptKey], str], None]
     active: set[AttemptKey] = field(default_factory=set)
     draining: bool = False
-    heard: Heard = field(default_factory=lambda: Heard(time.monotonic()))
+    heard: Heard = field(default_factory=lambda: Heard("", time.monotonic()))
 
     @property
     def free(self) -> int:
@@ -62,7 +62,7 @@ class Dispatcher:
         self._wake.set()
 
     def attach(self, runner: ConnectedRunner) -> None:
-        runner.heard = self.liveness.connected()
+        runner.heard = self.liveness.connected(runner.runner_id)
         self.runners[runner.runner_id] = runner
         self.wake()
 
@@ -126,7 +126,7 @@ class Dispatcher:
         return min(self.check_interval, max(due, 0.0) + 0.01)
 
     async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
-        free = {r.runner_id: r.free for r in self.runners.values() if self._open(r)}
+        free = {runner_id: n for runner_id, n in self.offered().items() if n > 0}
         if not free:
             if timer:
                 log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
@@ -148,8 +148,13 @@ class Dispatcher:
             await self._end_undelivered(undelivered)
         return result
 
-    def _open(self, runner: ConnectedRunner) -> bool:
-        return runner.free > 0 and self.liveness.eligible(runner.heard)
+    def offered(self) -> dict[str, int]:
+        """The free slots the claim may fill, by runner: none of a runner that is not
+        alive enough for new work (liveness.py)."""
+        return {
+            r.runner_id: r.free if self.liveness.eligible(r.heard) else 0
+            for r in self.runners.values()
+        }
 
     def _deliver(self, runner: ConnectedRunner, claimed: list[Claimed]) -> bool:
         keys = [c.key for c in claimed]

@@ -27,12 +27,15 @@ NOT_ACKNOWLEDGED = "not acknowledged"
 NOT_DELIVERED = "not delivered"
 # How often overdue acknowledgements and silent runners are looked for.
 CHECK_SECONDS = 0.25
+# A check this much later than planned means this process was frozen or starved.
+STALL_SECONDS = 1.0
 
 
 @dataclass(eq=False)  # identity: each stream is its own runner
 class Heard:
     """What the scheduler has heard of one connected runner."""
 
+    runner_id: str
     at: float  # its last heartbeat or registration, on the liveness clock
     # The sweep expired leases it held: no new work until it heartbeats again.
     leases_lost: bool = False
@@ -80,8 +83,8 @@ class Liveness:
 
     # --- what the runner link and dispatch tell it ----------------------------------------
 
-    def connected(self) -> Heard:
-        heard = Heard(self.clock())
+    def connected(self, runner_id: str) -> Heard:
+        heard = Heard(runner_id, self.clock())
         self.runners.add(heard)
         return heard
 
@@ -100,8 +103,11 @@ class Liveness:
         self.acknowledged(heard, keys)
 
     def acknowledged(self, heard: Heard, keys: Iterable[AttemptKey]) -> None:
+        """Only the runner an attempt was sent to acknowledges it (on any stream)."""
         for key in keys:
-            self._awaiting.pop(key, None)
+            sent = self._awaiting.get(key)
+            if sent is not None and sent.heard.runner_id == heard.runner_id:
+                del self._awaiting[key]
             heard.dropped.discard(key)
 
     def sent(
@@ -125,15 +131,29 @@ class Liveness:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            waited_from = self.clock()
             try:
                 await asyncio.wait_for(stop.wait(), CHECK_SECONDS)
                 return
             except TimeoutError:
                 pass
+            self.stalled(self.clock() - waited_from - CHECK_SECONDS)
             try:
                 await self.check()
             except Exception as exc:  # the database may be away; the next check retries
                 log.warning("Ending unacknowledged assignments failed: %s", exc)
+
+    def stalled(self, seconds: float) -> None:
+        """This process was frozen or starved for so long: what it could not hear then
+        is no runner's fault, so every runner's silence and every wait for an
+        acknowledgement counts without that time (the messages may be read, not yet)."""
+        if seconds < STALL_SECONDS:
+            return
+        log.warning("The scheduler was stalled for %.1fs; liveness counts from now", seconds)
+        for heard in self.runners:
+            heard.at += seconds
+        for sent in self._awaiting.values():
+            sent.deadline += seconds
 
     async def check(self) -> None:
         now = self.clock()
