@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def hosts_net() -> Iterator[Network]:
 
 @pytest.fixture(scope="session")
 def hosts_postgres(hosts_net: Network) -> Iterator[HostedPostgres]:
-    with tempfile.TemporaryDirectory(prefix="jsh-pglog-") as logs:
+    with hosts_net.temporary_directory("pglog") as logs:
         log = Path(logs) / "postgres.log"
         try:
             with hosted_postgres(hosts_net, "postgres", log) as postgres:
@@ -45,7 +44,7 @@ def hosts_postgres(hosts_net: Network) -> Iterator[HostedPostgres]:
 
 @pytest.fixture(scope="session")
 def hosts_certs(hosts_net: Network) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="jsh-certs-") as directory:
+    with hosts_net.temporary_directory("certs") as directory:
         yield make_certs(hosts_net, Path(directory))
 
 

@@ -8,7 +8,6 @@ import contextlib
 import pwd
 import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,7 @@ def _as_user(user: str) -> list[str]:
 @contextlib.contextmanager
 def hosted_postgres(net: Network, host: str, log: Path) -> Iterator[HostedPostgres]:
     """A server on `host`, stopped (fast shutdown) and deleted afterwards."""
-    with tempfile.TemporaryDirectory(prefix="jsh-pg-") as tmp:
+    with net.temporary_directory("pg") as tmp:
         root = Path(tmp)
         root.chmod(0o755)
         program, user = _init(root / "data", str(net.subnet))

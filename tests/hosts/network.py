@@ -8,9 +8,13 @@ import contextlib
 import ipaddress
 import os
 import re
+import shutil
+import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Every name the bed creates starts with this, then the pid of the run that made it in
 # hex: what a crashed run leaves behind is found, and removed, by the next.
@@ -40,13 +44,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_stale() -> None:
-    """Removes the namespaces and bridges of runs whose process is gone."""
+    """Removes the namespaces, links and temporary directories of runs whose process is
+    gone, and kills what such a run left running in its namespaces."""
     owner = re.compile(rf"^{PREFIX}([0-9a-f]+)-")
     for name in ip("netns", "list").split():
         found = owner.match(name)
         if found and not _pid_alive(int(found[1], 16)):
             with contextlib.suppress(RuntimeError):
+                for pid in ip("netns", "pids", name).split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
                 ip("netns", "delete", name)
+    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        found = owner.match(path.name)
+        if found and not _pid_alive(int(found[1], 16)):
+            shutil.rmtree(path, ignore_errors=True)
     for line in ip("-o", "link", "show").splitlines():
         name = line.split(":")[1].strip().split("@")[0]
         found = owner.match(name)
@@ -114,6 +126,10 @@ class Network:
         ip("link", "set", "lo", "up", namespace=ns)
         ip("link", "set", "eth0", "up", namespace=ns)
         return host
+
+    def temporary_directory(self, what: str) -> tempfile.TemporaryDirectory[str]:
+        """One the next run deletes if this one dies without doing so."""
+        return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{self.tag}-{what}-")
 
     def address(self, name: str) -> str:
         return self.hosts[name].address
