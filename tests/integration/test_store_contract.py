@@ -2,12 +2,14 @@
 so that the fake keeps the rules of the SQL: claim, leases, fencing, finish, API."""
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
+from jobsched_scheduler.audit import Caller
 from jobsched_scheduler.errors import InvalidValue
 from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob, Refused
 from jobsched_scheduler.ports import Store
@@ -538,3 +540,60 @@ def test_keys_take_turns_so_a_late_key_is_not_starved(
         assert order == [[3, 21], [4, 22], [5, 23], [6, 7]]
 
     run_on_store(scenario)
+
+
+def test_each_write_records_its_caller_in_the_audit_log(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    ci, ops = Caller("ci", "192.0.2.1"), Caller("ops", "192.0.2.2")
+
+    async def scenario(h: Harness) -> None:
+        one = await h.store.create_job(NewJob("one", "echo hi", 1, None), ci)
+        two = await h.store.create_jobs([NewJob(f"b{n}", "true", 1, None) for n in range(2)], ci)
+        await h.store.cancel(one.id, ci)
+        await h.store.cancel(one.id, ci)  # changes nothing: records nothing
+        await h.store.retry(one.id, ci)
+        await h.store.set_max_concurrent(4, ops)
+        await h.store.set_paused(True, ops)
+        await h.store.set_limit("k", 2, False, ops)
+        await h.store.set_limit("k", 2, True, ops)
+        await h.store.set_limit("k", 3, True, ops)
+        assert await h.store.delete_limit("k", ops)
+        assert not await h.store.delete_limit("k", ops)
+        entries = list(reversed(await h.store.list_audit(100, 0)))
+        remotes = {"ci": ci.remote, "ops": ops.remote}
+        assert all(e.remote == remotes[e.actor] for e in entries)
+        got = [(e.actor, e.action, e.target, _parsed(e.before), _parsed(e.after)) for e in entries]
+        a, b = two[0].id, two[1].id
+        assert got == [
+            ("ci", "job.create", f"job/{one.id}", None, {"name": "one", "command": "echo hi"}),
+            ("ci", "jobs.create", f"jobs/{a}-{b}", None, {"count": 2, "first_id": a, "last_id": b}),
+            ("ci", "job.cancel", f"job/{one.id}", _status("queued"), _status("cancelled")),
+            ("ci", "job.retry", f"job/{one.id}", _status("cancelled"), _status("queued")),
+            ("ops", "config.update", "config", _max(2), _max(4)),
+            ("ops", "config.update", "config", {"paused": False}, {"paused": True}),
+            ("ops", "limit.set", "limit/k", None, _limit(2, False)),
+            ("ops", "limit.pause", "limit/k", _limit(2, False), _limit(2, True)),
+            ("ops", "limit.set", "limit/k", _limit(2, True), _limit(3, True)),
+            ("ops", "limit.delete", "limit/k", _limit(3, True), None),
+        ]
+        page = await h.store.list_audit(2, entries[5].id)
+        assert [e.id for e in page] == [entries[4].id, entries[3].id]
+
+    run_on_store(scenario)
+
+
+def _parsed(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _status(status: str) -> dict[str, str]:
+    return {"status": status}
+
+
+def _max(limit: int) -> dict[str, int]:
+    return {"max_concurrent_jobs": limit}
+
+
+def _limit(limit: int, paused: bool) -> dict[str, Any]:
+    return {"max_concurrent_jobs": limit, "paused": paused}

@@ -27,6 +27,8 @@ class Stream:
 
 
 class Scheduler:
+    metadata: tuple[tuple[str, str], ...] = ()
+
     def __init__(self) -> None:
         self.stream = Stream()
         self.stats_asked = 0

@@ -67,9 +67,7 @@ def grpc_transport(settings: Settings) -> Transport:
     metadata = (("authorization", f"Bearer {settings.RUNNER_TOKEN}"),)
 
     @contextlib.asynccontextmanager
-    async def stream(
-        addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
-    ) -> AsyncIterator[Incoming]:
+    async def stream(addr: str, outgoing: Outgoing) -> AsyncIterator[Incoming]:
         async with aio_channel(addr, files, options) as channel:
             stub = runner_pb2_grpc.RunnerServiceStub(channel)
             yield stub.Connect(outgoing, metadata=metadata if settings.RUNNER_TOKEN else None)

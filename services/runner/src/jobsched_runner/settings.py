@@ -2,12 +2,14 @@
 
 import os
 import socket
-from typing import Any
+from typing import Any, Literal
 
 from jobsched_common.settings import LogFormat, LogLevel, refuse_placeholder
 from jobsched_common.tls import TlsFiles
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .environment import parse_names, secret_names
 
 
 def _default_id(data: dict[str, Any]) -> str:
@@ -44,6 +46,17 @@ class Settings(BaseSettings):
     JOB_MEMORY_LIMIT_MB: int = Field(default=4096, ge=0)
     # Processes one job may have at once before it is killed (stops fork bombs); 0: none.
     JOB_MAX_PROCESSES: int = Field(default=512, ge=0)
+    # Names of the runner's environment that jobs also get, comma-separated (a job gets
+    # only PATH, HOME, LANG, TZ and its own JOBSCHED_ names otherwise). Names of secrets
+    # (DATABASE_URL, DB_*, PG*, *TOKEN*, *PASSWORD*, *SECRET*, TLS_*, *_KEY_FILE) are
+    # refused at start.
+    JOB_ENV_PASSTHROUGH: str = ""
+    # Where the runner runs as root: the unprivileged user jobs run as. Empty: as the
+    # runner's own user.
+    JOB_USER: str = ""
+    # What ends every process of a job with its attempt: a cgroup v2 per job, or the
+    # runner as child subreaper; `auto` takes a cgroup where the runner can make one.
+    JOB_CONTAINMENT: Literal["auto", "cgroup", "subreaper"] = "auto"
     # gRPC keepalive on the link: a ping this often, and a link whose ping goes
     # unanswered this long is dead (the runner reconnects, to another scheduler if any).
     KEEPALIVE_SECONDS: float = Field(default=2.0, gt=0)
@@ -62,6 +75,19 @@ class Settings(BaseSettings):
     @property
     def tls(self) -> TlsFiles:
         return TlsFiles(self.TLS_CERT_FILE, self.TLS_KEY_FILE, self.TLS_CA_FILE)
+
+    @field_validator("JOB_ENV_PASSTHROUGH")
+    @classmethod
+    def _no_secrets_passed(cls, listed: str) -> str:
+        refused = secret_names(parse_names(listed))
+        if refused:
+            names = ", ".join(refused)
+            raise ValueError(f"names secrets a job must never see: {names}")
+        return listed
+
+    @property
+    def job_env_passthrough(self) -> list[str]:
+        return parse_names(self.JOB_ENV_PASSTHROUGH)
 
     @property
     def scheduler_addrs(self) -> list[str]:

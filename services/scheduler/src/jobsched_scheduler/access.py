@@ -132,6 +132,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: tuple[ApiToken, ...]):
         self.tokens = tokens
+        # Each method's handler, wrapped once: the check reads each call's own metadata.
+        self._checked: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -144,11 +146,17 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler is None or not method.startswith(PUBLIC_SERVICES):
             return handler
+        cached = self._checked.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
         if handler.unary_unary is not None:
-            return self._unary(method, handler)
-        if handler.unary_stream is not None:
-            return self._stream(method, handler)
-        return handler  # the public services have no other kind of method
+            checked = self._unary(method, handler)
+        elif handler.unary_stream is not None:
+            checked = self._stream(method, handler)
+        else:
+            return handler  # the public services have no other kind of method
+        self._checked[method] = (handler, checked)
+        return checked
 
     async def _caller(self, method: str, context: Any) -> Caller:
         """The caller, or the call ended with the status that refuses it."""

@@ -180,9 +180,10 @@ class Liveness:
             item.kill([key], NOT_ACKNOWLEDGED)
             extra = {"job_id": key.job_id}
             log.warning(
-                "Job %d attempt %d: not acknowledged by its runner", *_pair(key), extra=extra
+                "Job %d attempt %d: %s by runner %s",
+                key.job_id,
+                key.attempt,
+                NOT_ACKNOWLEDGED,
+                item.heard.runner_id,
+                extra=extra,
             )
-
-
-def _pair(key: AttemptKey) -> tuple[int, int]:
-    return key.job_id, key.attempt

@@ -176,12 +176,12 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         async for msg in messages:
             kind = msg.WhichOneof("body")
             if kind == "started":
-                at = _time(msg.started.at) or _now()
                 self.dispatcher.acknowledged(runner, [_key(msg.started.ref)])
+                at = _time(msg.started.at) or _now()
                 self.reports.started(_key(msg.started.ref), at, by=runner.runner_id)
             elif kind == "output":
-                text = _text(msg.output.data)
                 self.dispatcher.acknowledged(runner, [_key(msg.output.ref)])
+                text = _text(msg.output.data)
                 self.reports.output(_key(msg.output.ref), text, by=runner.runner_id)
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)

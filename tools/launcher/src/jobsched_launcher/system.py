@@ -6,19 +6,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .credentials import Credentials
 from .postgres import embedded_postgres
 from .probes import free_port, http_ok, port_open, wait_for
 
@@ -33,7 +30,8 @@ RUNNER = "jobsched-runner"
 # Only the scheduler holds the database's credentials and knows the runner tokens; a
 # runner holds its own token alone (its jobs get none of its environment's secrets).
 DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
-RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN", "RUNNER_TOKENS")
+SCHEDULER_SECRETS = (*DATABASE_SETTINGS, "RUNNER_TOKENS")
+RUNNER_WITHHELD = (*SCHEDULER_SECRETS, "API_TOKEN")
 
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
@@ -66,8 +64,10 @@ class LocalSystem:
     services: dict[str, Service] = field(default_factory=dict, repr=False)
     # A token per runner id, made for this run: the scheduler reads them from a file
     # (RUNNER_TOKENS_FILE) at every connect, so runners started later count too.
-    runner_tokens: dict[str, str] = field(default_factory=dict, repr=False)
-    _secrets_dir: Path | None = field(default=None, repr=False)
+    credentials: Credentials = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.credentials = Credentials(self.env)
 
     @property
     def gateway_url(self) -> str:
@@ -82,9 +82,11 @@ class LocalSystem:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def env_for(self, program: str, extra: dict[str, str]) -> dict[str, str]:
-        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, DATABASE_SETTINGS)
+        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, SCHEDULER_SECRETS)
         env = {k: v for k, v in self.env.items() if not k.startswith(withheld)}
-        own = {"RUNNER_TOKENS_FILE": str(self.runner_tokens_file)} if program == SCHEDULER else {}
+        credentials = self.credentials
+        scheduler = program == SCHEDULER
+        own = {"RUNNER_TOKENS_FILE": str(credentials.tokens_file)} if scheduler else {}
         return {
             **env,
             "SCHEDULER_BIND": self.scheduler_addr,
@@ -93,87 +95,18 @@ class LocalSystem:
             "WEB_DIR": str(ROOT / "web"),
             "PYTHONUNBUFFERED": "1",
             **own,
-            **self.tls_env(program, extra.get("RUNNER_ID", "")),
+            **credentials.tls_env(scheduler, extra.get("RUNNER_ID") or "gateway"),
             **extra,
         }
 
     @property
-    def tls_mode(self) -> str:
-        """JOBSCHED_TLS: "" (plaintext, loopback), "tls" or "mtls"."""
-        mode = self.env.get("JOBSCHED_TLS", "").lower()
-        if mode not in ("", "tls", "mtls"):
-            raise SystemExit(f"JOBSCHED_TLS={mode!r}: say tls, mtls, or nothing")
-        return mode
-
-    def tls_env(self, program: str, runner_id: str) -> dict[str, str]:
-        """The TLS files of one service: the scheduler's certificate (and the CA it
-        checks clients against, under mTLS); for a client, the CA it checks the
-        scheduler against (and its own certificate, under mTLS)."""
-        mode = self.tls_mode
-        if not mode:
-            return {}
-        client = runner_id or "gateway"
-        certs = self._certs(client)
-        ca = {"TLS_CA_FILE": str(certs / "ca.pem")}
-        if program == SCHEDULER:
-            server = {
-                "TLS_CERT_FILE": str(certs / "scheduler.pem"),
-                "TLS_KEY_FILE": str(certs / "scheduler-key.pem"),
-            }
-            return {**server, **(ca if mode == "mtls" else {})}
-        if mode == "tls":
-            return ca
-        return {
-            **ca,
-            "TLS_CERT_FILE": str(certs / f"{client}.pem"),
-            "TLS_KEY_FILE": str(certs / f"{client}-key.pem"),
-        }
-
-    def _certs(self, client: str) -> Path:
-        """This run's CA and certificates, with a client certificate named `client`."""
-        certs = self.secrets_dir / "tls"
-        if not (certs / f"{client}.pem").exists():
-            subprocess.run(
-                [str(BIN / SCHEDULER), "certs", str(certs), "--client", client],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-        return certs
-
-    @property
     def secrets_dir(self) -> Path:
-        """This run's tokens and certificates: readable by this user alone, removed
-        when the system object goes."""
-        if self._secrets_dir is None:
-            self._secrets_dir = Path(tempfile.mkdtemp(prefix="jobsched-secrets-"))
-            weakref.finalize(self, shutil.rmtree, self._secrets_dir, True)
-        return self._secrets_dir
-
-    @property
-    def runner_tokens_file(self) -> Path:
-        """This run's runner tokens (after those of a RUNNER_TOKENS_FILE configured for
-        runners elsewhere), written again whenever a runner gets one."""
-        path = self.secrets_dir / "runner-tokens"
-        if not path.exists():
-            self._write_runner_tokens(path)
-        return path
-
-    def _write_runner_tokens(self, path: Path) -> None:
-        configured = self.env.get("RUNNER_TOKENS_FILE")
-        lines = [Path(configured).read_text()] if configured else []
-        lines += [f"{name} {token}\n" for name, token in self.runner_tokens.items()]
-        fd = os.open(path.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write("".join(lines))
-        path.with_suffix(".new").replace(path)  # a reader sees the old file or the new
+        """Where this run's runner tokens and certificates are."""
+        return self.credentials.dir
 
     def runner_token(self, runner_id: str) -> str:
         """The token a runner registering as `runner_id` authenticates with."""
-        token = self.runner_tokens.get(runner_id)
-        if token is None:
-            token = self.runner_tokens[runner_id] = secrets.token_urlsafe(24)
-            self._write_runner_tokens(self.runner_tokens_file)
-        return token
+        return self.credentials.runner_token(runner_id)
 
     def spawn(self, name: str, program: str, *args: str, **extra: str) -> None:
         if program == RUNNER and "RUNNER_TOKEN" not in extra:
