@@ -33,7 +33,6 @@ class Scheduler:
         self.stream = Stream()
         self.stats_asked = 0
         self.jobs = self
-        self.metadata: tuple[tuple[str, str], ...] = ()
 
     def WatchEvents(self, request: pb.WatchEventsRequest, metadata: Any = ()) -> Stream:
         return self.stream
