@@ -8,6 +8,8 @@ from jobsched_common.tokens import ApiTokenSettings, weak_tokens
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
 
 class Settings(BaseSettings, ApiTokenSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -26,6 +28,13 @@ class Settings(BaseSettings, ApiTokenSettings):
 
     # Comma-separated origins allowed to call the API from a browser.
     CORS_ORIGINS: str = ""
+    # Comma-separated host names (any port) the gateway answers to, besides the loopback
+    # names and GATEWAY_HOST; `*` answers to any. Another Host header is a 400.
+    ALLOWED_HOSTS: str = ""
+    # Event streams open at once; one more is a 503.
+    MAX_EVENT_STREAMS: int = Field(default=100, ge=1)
+    # An idle connection, or one that has not sent its whole request, closes after this.
+    CLIENT_TIMEOUT_SECONDS: int = Field(default=10, ge=1)
     WEB_DIR: str = "web"
     REQUEST_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
@@ -45,6 +54,13 @@ class Settings(BaseSettings, ApiTokenSettings):
     @property
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.CORS_ORIGINS.split(",") if o.strip()]
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The loopback names and the bind address always: no page can make a browser
+        send one of them in a Host header without the browser talking to this host."""
+        given = [h.strip() for h in self.ALLOWED_HOSTS.split(",") if h.strip()]
+        return [*LOOPBACK_NAMES, self.GATEWAY_HOST, *given]
 
     @property
     def listens_on_loopback(self) -> bool:
