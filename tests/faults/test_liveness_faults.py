@@ -123,7 +123,7 @@ class DeafRunner:
     """Registers and heartbeats as a runner does, but never acknowledges an assignment
     (it neither starts it nor names it)."""
 
-    def __init__(self, addr: str, runner_id: str):
+    def __init__(self, addr: str, runner_id: str, token: str):
         self.received: list[pb.SchedulerMessage] = []
         self._outgoing: queue.Queue[pb.RunnerMessage | None] = queue.Queue()
         self._stopped = threading.Event()
@@ -131,7 +131,8 @@ class DeafRunner:
         register = pb.Register(runner_id=runner_id, capacity=1)
         self._outgoing.put(pb.RunnerMessage(register=register))
         stub = runner_pb2_grpc.RunnerServiceStub(self._channel)
-        self._call = stub.Connect(iter(self._outgoing.get, None))
+        metadata = (("authorization", f"Bearer {token}"),)
+        self._call = stub.Connect(iter(self._outgoing.get, None), metadata=metadata)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -166,7 +167,7 @@ def test_an_assignment_never_acknowledged_is_requeued_within_the_ack_timeout(
     system = short_leases
     system.stop("runner-1")
     system.stop("runner-2")
-    deaf = DeafRunner(system.scheduler_addr, "deaf")
+    deaf = DeafRunner(system.scheduler_addr, "deaf", system.runner_token("deaf"))
     try:
         wait_for(lambda: deaf.of("registered"), 10, "the deaf runner to register")
         job_id = create(system, "unheard", "true", max_attempts=2)

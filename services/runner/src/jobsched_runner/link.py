@@ -75,6 +75,10 @@ def grpc_transport(settings: Settings) -> Transport:
     return stream
 
 
+class SchedulerSilent(Exception):
+    """The scheduler keeps the stream open but answers no heartbeat."""
+
+
 class LinkedJobs(Protocol):
     """What the link needs of the jobs it carries."""
 
@@ -122,6 +126,8 @@ class Link:
         self._lease_ttl = 10.0
         # When each heartbeat still awaiting its answer was sent (on `clock`), by seq.
         self._heartbeat_sent: dict[int, float] = {}
+        # When the scheduler last answered a heartbeat or a registration.
+        self._answered_at = clock()
         self._seq = itertools.count(1)
 
     def send(self, message: pb.RunnerMessage) -> None:
@@ -146,6 +152,8 @@ class Link:
                 log.warning(
                     "Scheduler %s unreachable (%s: %s)", addr, exc.code().name, exc.details()
                 )
+            except SchedulerSilent as exc:
+                log.warning("Scheduler %s is silent (%s); trying the next", addr, exc)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -166,17 +174,22 @@ class Link:
             outbox.put_nowait(opening)
         async with self._transport(addr, _drain_queue(outbox)) as incoming:
             self._outbox = outbox
-            helpers = [
-                asyncio.create_task(self._heartbeats()),
-                asyncio.create_task(self._flush_output()),
-            ]
+            reader = asyncio.create_task(self._read(incoming))
+            beats = asyncio.create_task(self._heartbeats())
+            flush = asyncio.create_task(self._flush_output())
             try:
-                async for message in incoming:
-                    self._handle(message)
+                await asyncio.wait({reader, beats}, return_when=asyncio.FIRST_COMPLETED)
+                if not reader.done():
+                    raise SchedulerSilent(f"no answer to heartbeats for {self._lease_ttl:g} s")
+                reader.result()
             finally:
-                for task in helpers:
+                for task in (reader, beats, flush):
                     task.cancel()
                 outbox.put_nowait(None)
+
+    async def _read(self, incoming: Incoming) -> None:
+        async for message in incoming:
+            self._handle(message)
 
     def _opening(self) -> list[pb.RunnerMessage]:
         """A stream's first messages: who we are and what we still run, whether we are
@@ -223,13 +236,19 @@ class Link:
 
     def _renewed(self, seq: int, keys: list[Key]) -> None:
         """The leases renewed in answer to heartbeat `seq` count from when it was sent."""
+        self._answered_at = self._clock()
         sent = self._heartbeat_sent.pop(seq, None)
         if sent is not None:
             self.jobs.renewed(keys, sent)
 
     async def _heartbeats(self) -> None:
+        """Heartbeats until the scheduler has answered none for a lease: one that cannot
+        renew leases (its database is away, say) is no use, and another one may be."""
+        self._answered_at = self._clock()
         while True:
             await self._sleep(self._heartbeat_interval)
+            if self._clock() - self._answered_at > self._lease_ttl:
+                return
             self.send(self._heartbeat())
 
     def _heartbeat(self) -> pb.RunnerMessage:
