@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := -e protos -e libs/common -e services/scheduler -e services/runner -e services/api-gateway \
             -e clients/jobsctl -e tools/launcher
 
-.PHONY: install run test check lint typecheck protos browser bench chaos clean
+.PHONY: install run test compose-test check lint typecheck protos browser bench chaos clean
 
 $(STAMP): requirements-dev.txt bench/requirements.txt protos/pyproject.toml libs/common/pyproject.toml \
           services/scheduler/pyproject.toml services/runner/pyproject.toml \
@@ -37,6 +37,13 @@ browser:
 
 test: install browser check
 	$(PY) -m pytest
+
+# docker-compose.yml for real, with podman: builds the images, runs and checks the system.
+# scripts/containers/prepare.sh installs podman and gets the base images: pulled where a
+# registry answers, else local stand-ins built from Debian (as root).
+compose-test: install
+	bash scripts/containers/prepare.sh
+	$(PY) -m pytest tests/compose -m compose -s --timeout=600
 
 protos: install
 	PYTHON=$(PY) protos/generate.sh

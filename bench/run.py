@@ -9,7 +9,9 @@ runners and the gateway as processes (`LocalSystem`), then measures:
 3. sustained: K clients creating jobs one by one through the REST API, then
    2 clients creating as many jobs as the drain, 100 a request (`POST /api/jobs/bulk`);
 4. latency, open loop: creates sent on a fixed schedule; the job records its own start;
-5. memory: peak RSS of each service process (sampled every 100 ms).
+5. memory: peak RSS of each service process (sampled every 100 ms);
+6. the drain again with the runner link and the gateway's calls over TLS (runners
+   authenticate by token, as in compose): its ratio to the plaintext drain.
 
 Also the CPU each process used in each phase, to show where the time goes. It reaches
 the system only through the REST API and the SQL schema. Prints one table and writes
@@ -501,6 +503,29 @@ def run(plan: Plan, tmp: Path, results: Json) -> None:
             watcher.stop()
             db.close()
             results["memory"] = memory_figures(watcher)
+        per_core = ceiling["per_core_spawns_per_s"]
+        results["drain_tls"] = drain_over_tls(plan, system, server, results["drain"], per_core)
+
+
+def drain_over_tls(
+    plan: Plan, system: LocalSystem, server: Any, plain: Json, per_core: float
+) -> Json:
+    """The services started again over TLS (the launcher's JOBSCHED_TLS=tls: a CA made
+    for the run), on the same database, and the same drain."""
+    print(f"drain over TLS: {plan.drain_jobs} jobs...", flush=True)
+    system.stop_all()
+    system.env["JOBSCHED_TLS"] = "tls"
+    system.start()
+    with rest(system) as http:
+        wait_runners(http, RUNNERS)
+        set_limit(http, CAPACITY)
+    db = Db(server.get_uri())
+    try:
+        figures = measure_drain(db, plan.drain_jobs, plan.drain_timeout, per_core)
+    finally:
+        db.close()
+    figures["ratio_to_plaintext_drain"] = figures["jobs_per_s"] / plain["jobs_per_s"]
+    return figures
 
 
 def phases(
@@ -610,6 +635,10 @@ def table(results: Json) -> str:
         )
         add(label, "throughput, first start→last finish", d["jobs_per_s"], "jobs/s")
         add(label, "ratio to the keyless drain", d["ratio_to_keyless_drain"], "", 3)
+    if d := results.get("drain_tls"):
+        add("drain over TLS", "completed / lost", f"{d['completed']:,} / {d['lost']:,}", "jobs")
+        add("drain over TLS", "throughput, first start→last finish", d["jobs_per_s"], "jobs/s")
+        add("drain over TLS", "ratio to the plaintext drain", d["ratio_to_plaintext_drain"], "", 3)
     for key, section in (("sustained", "sustained"), ("sustained_bulk", "sustained bulk")):
         if s := results.get(key):
             label = f"{s['clients']} clients, {s['seconds']:.1f}s"
@@ -697,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def anything_lost(results: Json) -> bool:
-    kinds = ("drain", "drain_keys", "sustained", "sustained_bulk")
+    kinds = ("drain", "drain_keys", "drain_tls", "sustained", "sustained_bulk")
     phases: list[Json] = [results.get(key, {}) for key in kinds]
     phases += list(results.get("latency", {}).values())
     return any(p.get("lost", 0) or p.get("timed_out", False) for p in phases)

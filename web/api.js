@@ -42,9 +42,22 @@ export function whenUnauthorized(handler) {
   onUnauthorized = handler;
 }
 
-/** The event stream's URL: EventSource cannot send headers, so the token goes in the query. */
-export function eventsUrl() {
-  return token ? `api/events?token=${encodeURIComponent(token)}` : "api/events";
+/**
+ * Readies the event stream: EventSource cannot send headers, and a token in its URL
+ * would end up in logs, so with a token the gateway first sets a session cookie
+ * (HttpOnly, for api/events only) that the stream's requests carry.
+ */
+export async function streamLogin() {
+  if (token) await api("POST", "api/login");
+}
+
+/** Ends the session cookie; failures do not matter (the cookie then simply expires). */
+export async function streamLogout() {
+  try {
+    await fetch("api/logout", { method: "POST", cache: "no-store" });
+  } catch {
+    /* offline: the cookie expires by itself */
+  }
 }
 
 export async function api(method, path, body) {

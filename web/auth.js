@@ -1,6 +1,6 @@
 // The API token: asked for in a dialog when the API answers 401, kept in this
 // browser, and forgotten on request.
-import { hasToken, storeToken } from "./api.js";
+import { hasToken, storeToken, streamLogout } from "./api.js";
 import { $, markInvalid, setText } from "./dom.js";
 import { loadConfig } from "./forms.js";
 import { connectLive } from "./live.js";
@@ -66,9 +66,10 @@ function saveToken(event) {
   connectLive();
 }
 
-function forgetToken() {
+async function forgetToken() {
   storeToken("");
   forgetRole();
+  await streamLogout();
   showForgetButton();
   dismissed = false;
   toast("success", "Token forgotten.");

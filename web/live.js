@@ -3,7 +3,7 @@
 // job) at most once per FLUSH_MS, and the schedules when a job may be a schedule's; the
 // open job's why-answer, the limits and the chart reload on their own throttles.
 import { activityMayHaveChanged } from "./activity.js";
-import { eventsUrl } from "./api.js";
+import { streamLogin } from "./api.js";
 import { $, setText } from "./dom.js";
 import { seriesMayHaveChanged } from "./chart.js";
 import { capitalize } from "./format.js";
@@ -30,17 +30,30 @@ let pendingDetail = false; // reload the open detail panel
 let flushTimer = null;
 let lastFlush = 0;
 
+let attempt = 0; // which connectLive() is the latest: an older one gives up
+
 /** Opens api/events; the browser reconnects by itself, and we do when it gives up. */
-export function connectLive() {
+export async function connectLive() {
   clearTimeout(reconnectTimer);
   if (source) source.close();
-  const opened = new EventSource(eventsUrl());
+  source = null;
+  const mine = ++attempt;
+  try {
+    await streamLogin();
+  } catch {
+    // Refused (a 401 opens the token dialog) or unreachable: try again later.
+    if (mine === attempt) retryLater();
+    return;
+  }
+  if (mine !== attempt) return;
+  const opened = new EventSource("api/events");
   source = opened;
   // A replaced stream may still deliver an event or two: only the current one counts.
   const current = (handler) => (event) => {
     if (opened === source) handler(event);
   };
   opened.addEventListener("ready", current(onReady));
+  opened.addEventListener("resync", current(onResync));
   opened.addEventListener("job", current(onJob));
   opened.addEventListener("stats", current(onStats));
   opened.addEventListener("error", current(onError));
@@ -51,6 +64,12 @@ export function connectLive() {
 function onReady() {
   reconnectDelay = FIRST_RECONNECT_MS;
   setLive("live");
+  refreshNow();
+}
+
+// `resync`: the scheduler may have missed changes (its database connection came back):
+// reload everything once, as on `ready`.
+function onResync() {
   refreshNow();
 }
 
@@ -77,11 +96,14 @@ function onError(event) {
   const data = event.data ? parseData(event) : null;
   if (data && data.message) setBanner(`${capitalize(data.message)} — reconnecting…`);
   setLive("reconnecting");
-  if (source.readyState === EventSource.CLOSED) {
-    // The browser gave up (a 401, a proxy's error page): retry, more slowly each time.
-    reconnectTimer = setTimeout(connectLive, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
-  }
+  // The browser gave up (a 401, a 503, a proxy's error page): retry, more slowly each time.
+  if (source.readyState === EventSource.CLOSED) retryLater();
+}
+
+function retryLater() {
+  setLive("reconnecting");
+  reconnectTimer = setTimeout(connectLive, reconnectDelay);
+  reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
 }
 
 function parseData(event) {

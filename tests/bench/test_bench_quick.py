@@ -25,6 +25,8 @@ FIGURES = [
     ("drain", "jobs_per_s"),
     ("drain", "wall_seconds"),
     ("drain", "ratio_to_per_core_ceiling"),
+    ("drain_tls", "jobs_per_s"),
+    ("drain_tls", "ratio_to_plaintext_drain"),
     *[(phase, key) for phase in ("sustained", "sustained_bulk") for key in SUSTAINED],
     *[("latency", rate, key) for rate in RATES for key in ("p50_ms", "p99_ms", "max_ms")],
     *[("memory", "drain_peak_rss_mb", name) for name in ("scheduler", "gateway")],

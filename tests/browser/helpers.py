@@ -30,7 +30,8 @@ def dashboard(
     loaded: bool = True,
     timezone_id: str | None = None,
 ) -> Iterator[Page]:
-    """The dashboard in a fresh browser context; fails on any uncaught JavaScript error.
+    """The dashboard in a fresh browser context; fails on any uncaught JavaScript error
+    and anything the content security policy blocked.
     A token is saved in the page's storage first, as the token dialog would. With
     `loaded`, waits for the first load to answer (it cannot without a valid token).
     `timezone_id` is the browser's time zone (the host's when None)."""
@@ -46,6 +47,13 @@ def dashboard(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # What the gateway's Content-Security-Policy blocked, which the page would miss.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         page.goto(f"{system.gateway_url}/")
         if loaded:

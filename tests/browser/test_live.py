@@ -170,25 +170,33 @@ def test_page_reconnects_after_the_gateway_restarts(
         page.screenshot(path=ARTIFACTS / "dashboard-live.png", animations="disabled")
 
 
-def test_event_stream_takes_the_token_as_a_query_parameter(
+def test_event_stream_takes_the_session_cookie_not_a_token_in_its_url(
     database_url: str, tmp_path: Path, browser: Browser
 ) -> None:
-    """EventSource cannot send headers: with API_TOKEN set, the page passes ?token=."""
+    """EventSource cannot send headers: with API_TOKEN set, the page logs in and the
+    stream's request carries an HttpOnly cookie, never the token in its URL."""
     token = f"token-{uuid.uuid4().hex}"
     system = start_live_system(database_url, tmp_path, runners=1, API_TOKEN=token)
     try:
         no_header = {"Authorization": ""}
-        wrong = system.api("GET", "/api/events?token=wrong", headers=no_header)
-        assert wrong.status_code == 401, wrong.text
-        # The query parameter is for the event stream only.
-        other = system.api("GET", f"/api/jobs?token={token}", headers=no_header)
-        assert other.status_code == 401, other.text
+        for path in ("/api/events", "/api/jobs"):
+            reply = system.api("GET", f"{path}?token={token}", headers=no_header)
+            assert reply.status_code == 401, reply.text
         name = f"with-token-{uuid.uuid4().hex[:8]}"
+        streams: list[str] = []
         with dashboard(browser, system, 1280, 800, token=token) as page:
+            page.on("request", lambda r: streams.append(r.url) if "api/events" in r.url else None)
+            page.reload()  # the stream's requests from the start, as recorded
             expect_live(page)
             create_via_api(system, name, "echo hello-with-a-token")
             row = job_row(page, name)
             expect(row).to_have_attribute("data-status", "completed", timeout=3 * LIVE_MS)
             expect(page.get_by_test_id("auth-dialog")).to_be_hidden()
+            (cookie,) = page.context.cookies()
+            assert cookie["name"] == "jobsched_session" and cookie["path"] == "/api/events"
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+            assert token not in cookie["value"]
+            assert page.evaluate("() => document.cookie") == ""
+        assert streams and not any("token" in url for url in streams), streams
     finally:
         system.stop_all()

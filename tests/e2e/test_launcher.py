@@ -83,6 +83,8 @@ def start_launcher(work: Path, data_dir: Path) -> Launcher:
         JOBSCHED_DATA_DIR=str(data_dir),
         RUNNER_DRAIN_SECONDS=str(DRAIN_SECONDS),
         JOBSCHED_TEST_TAG=tag,
+        # Jobs get a clean environment: the tag reaches them only when passed through.
+        JOB_ENV_PASSTHROUGH="JOBSCHED_TEST_TAG",
     )
     log = work / "launcher.log"
     with open(log, "wb") as out:

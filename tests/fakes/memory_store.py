@@ -28,6 +28,7 @@ from jobsched_scheduler.model import (
     JobRow,
     KeyLimit,
     NewJob,
+    Refused,
     StoredReports,
     slot_order,
 )
@@ -221,8 +222,8 @@ class MemoryStore:
         current, cancelled = set(), set()
         for key in keys:
             job = self._current(key)
-            if job is not None:
-                job.lease_expires_at, job.runner_id = self.now + self.lease, runner_id
+            if job is not None and job.runner_id == runner_id:
+                job.lease_expires_at = self.now + self.lease
                 current.add(key)
                 if job.cancel_requested:
                     cancelled.add(key)
@@ -244,6 +245,22 @@ class MemoryStore:
             attempt = self.attempts[job.key]
             attempt.reason, attempt.finished_at = "runner lost", self.now
         return [job.key for job in lost]
+
+    async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
+        await self._call("end_attempts")
+        ended = [
+            job
+            for key in keys
+            if (job := self._current(key)) is not None
+            and job.lease_expires_at is not None
+            and job.lease_expires_at <= self.attempts[key].claimed_at + self.lease
+        ]
+        for job in ended:
+            self._end(job, exit_code=None, reason=reason, finished_at=self.now)
+            job.reason = reason
+            attempt = self.attempts[job.key]
+            attempt.reason, attempt.finished_at = reason, self.now
+        return [job.key for job in ended]
 
     async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
         await self._call("expire_unheld")
@@ -293,6 +310,8 @@ class MemoryStore:
     async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:
         await self._call("apply_reports")
         finished = [r for r in reports if r.finished]
+        refused = [self._refused(r) for r in reports if self._foreign(r)]
+        reports = [r for r in reports if not self._foreign(r)]
         for report in reports:
             job = self._current(report.key)
             if job is None or report.finished:
@@ -304,10 +323,20 @@ class MemoryStore:
                 self._append(attempt, "".join(report.output), report.truncated)
         ended = [
             self._finish(job, report, report.finished)
-            for report in finished
+            for report in reports
             if report.finished and (job := self._current(report.key))
         ]
-        return StoredReports([r.key for r in finished], ended)
+        return StoredReports([r.key for r in finished], ended, refused)
+
+    def _foreign(self, report: AttemptReport) -> bool:
+        """A report on a current attempt given to another runner than its sender."""
+        job = self._current(report.key)
+        return job is not None and report.runner_id not in (None, job.runner_id)
+
+    def _refused(self, report: AttemptReport) -> Refused:
+        job = self._current(report.key)
+        assert job is not None and job.runner_id is not None and report.runner_id is not None
+        return Refused(report.key, report.runner_id, job.runner_id)
 
     def _finish(self, job: Job, report: AttemptReport, end: Finish) -> Ended:
         job.exit_code = end.exit_code

@@ -5,6 +5,7 @@ import asyncio
 import os
 
 import pytest
+from jobsched_runner.containment import Unenclosable
 from jobsched_runner.execute import Execution, Outcome
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,3 +54,15 @@ def test_a_job_past_its_timeout_is_stopped_with_its_children() -> None:
     outcome, _ = run("sleep 30 & sleep 30", timeout=0.2)
     assert outcome.reason == "timed out"
     assert (outcome.finished_at - outcome.started_at).total_seconds() < 10
+
+
+def test_a_job_whose_boundary_cannot_be_made_never_runs_its_command() -> None:
+    async def go() -> tuple[Outcome, str]:
+        boundary = Unenclosable(OSError("no room for a cgroup"))
+        execution = Execution("echo ran", None, 1.0, 1 << 20, boundary=boundary)
+        outcome = await execution.run(lambda _: None)
+        return outcome, execution.output.take()
+
+    outcome, output = asyncio.run(go())
+    assert outcome.reason == "could not contain the job: no room for a cgroup"
+    assert output == ""

@@ -4,13 +4,14 @@ so that the fake keeps the rules of the SQL: claim, leases, fencing, finish, API
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
 from jobsched_scheduler.audit import Caller
 from jobsched_scheduler.errors import InvalidValue
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob
+from jobsched_scheduler.model import AttemptKey, AttemptReport, Finish, NewJob, Refused
 from jobsched_scheduler.ports import Store
 from jobsched_scheduler.store import PgStore, new_pool
 
@@ -32,6 +33,9 @@ class Harness(Protocol):
 
     async def end_backoffs(self) -> None: ...
 
+    async def moment_passes(self) -> None:
+        """The next transaction's now() is later than the last one's."""
+
 
 class MemoryHarness:
     def __init__(self) -> None:
@@ -45,6 +49,9 @@ class MemoryHarness:
         for job in self.fake.jobs.values():
             if job.run_after is not None:
                 job.run_after = self.fake.now
+
+    async def moment_passes(self) -> None:
+        self.fake.advance(0.001)
 
 
 class PgHarness:
@@ -63,6 +70,9 @@ class PgHarness:
 
     async def end_backoffs(self) -> None:
         await self._sql("UPDATE jobs SET run_after = now() WHERE run_after IS NOT NULL")
+
+    async def moment_passes(self) -> None:
+        await asyncio.sleep(0.001)  # now() has microseconds
 
 
 Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
@@ -194,9 +204,11 @@ def test_leases_are_renewed_for_current_attempts_and_expire_as_runner_lost(
         retried, failed, cancelled, kept = await jobs(h.store, 2, 1, 2, 1)
         await h.store.cancel(cancelled.job_id)
         stale = AttemptKey(kept.job_id, 2)
-        current, asked_to_stop = await h.store.renew_leases("r2", [kept, cancelled, stale])
+        # Another runner's heartbeat renews nothing (and takes nothing over).
+        assert await h.store.renew_leases("r2", [kept, cancelled]) == (set(), set())
+        current, asked_to_stop = await h.store.renew_leases("r1", [kept, cancelled, stale])
         assert (current, asked_to_stop) == ({kept, cancelled}, {cancelled})
-        assert await h.store.renew_leases("r2", []) == (set(), set())
+        assert await h.store.renew_leases("r1", []) == (set(), set())
         await h.lapse_leases([retried.job_id, failed.job_id, cancelled.job_id])
         assert sorted(await h.store.expire_leases(), key=str) == sorted(
             [retried, failed, cancelled], key=str
@@ -209,8 +221,8 @@ def test_leases_are_renewed_for_current_attempts_and_expire_as_runner_lost(
         assert outcome == {
             retried: ("scheduled", "runner lost", "r1"),
             failed: ("failed", "runner lost", "r1"),
-            cancelled: ("cancelled", "runner lost", "r2"),
-            kept: ("running", None, "r2"),
+            cancelled: ("cancelled", "runner lost", "r1"),
+            kept: ("running", None, "r1"),
         }
         assert await h.store.expire_leases() == []
 
@@ -242,6 +254,43 @@ def test_a_runner_registering_again_loses_the_attempts_it_does_not_hold(
     run_on_store(scenario)
 
 
+def test_attempts_given_up_end_with_the_reason_and_are_retried_by_the_rules(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        retried, failed, cancelled, kept, renewed = await jobs(h.store, 2, 1, 2, 1, 1)
+        await h.store.cancel(cancelled.job_id)
+        # Taken by its runner to another scheduler, which renewed its lease: it stays.
+        await h.moment_passes()
+        await h.store.renew_leases("r1", [renewed])
+        stale = AttemptKey(kept.job_id, 2)
+        given_up = [retried, failed, cancelled, stale, renewed]
+        ended = await h.store.end_attempts(given_up, "not acknowledged")
+        assert sorted(ended, key=str) == sorted([retried, failed, cancelled], key=str)
+        outcome = {}
+        for key in (retried, failed, cancelled, kept, renewed):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None
+            outcome[key] = (row.status, row.reason, row.attempt)
+        assert outcome == {
+            retried: ("scheduled", "not acknowledged", 1),
+            failed: ("failed", "not acknowledged", 1),
+            cancelled: ("cancelled", "not acknowledged", 1),
+            kept: ("running", None, 1),
+            renewed: ("running", None, 1),
+        }
+        [attempt] = await h.store.list_attempts(retried.job_id)
+        assert attempt["reason"] == "not acknowledged" and attempt["finished_at"] is not None
+        # A given-up attempt is stale: its late finish changes nothing.
+        await h.store.apply_reports([finish(retried)])
+        row = await h.store.get_job(retried.job_id)
+        assert row is not None and row.status == "scheduled"
+        assert await h.store.end_attempts(given_up, "not acknowledged") == []
+        assert await h.store.end_attempts([], "not delivered") == []
+
+    run_on_store(scenario)
+
+
 def test_reports_of_running_attempts_add_output_and_start_times(
     run_on_store: Callable[[Scenario], None],
 ) -> None:
@@ -256,6 +305,35 @@ def test_reports_of_running_attempts_add_output_and_start_times(
         assert attempt["started_at"] == started
         assert (attempt["output_length"], attempt["output_truncated"]) == (10, True)
         assert await h.store.get_output(key.job_id, 2) is None
+
+    run_on_store(scenario)
+
+
+def test_reports_from_another_runner_change_nothing_and_are_named(
+    run_on_store: Callable[[Scenario], None],
+) -> None:
+    async def scenario(h: Harness) -> None:
+        [started, finished] = await jobs(h.store, 1, 2)  # both given to r1
+        at = datetime(2030, 1, 2, tzinfo=UTC)
+        forged = [
+            AttemptReport(started, started_at=at, output=["forged"], runner_id="r2"),
+            replace(finish(finished, 0, output="forged"), runner_id="r2"),
+        ]
+        stored = await h.store.apply_reports(forged)
+        assert stored.acknowledged == [finished]
+        assert stored.ended == []
+        assert sorted(stored.refused, key=str) == sorted(
+            [Refused(started, "r2", "r1"), Refused(finished, "r2", "r1")], key=str
+        )
+        for key in (started, finished):
+            row = await h.store.get_job(key.job_id)
+            assert row is not None and (row.status, row.started_at) == ("running", None)
+            [attempt] = await h.store.list_attempts(key.job_id)
+            assert (attempt["started_at"], attempt["output_length"]) == (None, 0)
+        own = await h.store.apply_reports(
+            [replace(finish(finished, 0, output="ok"), runner_id="r1")]
+        )
+        assert ([e.key for e in own.ended], own.refused) == ([finished], [])
 
     run_on_store(scenario)
 

@@ -272,8 +272,10 @@ def only_container(pod_specs: dict[str, Doc], name: str) -> Doc:
     return cast(Doc, containers[0])
 
 
+# The scheduler's probes go to its plaintext health-only port: the kubelet's gRPC probe
+# speaks no TLS, and the API's port speaks nothing else.
 @pytest.mark.parametrize(
-    ("workload", "port"), [("Deployment/scheduler", 50051), ("Deployment/runner", 50061)]
+    ("workload", "port"), [("Deployment/scheduler", 50052), ("Deployment/runner", 50061)]
 )
 def test_grpc_services_have_native_grpc_probes(
     pod_specs: dict[str, Doc], workload: str, port: int
@@ -375,9 +377,9 @@ def compose_hardening_problems(name: str, svc: Doc) -> list[str]:
 
 def test_compose_services_are_hardened() -> None:
     services = compose_services()
-    assert set(services) == {"postgres", "migrate", "scheduler", "runner", "gateway"}
+    assert set(services) == {"postgres", "certs", "migrate", "scheduler", "runner", "gateway"}
     ours = {name for name, svc in services.items() if compose_service_of(svc)}
-    assert ours == {"migrate", "scheduler", "runner", "gateway"}
+    assert ours == {"certs", "migrate", "scheduler", "runner", "gateway"}
     problems = [
         problem
         for name, svc in services.items()
@@ -399,7 +401,7 @@ def test_compose_postgres_writes_only_to_its_volume_and_tmpfs() -> None:
 def test_compose_long_running_services_have_healthchecks() -> None:
     services = compose_services()
     one_shots = {name for name, svc in services.items() if svc.get("restart") == "no"}
-    assert one_shots == {"migrate"}
+    assert one_shots == {"certs", "migrate"}
     for name, svc in services.items():
         if name in one_shots:
             continue
@@ -455,6 +457,7 @@ def test_compose_secrets_must_be_supplied() -> None:
         ("migrate", "DB_PASSWORD"): "DB_PASSWORD",
         ("scheduler", "DB_PASSWORD"): "DB_PASSWORD",
         ("gateway", "API_TOKEN"): "API_TOKEN",
+        ("runner", "RUNNER_TOKEN"): "RUNNER_TOKEN",
     }
     for (service, key), variable in secrets.items():
         value = str(services[service]["environment"][key])
@@ -528,7 +531,7 @@ def test_compose_commands_are_console_scripts() -> None:
             assert health[0] == "CMD", f"{name}: healthcheck needs exec form, got {health}"
             assert health[1] in common_scripts | {"python"}, f"{name}: {health}"
         checked.add(name)
-    assert checked == {"migrate", "scheduler", "runner", "gateway"}
+    assert checked == {"certs", "migrate", "scheduler", "runner", "gateway"}
 
 
 def test_k8s_commands_are_console_scripts(build: str) -> None:

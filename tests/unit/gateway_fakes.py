@@ -63,7 +63,7 @@ def exchange(
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             # json.dumps writes NaN, as a client's JSON may.
             content = None if body is None else json.dumps(body)
             headers = {"content-type": "application/json"}

@@ -188,7 +188,12 @@ class FakeLauncher:
         self.crash: Exception | None = None
 
     def __call__(
-        self, command: str, timeout: float | None, output_limit: int, env: dict[bytes, bytes]
+        self,
+        command: str,
+        timeout: float | None,
+        output_limit: int,
+        env: dict[bytes, bytes],
+        key: Key,
     ) -> FakeExecution:
         execution = FakeExecution(command, timeout, output_limit, env, self.crash)
         self.launched.append(execution)

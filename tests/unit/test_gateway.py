@@ -52,7 +52,7 @@ def requests(token: str, calls: list[Call], body: Any = None) -> tuple[list[int]
 
     async def run() -> list[int]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             # json.dumps escapes a lone surrogate, as a client's JSON may.
             content = None if body is None else json.dumps(body)
             replies = [
@@ -94,18 +94,20 @@ def test_the_token_guards_rest_and_the_stream_alike() -> None:
     assert statuses == [200] * len(everything)
 
 
-def test_only_the_stream_takes_the_token_as_a_query_parameter() -> None:
-    """EventSource cannot send headers; REST clients can, and a token in a URL leaks
-    into logs."""
+def test_no_route_takes_the_token_as_a_query_parameter() -> None:
+    """A token in a URL leaks into logs and histories: the stream takes the session
+    cookie of `POST /api/login` instead (EventSource cannot send headers)."""
     calls: list[Call] = [(m, f"{p}?token={TOKEN}", {}) for m, p in [*GUARDED, STREAM]]
     statuses, _ = requests(TOKEN, calls)
-    assert statuses == [401, 401, 401, 200]
-    statuses, _ = requests(TOKEN, [("GET", "/api/events?token=wrong", {})])
-    assert statuses == [401]
-    # A bearer header wins over the query parameter, as it did.
+    assert statuses == [401, 401, 401, 401]
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    statuses, _ = requests(TOKEN, [("POST", "/api/login", right), ("GET", "/api/events", {})])
+    assert statuses == [204, 200]
+    # A bearer header wins over the cookie, as it did over the query parameter.
     wrong_header = {"Authorization": "Bearer wrong"}
-    statuses, _ = requests(TOKEN, [("GET", f"/api/events?token={TOKEN}", wrong_header)])
-    assert statuses == [401]
+    login = ("POST", "/api/login", right)
+    statuses, _ = requests(TOKEN, [login, ("GET", "/api/events", wrong_header)])
+    assert statuses == [204, 401]
 
 
 @pytest.mark.parametrize(

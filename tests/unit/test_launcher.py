@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import signal
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from jobsched_launcher.backoff import Backoff
@@ -127,3 +129,42 @@ def test_only_the_scheduler_gets_the_database_and_no_runner_a_token() -> None:
     assert given("jobsched-scheduler") == set(secrets)
     assert given("jobsched-gateway") == {"API_TOKEN"}
     assert given("jobsched-runner") == set()
+
+
+def test_each_runner_gets_a_token_of_its_own_that_only_the_scheduler_lists(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "tokens"
+    elsewhere.write_text("remote 0123456789abcdef\n")
+    system = LocalSystem({"RUNNER_TOKENS_FILE": str(elsewhere), "RUNNER_TOKENS": "x:" + "y" * 16})
+    first, second = system.runner_token("runner-1"), system.runner_token("runner-2")
+    assert first != second and len(first) >= 16
+    assert system.runner_token("runner-1") == first
+    scheduler = system.env_for("jobsched-scheduler", {})
+    listed = Path(scheduler["RUNNER_TOKENS_FILE"]).read_text().split()
+    assert listed == ["remote", "0123456789abcdef", "runner-1", first, "runner-2", second]
+    assert stat.S_IMODE(Path(scheduler["RUNNER_TOKENS_FILE"]).stat().st_mode) == 0o600
+    runner = system.env_for("jobsched-runner", {"RUNNER_ID": "runner-1", "RUNNER_TOKEN": first})
+    assert not {"RUNNER_TOKENS", "RUNNER_TOKENS_FILE"} & set(runner)
+    gateway = system.env_for("jobsched-gateway", {})
+    assert not {"RUNNER_TOKENS", "RUNNER_TOKENS_FILE"} & set(gateway)
+    assert not any(first in value for value in gateway.values())
+
+
+@pytest.mark.parametrize("mode", ["tls", "mtls"])
+def test_jobsched_tls_gives_each_service_its_files(mode: str) -> None:
+    system = LocalSystem({"JOBSCHED_TLS": mode})
+    scheduler = system.env_for("jobsched-scheduler", {})
+    runner = system.env_for("jobsched-runner", {"RUNNER_ID": "runner-1"})
+    gateway = system.env_for("jobsched-gateway", {})
+    assert scheduler["TLS_CERT_FILE"].endswith("scheduler.pem")
+    assert ("TLS_CA_FILE" in scheduler) is (mode == "mtls")
+    for client, name in ((runner, "runner-1"), (gateway, "gateway")):
+        assert Path(client["TLS_CA_FILE"]).read_text().startswith("-----BEGIN CERTIFICATE")
+        if mode == "mtls":
+            assert client["TLS_CERT_FILE"].endswith(f"{name}.pem")
+            assert Path(client["TLS_KEY_FILE"]).exists()
+        else:
+            assert "TLS_CERT_FILE" not in client
+    with pytest.raises(SystemExit, match="JOBSCHED_TLS"):
+        LocalSystem({"JOBSCHED_TLS": "yes"}).env_for("jobsched-runner", {})

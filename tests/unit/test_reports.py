@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from jobsched_scheduler import reports
 from jobsched_scheduler.model import AttemptKey, Finish, NewJob
-from jobsched_scheduler.reports import ReportWriter
+from jobsched_scheduler.reports import Pending, ReportWriter
 from prometheus_client import REGISTRY
 
 from tests.fakes.memory_store import MemoryStore
@@ -20,8 +20,8 @@ class Acks:
     def __init__(self) -> None:
         self.calls: list[list[AttemptKey]] = []
 
-    def __call__(self, keys: list[AttemptKey]) -> None:
-        self.calls.append(keys)
+    def __call__(self, finished: list[Pending]) -> None:
+        self.calls.append([key for key, _runner in finished])
 
 
 async def running_jobs(n: int) -> tuple[MemoryStore, list[AttemptKey]]:

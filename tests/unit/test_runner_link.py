@@ -277,3 +277,22 @@ def test_output_is_sent_at_the_flush_cadence() -> None:
         assert (keys_of([chunk.ref]), chunk.data) == ([(1, 1)], b"partial ")
 
     run(scenario)
+
+
+def test_a_scheduler_that_answers_no_heartbeat_for_a_lease_is_left_for_the_next() -> None:
+    async def scenario(h: Harness) -> None:
+        stream = await h.connected(heartbeat_ms=1000)
+        beat = await h.heartbeat()
+        stream.answer(renewed(beat.seq))
+        await until(stream.answered, "renewal handled")
+        answered_at = h.time.now
+        while h.time.now - answered_at <= LEASE_TTL_SECONDS - 1:
+            await h.heartbeat()  # the scheduler keeps the stream, and answers nothing
+        assert h.scheduler.tried == ["first:1"] and not stream.ended
+        await until(lambda: len(h.time.sleeping) == 2, "heartbeat and flush waiting")
+        h.time.advance(max(h.time.deadlines) - h.time.now)  # a lease and more: it gives up
+        await h.reconnect()
+        assert h.scheduler.tried == ["first:1", "second:2"]
+        assert stream.ended
+
+    run(scenario)

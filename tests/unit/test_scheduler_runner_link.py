@@ -14,6 +14,7 @@ from jobsched_common.timestamps import to_timestamp
 from jobsched_scheduler import reports
 from jobsched_scheduler.dispatch import Dispatcher
 from jobsched_scheduler.model import AttemptKey, NewJob
+from jobsched_scheduler.runner_auth import RunnerAuth, RunnerToken
 from jobsched_scheduler.runner_link import RunnerLinks
 
 from tests.fakes.memory_store import MemoryStore, retry_delay
@@ -21,6 +22,7 @@ from tests.unit.waiting import until
 
 LEASE_SECONDS = 30
 OUTPUT_LIMIT = 100
+TOKEN = "a-runner-token-of-test"
 
 
 class Aborted(Exception):
@@ -28,7 +30,22 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    """The one thing the link asks of gRPC's context: to end the call with a status."""
+    """What the link asks of gRPC's context: who the caller is (here a client
+    certificate the handshake verified, named `cert_name`, and the call's metadata),
+    and to end the call with a status."""
+
+    def __init__(self, cert_name: str | None, metadata: tuple[tuple[str, str], ...] = ()):
+        self.cert_name = cert_name
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:40000"
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_common_name": [self.cert_name.encode()]} if self.cert_name else {}
 
     async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         raise Aborted(code, details)
@@ -45,11 +62,19 @@ def keys(refs: Any) -> set[AttemptKey]:
 class Stream:
     """One runner's call: what it sends, and every message the scheduler answers."""
 
-    def __init__(self, links: RunnerLinks, first: pb.RunnerMessage | None):
+    def __init__(
+        self,
+        links: RunnerLinks,
+        first: pb.RunnerMessage | None,
+        context: FakeContext | None = None,
+    ):
         self._sent: asyncio.Queue[pb.RunnerMessage | None] = asyncio.Queue()
         self._sent.put_nowait(first)
         self.received: list[pb.SchedulerMessage] = []
-        call = links.Connect(self._requests(), cast(Any, FakeContext()))
+        if context is None:  # by default, the runner it registers as, by certificate
+            named = first.register.runner_id if first is not None else ""
+            context = FakeContext(named or "anyone")
+        call = links.Connect(self._requests(), cast(Any, context))
         self.call = asyncio.create_task(self._answers(call))
 
     async def _requests(self) -> AsyncIterator[pb.RunnerMessage]:
@@ -91,7 +116,8 @@ class Scheduler:
     def __init__(self, store: MemoryStore):
         self.store = store
         self.dispatcher = Dispatcher(store, check_interval=60)
-        self.links = RunnerLinks(store, self.dispatcher, 2.0, LEASE_SECONDS, OUTPUT_LIMIT)
+        auth = RunnerAuth([RunnerToken("tokened", TOKEN)])
+        self.links = RunnerLinks(store, self.dispatcher, 2.0, LEASE_SECONDS, OUTPUT_LIMIT, auth)
         self._stop = asyncio.Event()
         self._writer = asyncio.create_task(self.links.reports.run(self._stop))
 

@@ -13,11 +13,27 @@ from fastapi.staticfiles import StaticFiles
 
 from .auth import Authorize
 from .body_limit import BodyLimit
+from .docs import add_docs
 from .errors import invalid_request
+from .front_door import FrontDoor
 from .metrics import RequestMetrics
-from .routes import audit, config, events, health, identity, insight, jobs, limits, schedules
+from .routes import (
+    audit,
+    config,
+    events,
+    health,
+    identity,
+    insight,
+    jobs,
+    limits,
+    login,
+    schedules,
+)
 from .scheduler import connect, grpc_error
+from .security_headers import SecurityHeaders
 from .settings import Settings
+from .stream_slots import StreamSlots
+from .url_text import UrlText
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -26,7 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with connect(settings.SCHEDULER_ADDR, settings.REQUEST_TIMEOUT_SECONDS) as client:
+        timeout = settings.REQUEST_TIMEOUT_SECONDS
+        async with connect(settings.SCHEDULER_ADDR, timeout, settings.tls) as client:
             app.state.scheduler = client
             try:
                 yield
@@ -38,24 +55,33 @@ def create_app(settings: Settings) -> FastAPI:
         description="Run shell commands under a global concurrency limit.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # add_docs serves it, from local files
+        redoc_url=None,
     )
     app.state.stopping = asyncio.Event()
+    app.state.stream_slots = StreamSlots(settings.MAX_EVENT_STREAMS)
     app.state.api_tokens = settings.api_tokens
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
+    app.add_middleware(UrlText)
+    app.add_middleware(
+        FrontDoor, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
+    )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
     app.exception_handler(RequestValidationError)(invalid_request)
     app.exception_handler(grpc.aio.AioRpcError)(grpc_error)
 
     app.include_router(health.router)
+    add_docs(app)
     authorized = [Depends(Authorize())]
-    for router in (jobs, insight, config, schedules, limits, audit, identity, events):
+    for router in (jobs, insight, config, schedules, limits, audit, identity, login, events):
         app.include_router(router.router, dependencies=authorized)
 
     web_dir = Path(settings.WEB_DIR)

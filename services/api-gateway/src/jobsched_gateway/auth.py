@@ -4,6 +4,8 @@ admin), checked against the role each route needs, in one table."""
 from fastapi import HTTPException, Request
 from jobsched_common.tokens import ApiToken, Role, bearer_secret, find_token
 
+from . import session
+
 # The role each route needs beyond `read`; a GET needs `read`, any other write that is
 # not named here needs `admin`, so that a new route is never open by mistake.
 ROUTE_ROLES: dict[tuple[str, str], Role] = {
@@ -24,6 +26,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", "/api/schedules/{name:path}/pause"): Role.ADMIN,
     ("POST", "/api/schedules/{name:path}/resume"): Role.ADMIN,
     ("GET", "/api/audit"): Role.ADMIN,
+    # The session cookie opens the event stream only, which `read` may.
+    ("POST", "/api/login"): Role.READ,
+    ("POST", "/api/logout"): Role.READ,
 }
 READ_METHODS = frozenset({"GET", "HEAD"})
 # The caller's address as the scheduler records it in the audit log.
@@ -37,10 +42,14 @@ def needed_role(method: str, route_path: str) -> Role:
 
 def presented_secret(request: Request) -> str:
     """The secret the request presents: `Authorization: Bearer`, or on the event stream
-    (EventSource cannot send headers) `?token=`."""
+    (EventSource cannot send headers) the secret of the token its session cookie names.
+    Never a token in the URL: URLs end up in logs and histories."""
     secret = bearer_secret(request.headers.get("authorization", ""))
-    if not secret and request.url.path == "/api/events":
-        secret = request.query_params.get("token", "")
+    if not secret and request.url.path == session.COOKIE_PATH:
+        tokens: tuple[ApiToken, ...] = request.app.state.api_tokens
+        cookie = request.cookies.get(session.COOKIE, "")
+        named = session.verify(cookie, tokens) if cookie else None
+        secret = named.secret if named is not None else ""
     return secret
 
 

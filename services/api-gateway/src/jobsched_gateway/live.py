@@ -4,6 +4,8 @@ One `WatchEvents` stream per client. Each job event goes out as `event: job`; bu
 are coalesced into at most one `event: stats` (a fresh GetStats) per STATS_INTERVAL,
 which a change of the configuration (limit, pause) also brings.
 `event: ready` says the scheduler stream is open (the page reloads its data then);
+`event: resync` (with fresh stats) says the scheduler may have missed events (its
+database connection came back), so the page reloads its data too;
 `event: error` says the scheduler is away, and the stream ends (the browser retries
 after `retry:`). Comments keep idle connections open through proxies. Every stream
 ends when the process's shutdown event is set, before the server waits for open
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,7 +120,10 @@ class LiveEvents:
                 if isinstance(item, _End):
                     end = item
                     break
-                if not item.config_changed:
+                if item.resync:
+                    out.append(sse("resync", {}))
+                    last_stats = -math.inf  # the stats follow at once
+                elif not item.config_changed:
                     out.append(sse("job", job_event(item)))
                 dirty = True
             if out:

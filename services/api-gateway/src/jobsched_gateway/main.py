@@ -11,6 +11,7 @@ from jobsched_common.lifecycle import shutdown_event
 from jobsched_common.logs import setup_logging
 
 from .app import create_app
+from .client_timeouts import deadline_protocol
 from .settings import Settings
 
 log = logging.getLogger("jobsched.gateway")
@@ -57,6 +58,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
+        http=deadline_protocol(),
+        timeout_keep_alive=settings.CLIENT_TIMEOUT_SECONDS,
     )
     # The event loop uvicorn.run would choose (uvloop when it is installed).
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:

@@ -1,5 +1,6 @@
 """The gateway's Prometheus metrics: every HTTP request by route and status."""
 
+import asyncio
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -14,6 +15,13 @@ SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Any other method is counted as `other`: a label per made-up method would let a
+# client grow the metrics without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
 
 
 class RequestMetrics:
@@ -36,12 +44,16 @@ class RequestMetrics:
                 status = message["status"]
                 route = scope.get("route")
                 name = getattr(route, "path", "static")
-                SECONDS.labels(scope["method"], name).observe(time.perf_counter() - started)
-                REQUESTS.labels(scope["method"], name, str(status)).inc()
+                method = method_label(scope["method"])
+                SECONDS.labels(method, name).observe(time.perf_counter() - started)
+                REQUESTS.labels(method, name, str(status)).inc()
             await send(message)
 
         await self.app(scope, receive, record)
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Rendered in a worker thread: the text grows with the label sets, and the event
+    loop serves every other request meanwhile."""
+    text = await asyncio.to_thread(generate_latest)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf.message import Message
 from jobsched.v1 import jobs_pb2_grpc
 from jobsched_common.limits import MAX_MESSAGE_BYTES
+from jobsched_common.tls import TlsFiles, aio_channel
 
 from .auth import forwarded_metadata
 
@@ -68,10 +69,13 @@ class SchedulerClient:
 
 
 @asynccontextmanager
-async def connect(address: str, timeout: float) -> AsyncIterator[SchedulerClient]:
+async def connect(
+    address: str, timeout: float, tls: TlsFiles | None = None
+) -> AsyncIterator[SchedulerClient]:
+    """Over TLS when `tls` names a CA (with the gateway's certificate, for mTLS)."""
     # gRPC's default of 4 MiB would refuse a large output, as RESOURCE_EXHAUSTED.
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-    async with grpc.aio.insecure_channel(address, options=options) as channel:
+    async with aio_channel(address, tls or TlsFiles(), options) as channel:
         yield SchedulerClient(
             jobs_pb2_grpc.JobServiceStub(channel),
             jobs_pb2_grpc.ScheduleServiceStub(channel),

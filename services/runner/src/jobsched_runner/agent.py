@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 from jobsched.v1 import runner_pb2 as pb
 
+from .containment import Containment
 from .execute import ProcessGroups
 from .jobs import Jobs, Launch
-from .link import Link, Transport, grpc_stream
+from .link import Link, Transport
 from .settings import Settings
+from .users import JobUser
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,13 @@ class RunnerAgent:
         self,
         settings: Settings,
         groups: ProcessGroups | None = None,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         launch: Launch | None = None,
+        containment: Containment | None = None,
+        user: JobUser | None = None,
     ):
         self.settings = settings
-        self.jobs = Jobs(settings, self._send, groups, launch)
+        self.jobs = Jobs(settings, self._send, groups, launch, containment=containment, user=user)
         self.link = Link(settings, self.jobs, transport)
 
     def _send(self, message: pb.RunnerMessage) -> None:

@@ -1,4 +1,5 @@
-"""Runs one command in its own process group, capturing capped output."""
+"""Runs one command in its own process group, within its attempt's boundary (a cgroup,
+or the runner as subreaper), capturing capped output."""
 
 import asyncio
 import codecs
@@ -10,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+
+from .containment import Boundary
+from .users import JobUser
 
 READ_SIZE = 64 * 1024
 SHELL = "/bin/sh"
@@ -24,11 +28,11 @@ class Limits:
 
 
 class ProcessGroups(Protocol):
-    """Told of every job process group, to kill them if the runner dies."""
+    """Told of every job process group (`g<pgid>`), to kill them if the runner dies."""
 
-    def watch(self, pgid: int) -> None: ...
+    def watch(self, entry: str) -> None: ...
 
-    def forget(self, pgid: int) -> None: ...
+    def forget(self, entry: str) -> None: ...
 
 
 @dataclass
@@ -79,9 +83,13 @@ class Execution:
         groups: ProcessGroups | None = None,
         limits: Limits = Limits(),
         env: dict[bytes, bytes] | None = None,
+        boundary: Boundary | None = None,
+        user: JobUser | None = None,
     ):
         self.command = command
         self.env = env
+        self.boundary = boundary
+        self.user = user
         self.groups = groups
         self.limits = limits
         self.pgid: int | None = None
@@ -109,9 +117,15 @@ class Execution:
         if self.pgid is None or self._exited is None or self._exited.done():
             return
         _signal_group(self.pgid, signal.SIGTERM)
-        self._kill_timer = self._loop.call_later(
-            self.kill_grace, _signal_group, self.pgid, signal.SIGKILL
-        )
+        self._kill_timer = self._loop.call_later(self.kill_grace, self._kill_all)
+
+    def _kill_all(self) -> None:
+        """SIGKILL to the job's group and to all within its boundary."""
+        if self.pgid is not None:
+            _signal_group(self.pgid, signal.SIGKILL)
+        if self.boundary is not None:
+            with contextlib.suppress(OSError):
+                self.boundary.kill()
 
     async def run(self, on_started: Callable[[datetime], None]) -> Outcome:
         loop = self._loop
@@ -122,9 +136,10 @@ class Execution:
             return Outcome(127, f"could not start: {exc}", self.started_at, now)
         self.started_at = datetime.now(UTC)
         self.pgid = pid
+        self._enter_boundary(pid)
         self._apply_limits(pid)
         if self.groups is not None:
-            self.groups.watch(pid)
+            self.groups.watch(f"g{pid}")
         on_started(self.started_at)
         output_done = _read_until_end(loop, output_fd, self.output)
         exited = self._exited = _wait_for_exit(loop, pid)
@@ -135,14 +150,16 @@ class Execution:
         for handle in (timer, self._kill_timer):
             if handle is not None:
                 handle.cancel()
-        # The command is done: whatever it left behind in its group goes too, and the
-        # pipe closes even if a grandchild held it open.
-        _signal_group(pid, signal.SIGKILL)
+        # The command is done: whatever it left behind, in its group or anywhere in its
+        # boundary, goes too, and the pipe closes even if a grandchild held it open.
+        self._kill_all()
+        if self.boundary is not None:
+            self.boundary.release()  # what is left in it is killed, now or at the next sweep
         if self.groups is not None:
-            self.groups.forget(pid)
+            self.groups.forget(f"g{pid}")
         if not output_done.done():
             await asyncio.wait({output_done}, timeout=5)
-        # Done, or a grandchild outside the group still holds the pipe: stop reading.
+        # Done, or a grandchild outside the boundary still holds the pipe: stop reading.
         loop.remove_reader(output_fd)
         os.close(output_fd)
         return Outcome(
@@ -158,10 +175,13 @@ class Execution:
         pid and the pipe's reading end. posix_spawn does what subprocess.Popen would
         with a fraction of the Python; every other descriptor of ours is close-on-exec."""
         read_end, write_end = os.pipe()
+        argv = [SHELL, "-c", self._script()]
+        if self.user is not None:
+            argv = self.user.command(argv)
         try:
             pid = os.posix_spawn(
-                SHELL,
-                [SHELL, "-c", self._script()],
+                argv[0],
+                argv,
                 os.environb if self.env is None else self.env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -181,12 +201,25 @@ class Execution:
         return pid, read_end
 
     def _script(self) -> str:
-        """The command, after the shell sets the memory limit on itself, so that every
-        process it starts inherits it (a limit set from outside would come too late
-        for what the shell forks at once)."""
-        if not self.limits.memory_bytes:
-            return self.command
-        return f"ulimit -v {self.limits.memory_bytes // 1024} 2>/dev/null\n{self.command}"
+        """The command, after the shell has waited to be in its boundary and has set the
+        memory limit on itself, so that every process it starts inherits both (a limit
+        set from outside would come too late for what the shell forks at once)."""
+        script = self.command
+        if self.limits.memory_bytes:
+            script = f"ulimit -v {self.limits.memory_bytes // 1024} 2>/dev/null\n{script}"
+        if self.boundary is not None:
+            script = self.boundary.script_prefix() + script
+        return script
+
+    def _enter_boundary(self, pid: int) -> None:
+        if self.boundary is None:
+            return
+        try:
+            self.boundary.enter(pid)
+        except OSError as exc:
+            # A shell that waits to be moved in, or that may not run at all, must not
+            # run unbounded instead.
+            self.kill_now(f"could not contain the job: {exc}")
 
     def _apply_limits(self, pid: int) -> None:
         # Per user, and not enforced for root: the runner's process census covers both.
@@ -199,8 +232,7 @@ class Execution:
     def kill_now(self, reason: str) -> None:
         """No grace: for a job that is harming the machine."""
         self.stop(reason)
-        if self.pgid is not None:
-            _signal_group(self.pgid, signal.SIGKILL)
+        self._kill_all()
 
 
 def _read_until_end(

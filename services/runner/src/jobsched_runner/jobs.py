@@ -3,7 +3,6 @@ and its result kept until the scheduler acknowledges it."""
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,11 @@ from jobsched_common.timestamps import to_timestamp
 from prometheus_client import Counter, Gauge
 
 from .attempts import Key, to_key, to_ref
+from .containment import Boundary, Containment, Unenclosable
+from .environment import job_environment
 from .execute import CapturedOutput, Execution, Limits, Outcome, ProcessGroups, count_groups
 from .settings import Settings
+from .users import JobUser
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,8 @@ class Process(Protocol):
     async def run(self, on_started: Callable[[datetime], None]) -> Outcome: ...
 
 
-# command, timeout (None: none), output limit in bytes, environment
-Launch = Callable[[str, float | None, int, dict[bytes, bytes]], Process]
+# command, timeout (None: none), output limit in bytes, environment, attempt
+Launch = Callable[[str, float | None, int, dict[bytes, bytes], Key], Process]
 
 
 class Jobs:
@@ -63,6 +65,8 @@ class Jobs:
         groups: ProcessGroups | None = None,
         launch: Launch | None = None,
         clock: Callable[[], float] = time.monotonic,
+        containment: Containment | None = None,
+        user: JobUser | None = None,
     ):
         self.settings = settings
         self.running: dict[Key, Process] = {}
@@ -71,6 +75,8 @@ class Jobs:
         self._groups = groups
         self._launch = launch or self._execution
         self._clock = clock
+        self._containment = containment
+        self._user = user
         self._tasks: set[asyncio.Task[None]] = set()
         self._lease_ttl = 10.0
         self._output_limit = 1024 * 1024
@@ -80,9 +86,9 @@ class Jobs:
             memory_bytes=settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
             max_processes=settings.JOB_MAX_PROCESSES,
         )
-        # Each job's environment starts from the runner's, copied once: os.environ
-        # decodes and encodes every variable on each read.
-        self._job_env = dict(os.environb)
+        # Built once: os.environ decodes and encodes every variable on each read.
+        home = user.home if user is not None else None
+        self._job_env = job_environment(settings.job_env_passthrough, home=home)
 
     # --- what the link asks of them -------------------------------------------------------
 
@@ -130,7 +136,7 @@ class Jobs:
             b"JOBSCHED_ATTEMPT": b"%d" % key[1],
         }
         execution = self._launch(
-            item.command, item.timeout_seconds or None, self._output_limit, env
+            item.command, item.timeout_seconds or None, self._output_limit, env, key
         )
         self.running[key] = execution
         # The lease began at the claim, moments ago: the safety margin covers the delivery.
@@ -164,18 +170,32 @@ class Jobs:
                 execution.kill_now("lease lost")
 
     async def watch_process_counts(self) -> None:
+        """Counts each job's processes within its boundary; without a subreaper's sweep
+        to do, or a limit to keep, there is nothing to count."""
         limit = self.settings.JOB_MAX_PROCESSES
-        while limit:
+        containment = self._containment
+        while limit or containment is not None:
             await asyncio.sleep(CENSUS_INTERVAL)
-            # Reading all of /proc is costly; a job younger than a round waits for the
-            # next one, so a burst of short jobs costs no census at all.
+            # A census is costly; a job younger than a round waits for the next one, so
+            # a burst of short jobs costs none (but what they left behind is swept).
             born_before = _now() - timedelta(seconds=CENSUS_INTERVAL)
-            if any(e.started_at < born_before for e in self.running.values()):
-                self.kill_crowded(await asyncio.to_thread(count_groups))
+            old = any(e.started_at < born_before for e in self.running.values())
+            if containment is None:
+                counts = await asyncio.to_thread(count_groups) if old else {}
+            elif old or containment.wants_census():
+                try:
+                    counts = await containment.census()
+                except OSError:  # /proc or a cgroup unreadable for a moment: next round
+                    log.exception("Census of jobs' processes failed")
+                    continue
+            else:
+                continue
+            if limit:
+                self.kill_crowded(counts)
 
     def kill_crowded(self, counts: dict[int, int]) -> None:
-        """Kills a job whose process group has grown past the limit (`counts`: processes
-        per group): a fork bomb must not take the runner, or the machine, down with it."""
+        """Kills a job that has grown past the limit (`counts`: processes per job, by its
+        process group): a fork bomb must not take the runner, or the machine, down."""
         limit = self.settings.JOB_MAX_PROCESSES
         for execution in list(self.running.values()):
             pgid = execution.pgid
@@ -185,10 +205,31 @@ class Jobs:
     # --- one attempt ----------------------------------------------------------------------
 
     def _execution(
-        self, command: str, timeout: float | None, output_limit: int, env: dict[bytes, bytes]
+        self,
+        command: str,
+        timeout: float | None,
+        output_limit: int,
+        env: dict[bytes, bytes],
+        key: Key,
     ) -> Execution:
         grace = self.settings.KILL_GRACE_SECONDS
-        return Execution(command, timeout, grace, output_limit, self._groups, self._limits, env)
+        boundary: Boundary | None = None
+        if self._containment is not None:
+            try:
+                boundary = self._containment.open(key)
+            except OSError as exc:
+                boundary = Unenclosable(exc)
+        return Execution(
+            command,
+            timeout,
+            grace,
+            output_limit,
+            self._groups,
+            self._limits,
+            env,
+            boundary,
+            self._user,
+        )
 
     async def _run(self, key: Key, execution: Process) -> None:
         RUNNING.inc()

@@ -10,7 +10,14 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -18,6 +25,7 @@ import grpc
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
 from jobsched_common.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from jobsched_common.tls import aio_channel
 from prometheus_client import Gauge
 
 from .attempts import Key, to_key, to_ref
@@ -31,26 +39,44 @@ OUTPUT_FLUSH_SECONDS = 0.25
 MAX_RESULTS_PER_MESSAGE = 500
 FIRST_RECONNECT_DELAY = 0.1
 MAX_RECONNECT_DELAY = 2.0
-# Pings find a dead scheduler or a silent network within seconds, not TCP's minutes.
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 2000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-]
+ChannelOptions = Sequence[tuple[str, int]]
 
 Incoming = AsyncIterable[pb.SchedulerMessage]
+Outgoing = AsyncIterator[pb.RunnerMessage]
 # Opens one stream to the scheduler at an address; it sends what the iterator yields.
 Transport = Callable[[str, AsyncIterator[pb.RunnerMessage]], AbstractAsyncContextManager[Incoming]]
 
 
-@contextlib.asynccontextmanager
-async def grpc_stream(
-    addr: str, outgoing: AsyncIterator[pb.RunnerMessage]
-) -> AsyncIterator[Incoming]:
-    async with grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
-        yield runner_pb2_grpc.RunnerServiceStub(channel).Connect(outgoing)
+def channel_options(settings: Settings) -> ChannelOptions:
+    """Keepalive pings find a dead scheduler or a silent network within seconds, not
+    TCP's minutes, also while no message flows (the scheduler permits them)."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def grpc_transport(settings: Settings) -> Transport:
+    """Streams over gRPC: TLS when TLS_CA_FILE is set (with the runner's certificate
+    when it has one), and its RUNNER_TOKEN as bearer metadata when it has one."""
+    files = settings.tls
+    options = channel_options(settings)
+    metadata = (("authorization", f"Bearer {settings.RUNNER_TOKEN}"),)
+
+    @contextlib.asynccontextmanager
+    async def stream(addr: str, outgoing: Outgoing) -> AsyncIterator[Incoming]:
+        async with aio_channel(addr, files, options) as channel:
+            stub = runner_pb2_grpc.RunnerServiceStub(channel)
+            yield stub.Connect(outgoing, metadata=metadata if settings.RUNNER_TOKEN else None)
+
+    return stream
+
+
+class SchedulerSilent(Exception):
+    """The scheduler keeps the stream open but answers no heartbeat."""
 
 
 class LinkedJobs(Protocol):
@@ -84,7 +110,7 @@ class Link:
         self,
         settings: Settings,
         jobs: LinkedJobs,
-        transport: Transport = grpc_stream,
+        transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
@@ -92,7 +118,7 @@ class Link:
         self.jobs = jobs
         self.draining = False
         self.connected = asyncio.Event()
-        self._transport = transport
+        self._transport = transport or grpc_transport(settings)
         self._clock = clock
         self._sleep = sleep
         self._outbox: asyncio.Queue[pb.RunnerMessage | None] | None = None
@@ -100,6 +126,8 @@ class Link:
         self._lease_ttl = 10.0
         # When each heartbeat still awaiting its answer was sent (on `clock`), by seq.
         self._heartbeat_sent: dict[int, float] = {}
+        # When the scheduler last answered a heartbeat or a registration.
+        self._answered_at = clock()
         self._seq = itertools.count(1)
 
     def send(self, message: pb.RunnerMessage) -> None:
@@ -124,6 +152,8 @@ class Link:
                 log.warning(
                     "Scheduler %s unreachable (%s: %s)", addr, exc.code().name, exc.details()
                 )
+            except SchedulerSilent as exc:
+                log.warning("Scheduler %s is silent (%s); trying the next", addr, exc)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -144,17 +174,22 @@ class Link:
             outbox.put_nowait(opening)
         async with self._transport(addr, _drain_queue(outbox)) as incoming:
             self._outbox = outbox
-            helpers = [
-                asyncio.create_task(self._heartbeats()),
-                asyncio.create_task(self._flush_output()),
-            ]
+            reader = asyncio.create_task(self._read(incoming))
+            beats = asyncio.create_task(self._heartbeats())
+            flush = asyncio.create_task(self._flush_output())
             try:
-                async for message in incoming:
-                    self._handle(message)
+                await asyncio.wait({reader, beats}, return_when=asyncio.FIRST_COMPLETED)
+                if not reader.done():
+                    raise SchedulerSilent(f"no answer to heartbeats for {self._lease_ttl:g} s")
+                reader.result()
             finally:
-                for task in helpers:
+                for task in (reader, beats, flush):
                     task.cancel()
                 outbox.put_nowait(None)
+
+    async def _read(self, incoming: Incoming) -> None:
+        async for message in incoming:
+            self._handle(message)
 
     def _opening(self) -> list[pb.RunnerMessage]:
         """A stream's first messages: who we are and what we still run, whether we are
@@ -201,13 +236,19 @@ class Link:
 
     def _renewed(self, seq: int, keys: list[Key]) -> None:
         """The leases renewed in answer to heartbeat `seq` count from when it was sent."""
+        self._answered_at = self._clock()
         sent = self._heartbeat_sent.pop(seq, None)
         if sent is not None:
             self.jobs.renewed(keys, sent)
 
     async def _heartbeats(self) -> None:
+        """Heartbeats until the scheduler has answered none for a lease: one that cannot
+        renew leases (its database is away, say) is no use, and another one may be."""
+        self._answered_at = self._clock()
         while True:
             await self._sleep(self._heartbeat_interval)
+            if self._clock() - self._answered_at > self._lease_ttl:
+                return
             self.send(self._heartbeat())
 
     def _heartbeat(self) -> pb.RunnerMessage:

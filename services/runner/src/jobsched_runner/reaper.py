@@ -1,60 +1,148 @@
-"""A watchdog process beside the runner: if the runner dies (even by SIGKILL), every
-job process group it had running is killed, so that no orphaned command keeps a slot
-the scheduler will soon give to another job.
+"""A watchdog process beside the runner: if the runner dies (even by SIGKILL), every job
+process it had running is killed, so that no orphaned command keeps a slot the scheduler
+will soon give to another job. The runner watches it in turn and starts another if it dies.
 
-The runner writes `+PGID` and `-PGID` lines to the reaper's stdin; end of input means
-the runner is gone."""
+The runner writes lines to the reaper's stdin, `+` to watch and `-` to forget:
+`g<pgid>` a job's process group, `c<path>` a job's cgroup (killed, then removed),
+`p<pid>:<start time>` a process that left its job's group, `r<path>` the runner's cgroup
+of jobs (removed last). End of input means the runner is gone."""
 
+import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+import time
+from pathlib import Path
 
-if TYPE_CHECKING:  # the reaper process itself has no event loop: it stays small
-    import asyncio
+log = logging.getLogger(__name__)
 
 FORGET_WITHIN_SECONDS = 0.1
+RESTART_DELAY_SECONDS = 1.0
+CGROUP_EMPTY_WAIT_SECONDS = 5.0
 
 
 def main() -> None:
     # Ctrl+C reaches the whole terminal group: the runner drains, the reaper waits for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    groups: set[int] = set()
+    entries: dict[str, None] = {}  # ordered: cgroups are removed in the order given
     for line in sys.stdin:
-        sign, pgid = line[:1], int(line[1:])
-        if sign == "+":
-            groups.add(pgid)
+        entry = line[1:].rstrip("\n")
+        if line.startswith("+"):
+            entries[entry] = None
         else:
-            groups.discard(pgid)
-    for pgid in groups:
+            entries.pop(entry, None)
+    reap(list(entries))
+
+
+def reap(entries: list[str]) -> None:
+    """Kills everything `entries` name, then removes their cgroups."""
+    cgroups = [Path(e[1:]) for e in entries if e.startswith("c")]
+    for entry in entries:
+        kind, what = entry[:1], entry[1:]
+        with contextlib.suppress(OSError, ValueError):
+            if kind == "g":
+                os.killpg(int(what), signal.SIGKILL)
+            elif kind == "p":
+                kill_process(*map(int, what.split(":")))
+            elif kind == "c":
+                (Path(what) / "cgroup.kill").write_text("1")
+    deadline = time.monotonic() + CGROUP_EMPTY_WAIT_SECONDS
+    for path in [*cgroups, *(Path(e[1:]) for e in entries if e.startswith("r"))]:
+        remove_cgroup(path, deadline)
+
+
+def kill_process(pid: int, start_time: int) -> None:
+    """Kills `pid` if it is still the process that started then (not a reused pid)."""
+    if process_start_time(pid) == start_time:
+        os.kill(pid, signal.SIGKILL)
+
+
+def process_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def remove_cgroup(path: Path, deadline: float) -> None:
+    """A cgroup goes once its last process has gone: killed ones take a moment."""
+    while True:
         try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
 
 
 class Reaper:
-    """The runner's handle on its reaper process. A new group is sent at the end of
-    this turn of the event loop, together with whatever else came up in it; a group
-    that ended can wait a little for the next write, since killing it would be a no-op."""
+    """The runner's handle on its reaper process, restarted if it dies and told again
+    all it was told. A new entry is sent at the end of this turn of the event loop,
+    together with whatever else came up in it; an entry that ended can wait a little
+    for the next write, since killing it would be a no-op."""
 
-    def __init__(self, loop: "asyncio.AbstractEventLoop") -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._proc = subprocess.Popen(
+        self._entries: dict[str, None] = {}
+        self._flush_at: float | None = None  # when the next write is scheduled
+        self._pidfd = -1
+        self._closed = False
+        self._proc = self._start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def _start(self) -> "subprocess.Popen[bytes]":
+        proc = subprocess.Popen(
             [sys.executable, "-m", "jobsched_runner.reaper"],
             stdin=subprocess.PIPE,
             start_new_session=True,
         )
-        self._flush_at: float | None = None  # when the next write is scheduled
+        self._pidfd = os.pidfd_open(proc.pid)
+        self._loop.add_reader(self._pidfd, self._died, proc)
+        return proc
 
-    def _send(self, line: str, within: float) -> None:
+    def _stop_watching(self) -> None:
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+    def _died(self, proc: "subprocess.Popen[bytes]") -> None:
+        self._stop_watching()
+        code = proc.wait()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        log.warning("Reaper (pid %d) died with code %d: starting another", proc.pid, code)
+        self._restart()
+
+    def _restart(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._proc = self._start()
+        except OSError:
+            log.exception("Could not start a reaper: trying again")
+            self._loop.call_later(RESTART_DELAY_SECONDS, self._restart)
+            return
+        self._write("".join(f"+{entry}\n" for entry in self._entries), 0)
+        log.info("Reaper restarted (pid %d), told %d entries", self._proc.pid, len(self._entries))
+
+    def _write(self, lines: str, within: float) -> None:
         assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(line.encode())
-        except BrokenPipeError:  # the reaper died: jobs still run, only unguarded
+            self._proc.stdin.write(lines.encode())
+        except (BrokenPipeError, ValueError):  # it died: the watcher starts another
             return
         due = self._loop.time() + within
         if self._flush_at is None or due < self._flush_at:
@@ -71,17 +159,21 @@ class Reaper:
         with contextlib.suppress(BrokenPipeError):
             stdin.flush()
 
-    def watch(self, pgid: int) -> None:
-        self._send(f"+{pgid}\n", 0)
+    def watch(self, entry: str) -> None:
+        self._entries[entry] = None
+        self._write(f"+{entry}\n", 0)
 
-    def forget(self, pgid: int) -> None:
-        self._send(f"-{pgid}\n", FORGET_WITHIN_SECONDS)
+    def forget(self, entry: str) -> None:
+        self._entries.pop(entry, None)
+        self._write(f"-{entry}\n", FORGET_WITHIN_SECONDS)
 
     def close(self) -> None:
+        self._closed = True
+        self._stop_watching()
         if self._proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
-        self._proc.wait(5)
+        self._proc.wait(5 + CGROUP_EMPTY_WAIT_SECONDS)
 
 
 if __name__ == "__main__":

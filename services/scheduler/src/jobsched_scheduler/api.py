@@ -219,7 +219,7 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         if self.explainer is None:
             raise Unavailable("ExplainJob is not served by this scheduler")
         job, position = await self.explainer.facts(validation.job_id(request.id))
-        free_slots = [runner.free for runner in self.dispatcher.runners.values()]
+        free_slots = list(self.dispatcher.offered().values())
         answer = explanation(job, position, free_slots, self.explainer.position_cap)
         return explanation_message(answer)
 

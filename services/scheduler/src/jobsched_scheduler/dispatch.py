@@ -6,7 +6,10 @@ serialised transaction, so several schedulers never exceed the limit together.
 
 What wakes it: every insert, status change and config change, by any scheduler or by
 hand, arrives as a notification (events.py) and wakes it once; so does a runner that
-connects. Nothing else calls wake(), so that one change costs one claim cycle."""
+connects. Nothing else calls wake(), so that one change costs one claim cycle.
+
+Only runners that liveness.py finds alive get work; a claim that cannot be delivered
+ends at once ("not delivered", retried by the normal rule) instead of a lease later."""
 
 import asyncio
 import logging
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import metrics
+from .liveness import NOT_DELIVERED, Heard, Liveness
 from .model import AttemptKey, Claimed, ClaimResult
 from .ports import Store
 
@@ -35,6 +39,7 @@ class ConnectedRunner:
     kill: Callable[[list[AttemptKey], str], None]
     active: set[AttemptKey] = field(default_factory=set)
     draining: bool = False
+    heard: Heard = field(default_factory=lambda: Heard("", time.monotonic()))
 
     @property
     def free(self) -> int:
@@ -42,9 +47,10 @@ class ConnectedRunner:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, check_interval: float):
+    def __init__(self, store: Store, check_interval: float, liveness: Liveness | None = None):
         self.store = store
         self.check_interval = check_interval
+        self.liveness = liveness or Liveness(store)
         self.runners: dict[str, ConnectedRunner] = {}
         metrics.RUNNERS.set_function(lambda: len(self.runners))
         self._wake = asyncio.Event()
@@ -56,10 +62,12 @@ class Dispatcher:
         self._wake.set()
 
     def attach(self, runner: ConnectedRunner) -> None:
+        runner.heard = self.liveness.connected(runner.runner_id)
         self.runners[runner.runner_id] = runner
         self.wake()
 
     def detach(self, runner: ConnectedRunner) -> None:
+        self.liveness.disconnected(runner.heard)
         if self.runners.get(runner.runner_id) is runner:
             del self.runners[runner.runner_id]
 
@@ -75,6 +83,20 @@ class Dispatcher:
     def release(self, runner: ConnectedRunner, keys: list[AttemptKey]) -> None:
         """The runner's processes for these attempts have ended: its slots are free."""
         runner.active.difference_update(keys)
+        self.liveness.acknowledged(runner.heard, keys)
+
+    def acknowledged(self, runner: ConnectedRunner, keys: list[AttemptKey]) -> None:
+        """The runner named these attempts: it has them."""
+        self.liveness.acknowledged(runner.heard, keys)
+
+    def heartbeat(self, runner: ConnectedRunner, keys: list[AttemptKey]) -> None:
+        self.liveness.heartbeat(runner.heard, keys)
+
+    def leases_expired(self, keys: list[AttemptKey]) -> None:
+        """The sweep ended these attempts: whoever held them here gets no new work
+        until it heartbeats again."""
+        lost = set(keys)
+        self.liveness.leases_expired(r.heard for r in self.runners.values() if r.active & lost)
 
     async def run(self, stop: asyncio.Event) -> None:
         stopper = asyncio.ensure_future(stop.wait())
@@ -104,7 +126,7 @@ class Dispatcher:
         return min(self.check_interval, max(due, 0.0) + 0.01)
 
     async def dispatch_once(self, timer: bool = False) -> ClaimResult | None:
-        free = {r.runner_id: r.free for r in self.runners.values() if r.free > 0}
+        free = {runner_id: n for runner_id, n in self.offered().items() if n > 0}
         if not free:
             if timer:
                 log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
@@ -117,14 +139,52 @@ class Dispatcher:
         metrics.LIMIT.set(result.limit)
         metrics.JOBS_STARTED.inc(result.claimed)
         self._log_cycle(result, timer)
+        undelivered: list[AttemptKey] = []
         for runner_id, claimed in result.by_runner.items():
             runner = self.runners.get(runner_id)
-            if runner is None:
-                # Gone since the claim: the leases expire and the jobs end as "runner lost".
-                continue
-            runner.active.update(c.key for c in claimed)
-            runner.deliver(claimed)
+            if runner is None or not self._deliver(runner, claimed):
+                undelivered += [c.key for c in claimed]
+        if undelivered:
+            await self._end_undelivered(undelivered)
         return result
+
+    def offered(self) -> dict[str, int]:
+        """The free slots the claim may fill, by runner: none of a runner that is not
+        alive enough for new work (liveness.py)."""
+        return {
+            r.runner_id: r.free if self.liveness.eligible(r.heard) else 0
+            for r in self.runners.values()
+        }
+
+    def _deliver(self, runner: ConnectedRunner, claimed: list[Claimed]) -> bool:
+        keys = [c.key for c in claimed]
+        runner.active.update(keys)
+        try:
+            runner.deliver(claimed)
+        except Exception:
+            log.exception(
+                "Sending %d assignment(s) to runner %s failed", len(keys), runner.runner_id
+            )
+            runner.active.difference_update(keys)
+            # Some may have gone out before the failure: those must not run.
+            runner.kill(keys, NOT_DELIVERED)
+            return False
+        self.liveness.sent(runner.heard, keys, runner.kill, runner.active.difference_update)
+        return True
+
+    async def _end_undelivered(self, keys: list[AttemptKey]) -> None:
+        """Claimed for a runner that left since, or could not be sent: ended now rather
+        than a lease later."""
+        try:
+            ended = await self.store.end_attempts(keys, NOT_DELIVERED)
+        except Exception as exc:  # the lease sweep ends them instead
+            log.warning("Ending %d undelivered attempt(s) failed: %s", len(keys), exc)
+            return
+        for key in ended:
+            extra = {"job_id": key.job_id}
+            log.warning(
+                "Job %d attempt %d: %s", key.job_id, key.attempt, NOT_DELIVERED, extra=extra
+            )
 
     def _due(self) -> bool:
         """A `scheduled` job's time has come: the claim queues it, even with no slot

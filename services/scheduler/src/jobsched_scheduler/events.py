@@ -1,7 +1,9 @@
 """Listens on the `jobsched_events` channel that the database triggers fill.
 
 Every insert and status change, by any scheduler or by hand with SQL, arrives here:
-it wakes dispatch when a slot or a job may be waiting, and feeds event watchers."""
+it wakes dispatch when a slot or a job may be waiting, and feeds event watchers.
+Notifications sent while the listening connection was down are lost: each time it is
+(re)established, watchers get a `resync` event, and re-read what they show."""
 
 import asyncio
 import json
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 
 import psycopg
 from jobsched_common.limits import TERMINAL_STATUSES, WAITING_STATUSES
+
+from .store import CLIENT_ENCODING
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,15 @@ class JobEvent:
     attempt: int
     at: datetime
     config_changed: bool = False  # an event of the configuration: no job
+    resync: bool = False  # events may have been missed: re-read the state; no job
 
 
 def config_event() -> JobEvent:
     return JobEvent(0, "", 0, datetime.now(UTC), config_changed=True)
+
+
+def resync_event() -> JobEvent:
+    return JobEvent(0, "", 0, datetime.now(UTC), resync=True)
 
 
 def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
@@ -103,12 +112,16 @@ class EventHub:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
-            self.database_url, autocommit=True
+            self.database_url, autocommit=True, client_encoding=CLIENT_ENCODING
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
-            # Notifications sent while we were away are lost: look at the table once.
+            # Notifications sent while we were away are lost: look at the table once,
+            # and have every watcher do the same (listening already, so none is missed).
             self.on_wake()
             self.on_schedules()
+            if self._watchers:
+                log.info("Listening for events: %d watcher(s) told to resync", len(self._watchers))
+            self.publish([resync_event()])
             while not stop.is_set():
                 async for note in conn.notifies(timeout=1.0):
                     self._handle(note.payload)

@@ -8,6 +8,7 @@ again without some of its attempts ends their leases at once (runner_link.py).""
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from .model import AttemptKey
 from .ports import Store
@@ -15,7 +16,12 @@ from .ports import Store
 log = logging.getLogger(__name__)
 
 
-async def sweep_leases(store: Store, interval: float, stop: asyncio.Event) -> None:
+async def sweep_leases(
+    store: Store,
+    interval: float,
+    stop: asyncio.Event,
+    on_lost: Callable[[list[AttemptKey]], None] = lambda keys: None,
+) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval)
@@ -28,6 +34,8 @@ async def sweep_leases(store: Store, interval: float, stop: asyncio.Event) -> No
             log.warning("Lease sweep failed: %s", exc)
             continue
         log_lost(lost)
+        if lost:
+            on_lost(lost)
 
 
 def log_lost(keys: list[AttemptKey]) -> None:

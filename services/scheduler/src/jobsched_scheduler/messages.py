@@ -103,6 +103,7 @@ def event_message(event: JobEvent) -> pb.JobEvent:
         status=STATUS_TO_PB.get(event.status, pb.JOB_STATUS_UNSPECIFIED),
         attempt=event.attempt,
         config_changed=event.config_changed,
+        resync=event.resync,
     )
     set_timestamp(message.at, event.at)
     return message

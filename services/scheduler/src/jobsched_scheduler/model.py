@@ -96,13 +96,16 @@ class ClaimResult:
 
 @dataclass
 class AttemptReport:
-    """What a runner told us about one attempt since the last flush."""
+    """What a runner told us about one attempt since the last flush. The store applies
+    it only if the attempt was given to `runner_id` (None: to any runner; tools and
+    tests only, the runner link always names the runner)."""
 
     key: AttemptKey
     started_at: datetime | None = None
     output: list[str] = field(default_factory=list)
     truncated: bool = False
     finished: "Finish | None" = None
+    runner_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,22 @@ class Ended:
     ran: float | None
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A report about an attempt that was given to another runner: it changed nothing."""
+
+    key: AttemptKey
+    runner_id: str
+    holder: str
+
+
 @dataclass
 class StoredReports:
-    # Every finish in the batch, stored or found stale: the runners may forget them.
+    # Every finish in the batch, stored, found stale or refused: the runners may forget
+    # them (a refused one would be refused again; an honest runner never sends one).
     acknowledged: list[AttemptKey]
     ended: list[Ended]
+    refused: list[Refused] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ class Store(Protocol):
         """Ends the runner's running attempts that it does not hold (it registered again
         without them) as lost leases end; returns every attempt ended so."""
 
+    async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
+        """Ends these attempts, if still current and their lease never renewed since
+        the claim, as lost leases end (retried when attempts remain) with this reason;
+        returns those it ended."""
+
     # --- runner reports ----------------------------------------------------------------
 
     async def apply_reports(self, reports: Sequence[AttemptReport]) -> StoredReports:

@@ -13,36 +13,47 @@ from .ports import Store
 
 log = logging.getLogger(__name__)
 
-FinishedCallback = Callable[[list[AttemptKey]], None]
 # How long to wait after a failed write before the reports are written again.
 RETRY_PAUSE_SECONDS = 0.5
+
+
+# Reports gather by attempt and by the runner that sent them: one runner's forged
+# report never merges with, or stands in for, the report of the attempt's own runner.
+Pending = tuple[AttemptKey, str | None]
+# Told each finish (and who sent it) once the store has it or found it stale or refused.
+FinishedCallback = Callable[[list[Pending]], None]
 
 
 class ReportWriter:
     def __init__(self, store: Store, on_stored: FinishedCallback):
         self.store = store
         self.on_stored = on_stored
-        self._pending: dict[AttemptKey, AttemptReport] = {}
+        self._pending: dict[Pending, AttemptReport] = {}
         self._ready = asyncio.Event()
 
-    def _report(self, key: AttemptKey) -> AttemptReport:
-        report = self._pending.get(key)
+    def _report(self, key: AttemptKey, runner_id: str | None) -> AttemptReport:
+        report = self._pending.get((key, runner_id))
         if report is None:
-            report = self._pending[key] = AttemptReport(key)
+            report = AttemptReport(key, runner_id=runner_id)
+            self._pending[(key, runner_id)] = report
         self._ready.set()
         return report
 
-    def started(self, key: AttemptKey, at: datetime) -> None:
-        self._report(key).started_at = at
+    def started(self, key: AttemptKey, at: datetime, by: str | None = None) -> None:
+        """`by`: the runner reporting; the store applies only reports of its own attempts
+        (None: any runner's, for tests)."""
+        self._report(key, by).started_at = at
 
-    def output(self, key: AttemptKey, text: str, truncated: bool = False) -> None:
-        report = self._report(key)
+    def output(
+        self, key: AttemptKey, text: str, truncated: bool = False, by: str | None = None
+    ) -> None:
+        report = self._report(key, by)
         if text:
             report.output.append(text)
         report.truncated |= truncated
 
-    def finished(self, key: AttemptKey, finish: Finish) -> None:
-        self._report(key).finished = finish
+    def finished(self, key: AttemptKey, finish: Finish, by: str | None = None) -> None:
+        self._report(key, by).finished = finish
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flushes until stopped, then once more for what arrived last."""
@@ -76,11 +87,21 @@ class ReportWriter:
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
             self._ready.set()
             return
+        for refused in stored.refused:
+            log.warning(
+                "Job %d attempt %d: report from runner %s refused, the attempt is runner %s's",
+                refused.key.job_id,
+                refused.key.attempt,
+                refused.runner_id,
+                refused.holder,
+                extra={"job_id": refused.key.job_id},
+            )
         for end in stored.ended:
             metrics.JOBS_FINISHED.labels(end.status).inc()
             if end.waited is not None:
                 metrics.ENQUEUE_TO_START.observe(end.waited)
             if end.ran is not None:
                 metrics.DURATION.observe(end.ran)
-        if stored.acknowledged:
-            self.on_stored(stored.acknowledged)
+        finished = [pending for pending, report in batch.items() if report.finished]
+        if finished:
+            self.on_stored(finished)

@@ -18,6 +18,7 @@ from .errors import (
     Unavailable,
     WrongState,
 )
+from .runner_auth import NotThisRunner, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ STATUS_CODES: dict[type[DomainError], grpc.StatusCode] = {
     WrongState: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     FellBehind: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    NotThisRunner: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 Req = TypeVar("Req")

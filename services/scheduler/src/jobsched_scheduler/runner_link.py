@@ -18,8 +18,9 @@ from .leases import log_lost
 from .messages import within_bytes
 from .model import AttemptKey, Claimed, Finish
 from .ports import Store
-from .reports import ReportWriter
+from .reports import Pending, ReportWriter
 from .rpc import rpc_stream
+from .runner_auth import NotThisRunner, RunnerAuth, Unauthenticated, permit
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         heartbeat_interval: float,
         lease_ttl: float,
         output_limit: int,
+        auth: RunnerAuth,
     ):
         self.store = store
+        self.auth = auth
         self.dispatcher = dispatcher
         self.heartbeat_interval = heartbeat_interval
         self.lease_ttl = lease_ttl
@@ -58,15 +61,15 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         self.reports = ReportWriter(store, self._on_stored)
         # Set on shutdown: streams end, and runners reconnect to another scheduler.
         self.closing = asyncio.Event()
-        # Which stream to acknowledge each stored finish on.
-        self._finish_from: dict[AttemptKey, asyncio.Queue[pb.SchedulerMessage]] = {}
+        # Which stream to acknowledge each stored finish on, by attempt and runner.
+        self._finish_from: dict[Pending, asyncio.Queue[pb.SchedulerMessage]] = {}
 
-    def _on_stored(self, keys: list[AttemptKey]) -> None:
+    def _on_stored(self, finished: list[Pending]) -> None:
         acks: dict[asyncio.Queue[pb.SchedulerMessage], list[pb.AttemptRef]] = {}
-        for key in keys:
-            outbox = self._finish_from.pop(key, None)
+        for pending in finished:
+            outbox = self._finish_from.pop(pending, None)
             if outbox is not None:
-                acks.setdefault(outbox, []).append(_ref(key))
+                acks.setdefault(outbox, []).append(_ref(pending[0]))
         for outbox, refs in acks.items():
             outbox.put_nowait(pb.SchedulerMessage(acked=pb.Acked(refs=refs)))
 
@@ -76,12 +79,23 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         request_iterator: AsyncIterator[pb.RunnerMessage],
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
     ) -> AsyncGenerator[pb.SchedulerMessage, None]:
+        # Nothing is read, registered, renewed or ended for a caller without a credential.
+        try:
+            name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
+        except Unauthenticated as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
             raise InvalidValue("first message must be register")
         reg = first.register
         if not reg.runner_id or reg.capacity < 1:
             raise InvalidValue("register needs a runner_id and capacity >= 1")
+        try:
+            permit(name, reg.runner_id)
+        except NotThisRunner as exc:
+            log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            raise
         outbox: asyncio.Queue[pb.SchedulerMessage] = asyncio.Queue()
         runner = ConnectedRunner(
             reg.runner_id,
@@ -100,9 +114,10 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             )
         )
         self.dispatcher.attach(runner)
+        self.dispatcher.acknowledged(runner, [_key(r) for r in reg.running])
         log.info("Runner %s connected (capacity %d)", runner.runner_id, runner.capacity)
         reader = asyncio.create_task(self._read(runner, request_iterator, outbox))
-        closing = asyncio.ensure_future(self.closing.wait())
+        closing = asyncio.ensure_future(self._until_closed(runner))
         try:
             while True:
                 getter = asyncio.ensure_future(outbox.get())
@@ -118,6 +133,20 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
             reader.cancel()
             self.dispatcher.detach(runner)
             log.info("Runner %s disconnected", runner.runner_id)
+
+    async def _until_closed(self, runner: ConnectedRunner) -> None:
+        """Until the scheduler stops, or the runner has been silent for a lease."""
+        hang_up = asyncio.ensure_future(runner.heard.hang_up.wait())
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait({hang_up, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hang_up.cancel()
+            closing.cancel()
+        if runner.heard.hang_up.is_set():
+            log.warning(
+                "Runner %s has been silent for a lease; ending its stream", runner.runner_id
+            )
 
     async def _reattach(
         self,
@@ -147,9 +176,13 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         async for msg in messages:
             kind = msg.WhichOneof("body")
             if kind == "started":
-                self.reports.started(_key(msg.started.ref), _time(msg.started.at) or _now())
+                self.dispatcher.acknowledged(runner, [_key(msg.started.ref)])
+                at = _time(msg.started.at) or _now()
+                self.reports.started(_key(msg.started.ref), at, by=runner.runner_id)
             elif kind == "output":
-                self.reports.output(_key(msg.output.ref), _text(msg.output.data))
+                self.dispatcher.acknowledged(runner, [_key(msg.output.ref)])
+                text = _text(msg.output.data)
+                self.reports.output(_key(msg.output.ref), text, by=runner.runner_id)
             elif kind == "finished":
                 self._finished(runner, msg.finished, outbox)
             elif kind == "results":
@@ -168,17 +201,16 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         key = _key(done.ref)
-        self._finish_from[key] = outbox
-        self.reports.output(key, _text(done.output_tail), done.output_truncated)
-        self.reports.finished(
-            key,
-            Finish(
-                exit_code=done.exit_code,
-                reason=done.reason,
-                started_at=_time(done.started_at),
-                finished_at=_time(done.finished_at) or _now(),
-            ),
+        by = runner.runner_id
+        self._finish_from[(key, by)] = outbox
+        self.reports.output(key, _text(done.output_tail), done.output_truncated, by=by)
+        finish = Finish(
+            exit_code=done.exit_code,
+            reason=done.reason,
+            started_at=_time(done.started_at),
+            finished_at=_time(done.finished_at) or _now(),
         )
+        self.reports.finished(key, finish, by=by)
         self.dispatcher.release(runner, [key])
 
     async def _heartbeat(
@@ -188,6 +220,7 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         outbox: asyncio.Queue[pb.SchedulerMessage],
     ) -> None:
         keys = [_key(r) for r in heartbeat.running]
+        self.dispatcher.heartbeat(runner, keys)
         try:
             current, cancelled = await self.store.renew_leases(runner.runner_id, keys)
         except Exception as exc:  # no answer: the runner stops its jobs if this lasts

@@ -23,6 +23,7 @@ from .model import (
     JobRow,
     KeyLimit,
     NewJob,
+    Refused,
     StoredReports,
     slot_order,
 )
@@ -43,15 +44,29 @@ def new_pool(
         min_size=min_size,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "client_encoding": CLIENT_ENCODING},
         configure=_configure,
         **options,
     )
 
 
+# UTF8 whatever the database's encoding: from a SQL_ASCII database psycopg would
+# otherwise return text as bytes.
+CLIENT_ENCODING = "UTF8"
+
+
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Times come back as datetimes in `datetime.UTC`."""
+    """Times come back as datetimes in `datetime.UTC`. No JIT: the scheduler's statements
+    are short, and a plan costed past jit_above_cost (as those made with enable_seqscan
+    off are) would be compiled on every call, for far longer than it runs."""
     await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.execute("SET jit = off")
+
+
+async def server_encoding(conn: psycopg.AsyncConnection[Any]) -> str:
+    cursor = await conn.execute("SELECT current_setting('server_encoding')")
+    row = await cursor.fetchone()
+    return str(row[0]) if row else ""
 
 
 @contextlib.contextmanager
@@ -305,41 +320,46 @@ class PgStore:
         output = [r for r in reports if r.output and not r.finished]
         finished = [r for r in reports if r.finished]
         statements = sum(1 for kind in (started, output, finished) if kind)
+        refused: list[Refused] = []
+        ended: list[Ended] = []
         async with self._connection() as conn, _atomic(conn, statements > 1):
+            cur = _cursor(conn, dict_row)
             if started:
-                await conn.execute(
+                await cur.execute(
                     q("record_started"),
                     {
                         "job_ids": [r.key.job_id for r in started],
                         "attempts": [r.key.attempt for r in started],
                         "started_ats": [r.started_at for r in started],
+                        "runner_ids": [r.runner_id for r in started],
                     },
                 )
+                refused += map(_refused, await cur.fetchall())
             if output:
-                await conn.execute(
+                await cur.execute(
                     q("append_output"),
                     {
                         "job_ids": [r.key.job_id for r in output],
                         "attempts": [r.key.attempt for r in output],
                         "outputs": ["".join(r.output) for r in output],
                         "truncated": [r.truncated for r in output],
+                        "runner_ids": [r.runner_id for r in output],
                         "output_limit": self.output_limit,
                     },
                 )
-            ended: list[Ended] = []
+                refused += map(_refused, await cur.fetchall())
             if finished:
-                cur = _cursor(conn, dict_row)
                 await cur.execute(q("finish"), _finish_params(finished, self.output_limit))
-                ended = [
-                    Ended(
-                        AttemptKey(r["job_id"], r["attempt"]),
-                        r["status"],
-                        r["waited"] if r["attempt"] == 1 else None,
-                        r["ran"],
+                for r in await cur.fetchall():
+                    if r["status"] == "refused":
+                        refused.append(_refused(r))
+                        continue
+                    waited = r["waited"] if r["attempt"] == 1 else None
+                    ended.append(
+                        Ended(AttemptKey(r["job_id"], r["attempt"]), r["status"], waited, r["ran"])
                     )
-                    for r in await cur.fetchall()
-                ]
-        return StoredReports([r.key for r in finished], ended)
+        # A report of a start and output is refused by both statements: named once.
+        return StoredReports([r.key for r in finished], ended, list(dict.fromkeys(refused)))
 
     async def cancel(self, job_id: int, caller: Caller = LOCAL) -> tuple[JobRow | None, bool]:
         """Ends a queued job, or asks for a running one to be stopped. Returns the job
@@ -400,6 +420,19 @@ class PgStore:
     async def expire_leases(self) -> list[AttemptKey]:
         return _lost(await self._all("expire_leases"))
 
+    async def end_attempts(self, keys: list[AttemptKey], reason: str) -> list[AttemptKey]:
+        """Ends these attempts, if still current and never renewed, as a lost lease ends
+        them but with this reason; returns those it ended."""
+        if not keys:
+            return []
+        params = {
+            "job_ids": [k.job_id for k in keys],
+            "attempts": [k.attempt for k in keys],
+            "reason": reason,
+            "lease_seconds": self.lease_seconds,
+        }
+        return _lost(await self._all("end_attempts", params))
+
     async def expire_unheld(self, runner_id: str, held: list[AttemptKey]) -> list[AttemptKey]:
         """Ends the runner's running attempts that it does not hold, as a lost lease ends
         them; returns every attempt that ended so."""
@@ -451,6 +484,10 @@ def _atomic(conn: Any, needed: bool) -> contextlib.AbstractAsyncContextManager[A
     return conn.transaction() if needed else contextlib.nullcontext()
 
 
+def _refused(row: dict[str, Any]) -> Refused:
+    return Refused(AttemptKey(row["job_id"], row["attempt"]), row["runner_id"], row["holder"])
+
+
 def _finish_params(finished: list[AttemptReport], output_limit: int) -> dict[str, Any]:
     batch = []
     for report in finished:
@@ -467,6 +504,7 @@ def _finish_params(finished: list[AttemptReport], output_limit: int) -> dict[str
                 "finished_at": end.finished_at.isoformat(),
                 "output": "".join(report.output),
                 "truncated": report.truncated,
+                "runner_id": report.runner_id,
             }
         )
     return {"batch": json.dumps(batch), "output_limit": output_limit}

@@ -14,9 +14,14 @@ Read from the environment, or from `.env` in the working directory:
     SCHEDULER_PORT           the scheduler's gRPC API (default 50051)
     METRICS_PORT             the scheduler's Prometheus /metrics (default 9464)
     JOBSCHED_RUNNERS         how many runners (default 2)
+    JOBSCHED_TLS             `tls`: the scheduler's gRPC over TLS, from a CA made for
+                             this run; `mtls`: every gRPC client shows a certificate
+                             too (runners by their id); default: plaintext on loopback
 
-Everything else (RUNNER_DRAIN_SECONDS, API_TOKEN, ...) is passed on to the services;
-the database's settings to the scheduler alone."""
+Each runner gets a token of its own, made for this run (the scheduler reads them from a
+file), so that no other process can act as a runner. Everything else
+(RUNNER_DRAIN_SECONDS, API_TOKEN, ...) is passed on to the services; the database's
+settings to the scheduler alone."""
 
 from __future__ import annotations
 

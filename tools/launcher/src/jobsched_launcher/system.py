@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .credentials import Credentials
 from .postgres import embedded_postgres
 from .probes import free_port, http_ok, port_open, wait_for
 
@@ -26,10 +27,11 @@ log = logging.getLogger("jobsched.launcher")
 
 SCHEDULER = "jobsched-scheduler"
 RUNNER = "jobsched-runner"
-# Only the scheduler holds the database's credentials, and a runner holds no secret at
-# all: it passes its environment on to the jobs it runs.
+# Only the scheduler holds the database's credentials and knows the runner tokens; a
+# runner holds its own token alone (its jobs get none of its environment's secrets).
 DATABASE_SETTINGS = ("DATABASE_URL", "DB_")
-RUNNER_WITHHELD = (*DATABASE_SETTINGS, "API_TOKEN")
+SCHEDULER_SECRETS = (*DATABASE_SETTINGS, "RUNNER_TOKENS")
+RUNNER_WITHHELD = (*SCHEDULER_SECRETS, "API_TOKEN")
 
 GATEWAY_STOP_SECONDS = 10.0  # uvicorn's graceful shutdown is 5 s
 SCHEDULER_STOP_SECONDS = 15.0  # its gRPC grace, then its workers' grace
@@ -60,6 +62,12 @@ class LocalSystem:
     metrics_port: int = 9464
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict, repr=False)
+    # A token per runner id, made for this run: the scheduler reads them from a file
+    # (RUNNER_TOKENS_FILE) at every connect, so runners started later count too.
+    credentials: Credentials = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.credentials = Credentials(self.env)
 
     @property
     def gateway_url(self) -> str:
@@ -74,8 +82,11 @@ class LocalSystem:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def env_for(self, program: str, extra: dict[str, str]) -> dict[str, str]:
-        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, DATABASE_SETTINGS)
+        withheld = {SCHEDULER: (), RUNNER: RUNNER_WITHHELD}.get(program, SCHEDULER_SECRETS)
         env = {k: v for k, v in self.env.items() if not k.startswith(withheld)}
+        credentials = self.credentials
+        scheduler = program == SCHEDULER
+        own = {"RUNNER_TOKENS_FILE": str(credentials.tokens_file)} if scheduler else {}
         return {
             **env,
             "SCHEDULER_BIND": self.scheduler_addr,
@@ -83,10 +94,24 @@ class LocalSystem:
             "GATEWAY_PORT": str(self.gateway_port),
             "WEB_DIR": str(ROOT / "web"),
             "PYTHONUNBUFFERED": "1",
+            **own,
+            **credentials.tls_env(scheduler, extra.get("RUNNER_ID") or "gateway"),
             **extra,
         }
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Where this run's runner tokens and certificates are."""
+        return self.credentials.dir
+
+    def runner_token(self, runner_id: str) -> str:
+        """The token a runner registering as `runner_id` authenticates with."""
+        return self.credentials.runner_token(runner_id)
+
     def spawn(self, name: str, program: str, *args: str, **extra: str) -> None:
+        if program == RUNNER and "RUNNER_TOKEN" not in extra:
+            runner_id = extra.get("RUNNER_ID", name)
+            extra = {"RUNNER_ID": runner_id, **extra, "RUNNER_TOKEN": self.runner_token(runner_id)}
         self.services[name] = Service(program, args, extra)
         self.restart(name)
 
@@ -203,7 +228,7 @@ def kill_group(pgid: int) -> None:
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without database, token or service settings, plus
     `extra`: what a throwaway system of the tests or benchmarks starts with."""
-    own = ("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_")
+    own = ("DB_", "API_TOKEN", "DATABASE_URL", "RUNNER_", "SCHEDULER_", "TLS_")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **extra}
 
 

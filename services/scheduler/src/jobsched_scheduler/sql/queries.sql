@@ -127,40 +127,58 @@ SELECT * FROM jobsched_claim(%(slots)s::jsonb, %(default_limit)s::integer,
                              %(lease_seconds)s::float8, %(default_timeout)s::integer);
 
 -- name: record_started
--- Start times of current attempts, as the runners report them.
+-- Start times of current attempts, as the runners they were given to report them (a
+-- null runner id: any, for tools and tests). Returns the reports refused because the
+-- attempt is another runner's.
 WITH s AS (
     SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
-                         %(started_ats)s::timestamptz[]) AS s(job_id, attempt, started_at)
+                         %(started_ats)s::timestamptz[], %(runner_ids)s::text[])
+        AS s(job_id, attempt, started_at, runner_id)
 ), current AS (
     UPDATE jobs j SET started_at = s.started_at
     FROM s WHERE j.id = s.job_id AND j.attempt = s.attempt AND j.status = 'running'
+        AND j.runner_id = coalesce(s.runner_id, j.runner_id)
     RETURNING j.id, j.attempt, s.started_at
+), stamped AS (
+    UPDATE job_attempts a SET started_at = current.started_at
+    FROM current WHERE a.job_id = current.id AND a.attempt = current.attempt
 )
-UPDATE job_attempts a SET started_at = current.started_at
-FROM current WHERE a.job_id = current.id AND a.attempt = current.attempt;
+SELECT s.job_id, s.attempt, s.runner_id, j.runner_id AS holder
+FROM s JOIN jobs j ON j.id = s.job_id AND j.attempt = s.attempt AND j.status = 'running'
+WHERE j.runner_id IS DISTINCT FROM coalesce(s.runner_id, j.runner_id);
 
 -- name: append_output
--- Appends output to current attempts, keeping at most output_limit characters.
+-- Appends output to current attempts, keeping at most output_limit characters; only
+-- the runner an attempt was given to may (see record_started). Returns the reports
+-- refused.
 WITH o AS (
     SELECT * FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[],
-                         %(outputs)s::text[], %(truncated)s::boolean[])
-        AS o(job_id, attempt, output, truncated)
+                         %(outputs)s::text[], %(truncated)s::boolean[], %(runner_ids)s::text[])
+        AS o(job_id, attempt, output, truncated, runner_id)
+), appended AS (
+    UPDATE job_attempts a
+    SET output = left(a.output || o.output, %(output_limit)s),
+        output_truncated = a.output_truncated OR o.truncated
+        OR length(a.output) + length(o.output) > %(output_limit)s
+    FROM o JOIN jobs j ON j.id = o.job_id AND j.attempt = o.attempt AND j.status = 'running'
+        AND j.runner_id = coalesce(o.runner_id, j.runner_id)
+    WHERE a.job_id = o.job_id AND a.attempt = o.attempt
 )
-UPDATE job_attempts a
-SET output = left(a.output || o.output, %(output_limit)s),
-    output_truncated = a.output_truncated OR o.truncated
-    OR length(a.output) + length(o.output) > %(output_limit)s
+SELECT o.job_id, o.attempt, o.runner_id, j.runner_id AS holder
 FROM o JOIN jobs j ON j.id = o.job_id AND j.attempt = o.attempt AND j.status = 'running'
-WHERE a.job_id = o.job_id AND a.attempt = o.attempt;
+WHERE j.runner_id IS DISTINCT FROM coalesce(o.runner_id, j.runner_id);
 
 -- name: finish
 -- Ends current attempts: completed, cancelled, scheduled again after a backoff when
--- attempts remain, or failed. Reports of stale attempts change nothing.
+-- attempts remain, or failed. Reports of stale attempts, and of attempts given to
+-- another runner than the one reporting (a null runner id: any), change nothing; the
+-- latter come back with the status 'refused', and the holder's id in `holder`.
 WITH f AS (
     -- One JSON parameter: psycopg would dump eight arrays element by element in Python.
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
         AS f(job_id integer, attempt integer, exit_code integer, reason text,
-             started_at timestamptz, finished_at timestamptz, output text, truncated boolean)
+             started_at timestamptz, finished_at timestamptz, output text, truncated boolean,
+             runner_id text)
 ), done AS (
     UPDATE jobs j
     SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
@@ -177,28 +195,38 @@ WITH f AS (
         started_at = coalesce(j.started_at, f.started_at), finished_at = f.finished_at,
         updated_at = now(), lease_expires_at = NULL
     FROM f WHERE j.id = f.job_id AND j.attempt = f.attempt AND j.status = 'running'
+        AND j.runner_id = coalesce(f.runner_id, j.runner_id)
     RETURNING j.id, j.attempt, j.status, j.reason, j.exit_code, j.started_at, j.finished_at,
         j.run_after, j.created_at
+), stored AS (
+    UPDATE job_attempts a
+    SET exit_code = done.exit_code, reason = done.reason,
+        started_at = done.started_at, finished_at = done.finished_at,
+        output = left(a.output || f.output, %(output_limit)s),
+        output_truncated = a.output_truncated OR f.truncated
+        OR length(a.output) + length(f.output) > %(output_limit)s
+    FROM done JOIN f ON f.job_id = done.id AND f.attempt = done.attempt
+    WHERE a.job_id = done.id AND a.attempt = done.attempt
+    RETURNING a.job_id, a.attempt, done.status,
+        extract(epoch FROM done.started_at - done.created_at)::float8 AS waited,
+        extract(epoch FROM done.finished_at - done.started_at)::float8 AS ran,
+        NULL::text AS runner_id, NULL::text AS holder
 )
-UPDATE job_attempts a
-SET exit_code = done.exit_code, reason = done.reason,
-    started_at = done.started_at, finished_at = done.finished_at,
-    output = left(a.output || f.output, %(output_limit)s),
-    output_truncated = a.output_truncated OR f.truncated
-    OR length(a.output) + length(f.output) > %(output_limit)s
-FROM done JOIN f ON f.job_id = done.id AND f.attempt = done.attempt
-WHERE a.job_id = done.id AND a.attempt = done.attempt
-RETURNING a.job_id, a.attempt, done.status,
-    extract(epoch FROM done.started_at - done.created_at)::float8 AS waited,
-    extract(epoch FROM done.finished_at - done.started_at)::float8 AS ran;
+SELECT * FROM stored
+UNION ALL
+SELECT f.job_id, f.attempt, 'refused', NULL, NULL, f.runner_id, j.runner_id
+FROM f JOIN jobs j ON j.id = f.job_id AND j.attempt = f.attempt AND j.status = 'running'
+WHERE j.runner_id IS DISTINCT FROM coalesce(f.runner_id, j.runner_id);
 
 -- name: renew_leases
--- Extends the leases of current attempts that a runner still runs; returns those renewed,
--- and whether each was asked to stop.
+-- Extends the leases of current attempts that a runner still runs, if they were given to
+-- it: another runner's heartbeat renews nothing. Returns those renewed, and whether each
+-- was asked to stop.
 UPDATE jobs j
-SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s), runner_id = %(runner_id)s
+SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS r(job_id, attempt)
 WHERE j.id = r.job_id AND j.attempt = r.attempt AND j.status = 'running'
+  AND j.runner_id = %(runner_id)s
 RETURNING j.id, j.attempt, j.cancel_requested;
 
 -- name: expire_leases
@@ -218,6 +246,34 @@ WITH lost AS (
 UPDATE job_attempts a SET reason = 'runner lost', finished_at = now()
 FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
 RETURNING a.job_id, a.attempt, lost.status, lost.run_after;
+
+-- name: end_attempts
+-- Ends current attempts that the scheduler gave up on before their runner took them (an
+-- assignment not delivered, or not acknowledged in time) as a lost lease ends them,
+-- with the reason given: retried when attempts remain. Their runner is told to kill
+-- them, and any later report of theirs is stale. An attempt whose lease was renewed
+-- since its claim (its runner took it to another scheduler) is left alone: its lease
+-- still holds it, until it is no longer renewed.
+WITH lost AS (
+    UPDATE jobs j
+    SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN j.attempt < max_attempts THEN 'scheduled'
+                      ELSE 'failed' END,
+        run_after = CASE WHEN NOT cancel_requested AND j.attempt < max_attempts
+                    THEN jobsched_retry_at(j.attempt) END,
+        reason = %(reason)s, finished_at = now(), updated_at = now(),
+        lease_expires_at = NULL
+    FROM unnest(%(job_ids)s::integer[], %(attempts)s::integer[]) AS e(job_id, attempt),
+         job_attempts o
+    WHERE j.id = e.job_id AND j.attempt = e.attempt AND j.status = 'running'
+      AND o.job_id = j.id AND o.attempt = j.attempt
+      -- The claim set both from one now(): equal until a renewal moves the lease on.
+      AND j.lease_expires_at <= o.claimed_at + make_interval(secs => %(lease_seconds)s)
+    RETURNING j.id, j.attempt
+)
+UPDATE job_attempts a SET reason = %(reason)s, finished_at = now()
+FROM lost WHERE a.job_id = lost.id AND a.attempt = lost.attempt
+RETURNING a.job_id, a.attempt;
 
 -- name: end_unheld_leases
 -- A runner that registers again (it restarted, or reconnected) names every attempt it
