@@ -96,15 +96,15 @@ def test_retention_deletes_old_finished_jobs(database_url: str, tmp_path: Path) 
         RETENTION_INTERVAL_SECONDS="0.5",
     )
     try:
+        # One statement: the sweep, already running, must not see the jobs before their
+        # attempts.
         system.sql(
-            "INSERT INTO jobs (name, command, status, finished_at) "
+            "WITH made AS (INSERT INTO jobs (name, command, status, finished_at) "
             "SELECT s || '-' || age || '-' || i, 'true', s, now() - make_interval(days => age) "
             "FROM unnest(ARRAY['completed', 'failed', 'cancelled']) s, "
-            "unnest(ARRAY[1, 10, 40]) age, generate_series(1, 700) i"
-        )
-        system.sql(
+            "unnest(ARRAY[1, 10, 40]) age, generate_series(1, 700) i RETURNING id) "
             "INSERT INTO job_attempts (job_id, attempt, runner_id, output) "
-            "SELECT id, 1, 'r', 'out' FROM jobs"
+            "SELECT id, 1, 'r', 'out' FROM made"
         )
 
         def swept() -> bool:
