@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(150)]
 SECRETS = {role: f"{role}-{uuid.uuid4().hex}" for role in ("read", "operate", "admin")}
 NAMES = {"read": "wallboard", "operate": "ci", "admin": "ops"}
 WRITE_CONTROLS = {
-    "operate": ["create-form", "create-submit", "select-all", "cancel-selected", "retry-selected"],
+    "operate": ["create-form", "create-submit", "select-all"],
     "admin": [
         "max-concurrent-input",
         "config-submit",
