@@ -91,6 +91,7 @@ def test_values_at_the_limits_are_accepted() -> None:
         (schedule(name=""), "name: Input should not be blank"),
         (schedule(name="a@b"), "name: Input should not contain '@'"),
         (schedule(name="a\nb"), "name: Input should not contain control characters"),
+        (schedule(name="a\u202eb"), "name: Input should not contain invisible format"),
         (schedule(name="n" * (MAX_SCHEDULE_NAME_CHARS + 1)), "name: Input should have at most"),
         (schedule(command=" "), "command: Input should not be blank"),
         (schedule(every_seconds=0), "cron: Input should be given, or every_seconds"),

@@ -56,6 +56,9 @@ def test_values_at_the_limits_are_accepted() -> None:
         (job(name="fake\nlog line"), "control characters"),
         (job(name="\x1b[31mred"), "control characters"),
         (job(name="c1\x85"), "control characters"),
+        (job(name="invoice\u202efdp.exe"), "name: Input should not contain invisible format"),
+        (job(name="zero\u200bwidth"), "invisible format characters"),
+        (job(concurrency_key="a\u2066b"), "concurrency_key: Input should not contain invisible"),
         (job(command=""), "command: Input should not be blank"),
         (job(command="\t\n"), "command: Input should not be blank"),
         (

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import psycopg
 from jobsched_common.limits import TERMINAL_STATUSES, WAITING_STATUSES
 
-from .store import CLIENT_ENCODING
+from .store import CONNECTION_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class EventHub:
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
-            self.database_url, autocommit=True, client_encoding=CLIENT_ENCODING
+            self.database_url, autocommit=True, **CONNECTION_OPTIONS
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             # Notifications sent while we were away are lost: look at the table once,

@@ -1,7 +1,6 @@
 """A schedule a client sends, checked against `jobsched_common.limits` as validation.py
 checks jobs; what breaks a rule is refused as `InvalidValue("field: problem")`."""
 
-import unicodedata
 from datetime import UTC, datetime
 
 from jobsched.v1 import jobs_pb2 as pb
@@ -18,7 +17,7 @@ from jobsched_common.limits import (
 from .errors import InvalidValue
 from .fire_times import MAX_ZONE_CHARS, RuleError, check_cron, zone
 from .schedule_model import ScheduleSpec
-from .validation import _command, _in_range, concurrency_key, priority
+from .validation import _command, _in_range, concurrency_key, priority, shown_as_is
 
 OVERLAP_FROM_PB: dict[int, str] = {
     pb.OVERLAP_UNSPECIFIED: "skip",
@@ -71,10 +70,7 @@ def ref(value: str) -> str:
         raise InvalidValue("name: Input should not be blank")
     if len(value) > MAX_SCHEDULE_NAME_CHARS:
         raise InvalidValue(f"name: Input should have at most {MAX_SCHEDULE_NAME_CHARS} characters")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        # A newline, an escape sequence or a NUL in a name would forge log lines and
-        # terminal output, as in job names.
-        raise InvalidValue("name: Input should not contain control characters")
+    shown_as_is("name", value)
     return value
 
 

@@ -73,8 +73,7 @@ def concurrency_key(key: str) -> str:
         raise InvalidValue("concurrency_key: Input should not be blank")
     if len(key) > MAX_KEY_CHARS:
         raise InvalidValue(f"concurrency_key: Input should have at most {MAX_KEY_CHARS} characters")
-    if any(unicodedata.category(char) == "Cc" for char in key):
-        raise InvalidValue("concurrency_key: Input should not contain control characters")
+    shown_as_is("concurrency_key", key)
     return key
 
 
@@ -217,10 +216,19 @@ def _name(name: str) -> None:
         raise InvalidValue("name: Input should not be blank")
     if len(name) > MAX_NAME_CHARS:
         raise InvalidValue(f"name: Input should have at most {MAX_NAME_CHARS} characters")
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        # A newline, an escape sequence or a NUL in a name would forge log lines and
-        # terminal output; commands may hold them, names need not.
-        raise InvalidValue("name: Input should not contain control characters")
+    shown_as_is("name", name)
+
+
+def shown_as_is(field: str, text: str) -> None:
+    """Refuses what would not show as itself in a log line, a table or a terminal: control
+    characters (a newline, an escape sequence, a NUL forge lines and output) and invisible
+    format characters (a right-to-left override, a zero-width space make one name look
+    like another). Commands may hold them; names and keys need not."""
+    categories = {unicodedata.category(char) for char in text}
+    if "Cc" in categories:
+        raise InvalidValue(f"{field}: Input should not contain control characters")
+    if "Cf" in categories:
+        raise InvalidValue(f"{field}: Input should not contain invisible format characters")
 
 
 def _command(command: str) -> None:
