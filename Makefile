@@ -36,7 +36,7 @@ browser:
 	bash scripts/ensure_chromium.sh
 
 test: install browser check
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # docker-compose.yml for real, with podman: builds the images, runs and checks the system.
 # scripts/containers/prepare.sh installs podman and gets the base images: pulled where a

@@ -18,6 +18,16 @@ from jobsched_scheduler.migrations import migrate
 
 from tests.postgres import admin, postgres_server, with_database
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs two workers (pytest-xdist, `--dist loadgroup`): most tests wait on
+    processes, not the CPU. A module's tests stay on one worker, so that its module-scoped
+    system starts once; the multi-host bed (tests/hosts) is one group, one bed at a time."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = "hosts" if module.startswith("tests/hosts/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
 TEMPLATE = "jobsched_template"
 _counter = itertools.count()
 
