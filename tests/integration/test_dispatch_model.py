@@ -42,7 +42,7 @@ class DispatchMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE jobs, job_attempts RESTART IDENTITY")
+            conn.execute("TRUNCATE jobs, job_attempts, job_search RESTART IDENTITY")
             conn.execute(
                 "UPDATE scheduler_config SET value = '2' WHERE key = 'max_concurrent_jobs'"
             )
