@@ -160,12 +160,15 @@ def test_the_reaper_killed_is_replaced_and_the_runner_killed_leaves_nothing(
 
 
 def test_a_job_sees_no_secret_of_the_runner(database_url: str, tmp_path: Path) -> None:
-    system = start_live_system(database_url, tmp_path, runners=0)
+    # Over mTLS, so that the runner holds a key of its own. Its real token and key: a
+    # made-up token keeps it off the scheduler, a key without a certificate stops it.
+    system = start_live_system(database_url, tmp_path, runners=0, JOBSCHED_TLS="mtls")
+    runner_env = system.env_for("jobsched-runner", {"RUNNER_ID": "runner-1"})
     secrets = {
         "DATABASE_URL": database_url,
         "DB_PASSWORD": "hunter2hunter2",
-        "RUNNER_TOKEN": "runner-secret-token",
-        "TLS_KEY_FILE": "/etc/jobsched/runner-key.pem",
+        "RUNNER_TOKEN": system.runner_token("runner-1"),
+        "TLS_KEY_FILE": runner_env["TLS_KEY_FILE"],
     }
     try:
         system.start_runner(1, JOB_ENV_PASSTHROUGH="GREETING", GREETING="hello", **secrets)

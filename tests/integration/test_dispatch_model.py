@@ -40,15 +40,21 @@ class DispatchMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE jobs, job_attempts RESTART IDENTITY")
+            conn.execute("TRUNCATE jobs, job_attempts, job_search RESTART IDENTITY")
             conn.execute(
                 "UPDATE scheduler_config SET value = '2' WHERE key = 'max_concurrent_jobs'"
             )
             conn.execute("UPDATE scheduler_config SET value = 'false' WHERE key = 'paused'")
         self.pool: AsyncConnectionPool[Any] | None = None
-        self.store = self._new_store()
+        # Hypothesis calls teardown only on a machine that was built: one that fails
+        # here closes its loop (and pool) itself, or they outlive the test.
+        self.loop = asyncio.new_event_loop()
+        try:
+            self.store = self._new_store()
+        except BaseException:
+            self._close()
+            raise
         self.held: dict[str, set[AttemptKey]] = {r: set() for r in RUNNERS}
         self.stale: list[AttemptKey] = []
         self.created = 0
@@ -243,8 +249,13 @@ class DispatchMachine(RuleBasedStateMachine):
         try:
             self._drain()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
             if self.pool is not None:
                 self._run(self.pool.close())
+        finally:
             self.loop.close()
 
     def _drain(self) -> None:

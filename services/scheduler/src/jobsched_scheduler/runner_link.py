@@ -1,6 +1,7 @@
 """The RunnerService: one bidirectional stream per connected runner."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +25,9 @@ from .runner_auth import NotThisRunner, RunnerAuth, Unauthenticated, permit
 
 log = logging.getLogger(__name__)
 
+# How long a refused caller is given to send its first message before the call ends.
+REFUSAL_GRACE_SECONDS = 5.0
+
 
 def _key(ref: pb.AttemptRef) -> AttemptKey:
     return AttemptKey(ref.job_id, ref.attempt)
@@ -35,6 +39,15 @@ def _ref(key: AttemptKey) -> pb.AttemptRef:
 
 def _time(ts: Timestamp) -> datetime | None:
     return from_timestamp(ts) if ts.seconds or ts.nanos else None
+
+
+async def _hear_out(requests: AsyncIterator[pb.RunnerMessage]) -> None:
+    """Waits (briefly) for a refused caller's first message, unread. A grpc.aio client
+    whose write is still under way when the call ends reports INTERNAL, not the status
+    it was refused with (grpc/grpc#36066); once its register has arrived, it has none."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(REFUSAL_GRACE_SECONDS):
+            await anext(aiter(requests), None)
 
 
 def _text(data: bytes) -> str:
@@ -79,11 +92,12 @@ class RunnerLinks(runner_pb2_grpc.RunnerServiceServicer):
         request_iterator: AsyncIterator[pb.RunnerMessage],
         context: grpc.aio.ServicerContext[pb.RunnerMessage, pb.SchedulerMessage],
     ) -> AsyncGenerator[pb.SchedulerMessage, None]:
-        # Nothing is read, registered, renewed or ended for a caller without a credential.
+        # Nothing is registered, renewed or ended for a caller without a credential.
         try:
             name = self.auth.identify(context.invocation_metadata() or (), context.auth_context())
         except Unauthenticated as exc:
             log.warning("Runner connection from %s refused: %s", context.peer(), exc)
+            await _hear_out(request_iterator)
             raise
         first = await anext(aiter(request_iterator), None)
         if first is None or not first.HasField("register"):
