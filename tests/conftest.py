@@ -28,6 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = "hosts" if module.startswith("tests/hosts/") else module
         item.add_marker(pytest.mark.xdist_group(group))
 
+
 TEMPLATE = "jobsched_template"
 _counter = itertools.count()
 
