@@ -7,12 +7,14 @@ import contextlib
 import os
 import resource
 import signal
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from .containment import Boundary
+from .orphans import read_processes
 from .users import JobUser
 
 READ_SIZE = 64 * 1024
@@ -278,19 +280,7 @@ def _wait_for_exit(loop: asyncio.AbstractEventLoop, pid: int) -> asyncio.Future[
 
 def count_groups() -> dict[int, int]:
     """How many live processes each process group has, from /proc."""
-    counts: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != b"Z":  # state; the process group is two fields on
-            pgid = int(fields[2])
-            counts[pgid] = counts.get(pgid, 0) + 1
-    return counts
+    return Counter(proc.pgid for proc in read_processes().values() if proc.state != b"Z")
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
