@@ -49,7 +49,8 @@ def test_kill_9_of_a_runner_frees_its_slots_within_15_s(
     live_system.procs["runner-1"].send_signal(signal.SIGKILL)
     for job_id in ids:
         job = live_system.wait_for_job(job_id, {"failed"}, timeout=20)
-        assert job["reason"] == "runner lost"
+        # Killed before its `started` report left it, the attempt ends unacknowledged.
+        assert job["reason"] in {"runner lost", "not acknowledged"}
     detected = time.monotonic() - killed_at
     assert detected <= 15.5, f"lost runner detected after {detected:.1f}s"
     # Its commands did not outlive it: the reaper killed their process groups.
