@@ -24,7 +24,8 @@ from typing import Protocol
 import grpc
 from jobsched.v1 import runner_pb2 as pb
 from jobsched.v1 import runner_pb2_grpc
-from jobsched_common.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from jobsched_common.keepalive import link_options
+from jobsched_common.limits import MAX_BATCH_BYTES
 from jobsched_common.tls import aio_channel
 from prometheus_client import Gauge
 
@@ -48,15 +49,9 @@ Transport = Callable[[str, AsyncIterator[pb.RunnerMessage]], AbstractAsyncContex
 
 
 def channel_options(settings: Settings) -> ChannelOptions:
-    """Keepalive pings find a dead scheduler or a silent network within seconds, not
-    TCP's minutes, also while no message flows (the scheduler permits them)."""
-    return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
+    """Keepalive pings find a dead scheduler within seconds, not TCP's minutes (the
+    scheduler permits them)."""
+    return link_options(settings.KEEPALIVE_SECONDS, settings.KEEPALIVE_TIMEOUT_SECONDS)
 
 
 def grpc_transport(settings: Settings) -> Transport:

@@ -14,8 +14,8 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2_grpc
 from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
+from jobsched_common.keepalive import link_options
 from jobsched_common.lifecycle import shutdown_event
-from jobsched_common.limits import MAX_MESSAGE_BYTES
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from jobsched_common.tls import add_port, is_loopback_bind, server_credentials
@@ -58,11 +58,7 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     Runners ping every few seconds: the default policy would answer such pings with
     GOAWAY "too_many_pings", so any rate of them is accepted (no strikes)."""
     return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.keepalive_time_ms", int(settings.KEEPALIVE_SECONDS * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.KEEPALIVE_TIMEOUT_SECONDS * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        *link_options(settings.KEEPALIVE_SECONDS, settings.KEEPALIVE_TIMEOUT_SECONDS),
         ("grpc.http2.min_ping_interval_without_data_ms", 500),
         ("grpc.http2.max_ping_strikes", 0),
     ]
