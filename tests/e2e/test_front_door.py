@@ -258,3 +258,29 @@ def test_a_read_token_s_session_opens_the_stream_and_nothing_else(
         assert system.api("GET", "/api/events", headers=forged).status_code == 401
     finally:
         system.stop_all()
+
+
+def test_concurrent_creates_each_get_their_own_answer(system: LiveSystem) -> None:
+    """The gateway sends concurrent creates to the scheduler together; each caller still
+    gets its own 201, 409 or 422, as if it had been alone."""
+    tag = uuid.uuid4().hex[:8]
+    bodies: list[dict[str, Any]] = [{"name": f"{tag}-{n}", "command": "true"} for n in range(30)]
+    bodies += [{"name": f"{tag}-twice", "command": "true"} for _ in range(5)]
+    bodies += [{"name": f"{tag}-bad-{n}", "command": "true", "max_attempts": 0} for n in range(5)]
+
+    async def send_all() -> list[httpx.Response]:
+        base = f"http://127.0.0.1:{system.gateway_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return await asyncio.gather(
+                *(client.post("/api/jobs/create", json=body) for body in bodies)
+            )
+
+    replies = asyncio.run(send_all())
+    statuses = [reply.status_code for reply in replies]
+    assert statuses[:30] == [201] * 30
+    assert [r.json()["name"] for r in replies[:30]] == [b["name"] for b in bodies[:30]]
+    assert sorted(statuses[30:35]) == [201, 409, 409, 409, 409]
+    assert statuses[35:] == [422] * 5
+    assert all("max_attempts" in r.json()["detail"] for r in replies[35:])
+    made = {name for name in job_names(system) if name.startswith(tag)}
+    assert made == {b["name"] for b in bodies[:31]}

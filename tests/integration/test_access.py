@@ -203,3 +203,45 @@ def test_the_audit_log_pages_newest_first(database_url: str) -> None:
             assert (await refused(too_many))[0] == grpc.StatusCode.INVALID_ARGUMENT
 
     asyncio.run(scenario())
+
+
+def test_creates_each_alone_answer_and_record_each_job(database_url: str) -> None:
+    """CreateJobs with each_alone, as the gateway sends concurrent creates: each job is
+    created or refused as its own CreateJob would be, and recorded as its own create."""
+    reader, operate, admin = (t.secret for t in TOKENS)
+    ci = as_(operate, "203.0.113.7")
+
+    def create(name: str, **fields: Any) -> pb.CreateJobRequest:
+        return pb.CreateJobRequest(name=name, command="true", **fields)
+
+    async def scenario() -> None:
+        async for api in _serve(database_url, TOKENS):
+            first = await api.jobs.CreateJob(create("taken"), metadata=ci)
+            asked = [create("a"), create("taken"), create("bad", max_attempts=0), create("b")]
+            asked.append(create("b"))
+            request = pb.CreateJobsRequest(jobs=asked, each_alone=True)
+            reply = await api.jobs.CreateJobs(request, metadata=ci)
+            outcomes = [r.WhichOneof("outcome") for r in reply.results]
+            assert outcomes == ["job", "refusal", "refusal", "job", "refusal"]
+            assert not reply.jobs
+            a, taken, bad, b, twice = reply.results
+            assert (a.job.name, b.job.name) == ("a", "b")
+            assert taken.refusal.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+            assert taken.refusal.message == "job name 'taken' already exists"
+            assert bad.refusal.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            assert bad.refusal.message.startswith("max_attempts:")
+            assert twice.refusal.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+
+            reply = await api.jobs.ListAudit(pb.ListAuditRequest(), metadata=as_(admin))
+            seen = [(e.actor, e.action, e.target, e.remote) for e in reply.entries]
+            ids = (first.id, a.job.id, b.job.id)
+            assert sorted(seen) == sorted(
+                ("ci", "job.create", f"job/{i}", "203.0.113.7") for i in ids
+            )
+
+            denied = api.jobs.CreateJobs(request, metadata=as_(reader))
+            assert (await refused(denied))[0] == DENIED
+            empty = api.jobs.CreateJobs(pb.CreateJobsRequest(each_alone=True), metadata=ci)
+            assert (await refused(empty))[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+    asyncio.run(scenario())

@@ -139,7 +139,10 @@ class JobServiceServicer:
 
     def CreateJobs(self, request, context):
         """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
-        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs. With
+        `each_alone`, each job is created as by its own CreateJob instead (its own log line
+        and audit entry): a refused job fails alone, and `results` answers each in order.
+        A proxy (the api-gateway) sends concurrent callers' creates so, in one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,7 +36,10 @@ class JobServiceStub:
     CreateJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobRequest, _jobs_pb2.Job]
     CreateJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobsRequest, _jobs_pb2.CreateJobsResponse]
     """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
-    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs. With
+    `each_alone`, each job is created as by its own CreateJob instead (its own log line
+    and audit entry): a refused job fails alone, and `results` answers each in order.
+    A proxy (the api-gateway) sends concurrent callers' creates so, in one call.
     """
     GetJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.Job]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]
@@ -81,7 +84,10 @@ class JobServiceAsyncStub(JobServiceStub):
     CreateJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
     CreateJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CreateJobsRequest, _jobs_pb2.CreateJobsResponse]  # type: ignore[assignment]
     """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
-    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+    the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs. With
+    `each_alone`, each job is created as by its own CreateJob instead (its own log line
+    and audit entry): a refused job fails alone, and `results` answers each in order.
+    A proxy (the api-gateway) sends concurrent callers' creates so, in one call.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.Job]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]  # type: ignore[assignment]
@@ -135,7 +141,10 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_jobs_pb2.CreateJobsResponse, _abc.Awaitable[_jobs_pb2.CreateJobsResponse]]:
         """Many jobs in one insert, all or none: a name that is taken, or given twice, fails
-        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs.
+        the whole request (ALREADY_EXISTS, INVALID_ARGUMENT). At most 1000 jobs. With
+        `each_alone`, each job is created as by its own CreateJob instead (its own log line
+        and audit entry): a refused job fails alone, and `results` answers each in order.
+        A proxy (the api-gateway) sends concurrent callers' creates so, in one call.
         """
 
     @_abc_1.abstractmethod

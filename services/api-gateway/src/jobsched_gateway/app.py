@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .auth import Authorize
 from .body_limit import BodyLimit
+from .create_coalesce import CreateCoalescer
 from .docs import add_docs
 from .errors import invalid_request
 from .front_door import FrontDoor
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.stopping = asyncio.Event()
     app.state.stream_slots = StreamSlots(settings.MAX_EVENT_STREAMS)
+    app.state.creates = CreateCoalescer()
     app.state.api_tokens = settings.api_tokens
     if settings.cors_origins:
         app.add_middleware(

@@ -45,7 +45,7 @@ def presented_secret(request: Request) -> str:
     (EventSource cannot send headers) the secret of the token its session cookie names.
     Never a token in the URL: URLs end up in logs and histories."""
     secret = bearer_secret(request.headers.get("authorization", ""))
-    if not secret and request.url.path == session.COOKIE_PATH:
+    if not secret and request.scope["path"] == session.COOKIE_PATH:
         tokens: tuple[ApiToken, ...] = request.app.state.api_tokens
         cookie = request.cookies.get(session.COOKIE, "")
         named = session.verify(cookie, tokens) if cookie else None
@@ -61,7 +61,7 @@ def caller(request: Request) -> ApiToken | None:
 
 def _route_path(request: Request) -> str:
     route = request.scope.get("route")
-    return str(getattr(route, "path", request.url.path))
+    return str(getattr(route, "path", request.scope["path"]))
 
 
 class Authorize:

@@ -14,13 +14,13 @@ from .audit_messages import audit_page, audit_request
 from .bulk import PgBulk
 from .create_batch import CreateBatcher
 from .dispatch import Dispatcher
-from .errors import FellBehind, NotFound, Unavailable, WrongState
+from .errors import DomainError, FellBehind, NotFound, Unavailable, WrongState
 from .events import EventHub
 from .explain import PgExplainer, explanation
 from .insight_messages import explanation_message, series_message
 from .model import AttemptKey, JobFilter, JobRow
 from .ports import Store
-from .rpc import Ctx, rpc, rpc_stream
+from .rpc import Ctx, refusal, rpc, rpc_stream
 from .series import PgSeries
 
 log = logging.getLogger(__name__)
@@ -75,16 +75,30 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
 
     @rpc
     async def CreateJob(self, request: pb.CreateJobRequest, context: Ctx) -> pb.Job:
+        return messages.job_message(await self._create(request))
+
+    async def _create(self, request: pb.CreateJobRequest) -> JobRow:
         job = validation.new_job(request)
         row = await self.creates.create(job, current_caller())
         log.info("Created new job: %s", job.name, extra={"job_id": row.id})
         metrics.JOBS_CREATED.inc()
-        return messages.job_message(row)
+        return row
+
+    async def _create_alone(self, request: pb.CreateJobRequest) -> pb.CreateJobResult:
+        """One job of a CreateJobs with each_alone: its job, or its own refusal."""
+        try:
+            return pb.CreateJobResult(job=messages.job_message(await self._create(request)))
+        except DomainError as exc:
+            return pb.CreateJobResult(refusal=refusal(exc))
 
     @rpc
     async def CreateJobs(
         self, request: pb.CreateJobsRequest, context: Ctx
     ) -> pb.CreateJobsResponse:
+        if request.each_alone:
+            validation.batch_size(len(request.jobs))
+            results = await asyncio.gather(*map(self._create_alone, request.jobs))
+            return pb.CreateJobsResponse(results=results)
         rows = await self.store.create_jobs(validation.new_jobs(request.jobs), current_caller())
         log.info("Created %d new jobs (ids %d to %d)", len(rows), rows[0].id, rows[-1].id)
         metrics.JOBS_CREATED.inc(len(rows))

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from jobsched.v1 import jobs_pb2 as pb
 
 from .errors import (
     Conflict,
@@ -42,9 +43,19 @@ StreamHandler = Callable[[Any, Req, Ctx], AsyncGenerator[Resp, None]]
 
 async def _abort(context: Ctx, exc: DomainError) -> None:
     """Ends the call with the status code of a domain error and its message."""
+    _log_unavailable(exc)
+    await context.abort(STATUS_CODES[type(exc)], str(exc))
+
+
+def refusal(exc: DomainError) -> pb.Refusal:
+    """A domain error as the answer to one item of a call that answers each alone."""
+    _log_unavailable(exc)
+    return pb.Refusal(code=STATUS_CODES[type(exc)].value[0], message=str(exc))
+
+
+def _log_unavailable(exc: DomainError) -> None:
     if isinstance(exc, Unavailable):
         log.warning("%s: %s", exc, exc.__cause__)
-    await context.abort(STATUS_CODES[type(exc)], str(exc))
 
 
 def rpc(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:

@@ -123,12 +123,17 @@ def _depends_on(ids: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted({_in_range("depends_on", i, 1, MAX_JOB_ID) for i in ids}))
 
 
+def batch_size(count: int) -> None:
+    """How many jobs one CreateJobs may carry."""
+    if not 1 <= count <= MAX_JOBS_PER_BATCH:
+        raise InvalidValue(
+            f"jobs: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, not {count}"
+        )
+
+
 def new_jobs(requests: Sequence[pb.CreateJobRequest]) -> list[NewJob]:
     """The jobs of a CreateJobs request, each valid, and no name given twice."""
-    if not 1 <= len(requests) <= MAX_JOBS_PER_BATCH:
-        raise InvalidValue(
-            f"jobs: Input should have between 1 and {MAX_JOBS_PER_BATCH} items, not {len(requests)}"
-        )
+    batch_size(len(requests))
     names: set[str] = set()
     jobs = []
     for index, request in enumerate(requests):

@@ -3,11 +3,12 @@
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Status
 
 from ..bulk_schemas import BulkJobs, BulkResult, SearchText
+from ..create_coalesce import CreateCoalescer, coalescer
 from ..scheduler import Scheduler
 from ..schemas import (
     STATUS_TO_PB,
@@ -36,6 +37,8 @@ Cursor = Annotated[
 AttemptNumber = Annotated[
     Annotated[Int32, schema_only(minimum=0)], Query(description="0: the latest")
 ]
+
+Creates = Annotated[CreateCoalescer, Depends(coalescer)]
 
 router = APIRouter()
 
@@ -71,8 +74,8 @@ async def list_jobs(
 
 
 @router.post("/api/jobs/create", status_code=201, response_model=Job)
-async def create_job(scheduler: Scheduler, body: JobCreate) -> JsonBody:
-    job = await scheduler.call("CreateJob", body.to_pb())
+async def create_job(scheduler: Scheduler, creates: Creates, body: JobCreate) -> JsonBody:
+    job = await creates.create(scheduler, body.to_pb())
     return JsonBody(job_json(job), status_code=201)
 
 
