@@ -58,6 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # add_docs serves it, from local files
         redoc_url=None,
+        # The gateway's metrics are its own (metrics.py); FastAPI's OpenTelemetry would
+        # otherwise ask the global providers on every request whether it is wanted.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.stopping = asyncio.Event()
     app.state.stream_slots = StreamSlots(settings.MAX_EVENT_STREAMS)
