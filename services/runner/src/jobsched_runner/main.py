@@ -6,7 +6,7 @@ import os
 
 import grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
-from jobsched_common.lifecycle import shutdown_event
+from jobsched_common.lifecycle import run_service, shutdown_event
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import serve_metrics
 from jobsched_common.tls import channel_credentials, is_loopback_bind
@@ -72,4 +72,4 @@ def main() -> None:
     setup_logging("runner", settings.LOG_LEVEL, settings.LOG_FORMAT)
     check_safe(settings)
     serve_metrics(settings.METRICS_BIND)
-    asyncio.run(serve(settings))
+    run_service(serve(settings))

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2_grpc
 from jobsched.v1 import jobs_pb2, jobs_pb2_grpc, runner_pb2, runner_pb2_grpc
 from jobsched_common.health import add_health_and_reflection, set_not_serving, set_serving
 from jobsched_common.keepalive import link_options
-from jobsched_common.lifecycle import shutdown_event
+from jobsched_common.lifecycle import run_service, shutdown_event
 from jobsched_common.logs import setup_logging
 from jobsched_common.metrics import MetricsInterceptor, serve_metrics
 from jobsched_common.tls import add_port, is_loopback_bind, server_credentials
@@ -279,6 +279,6 @@ def main() -> None:
         asyncio.run(run_migrations(settings))
     elif command == ["serve"]:
         serve_metrics(settings.METRICS_BIND)
-        asyncio.run(serve(settings))
+        run_service(serve(settings))
     else:
         sys.exit("usage: jobsched-scheduler [serve|migrate|certs DIR]")
