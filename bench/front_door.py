@@ -127,11 +127,15 @@ def wrk(url: str, seconds: float, script: str, args: list[str], tmp: Path) -> Js
     }
 
 
-def cpu_per_create(before: dict[str, float], after: dict[str, float], creates: int) -> Json:
-    """CPU milliseconds per create, by process, over a phase that made `creates` jobs."""
-    wanted = ("gateway", "scheduler", "postgres")
+def cpu_per_job(
+    before: dict[str, float],
+    after: dict[str, float],
+    jobs: int,
+    wanted: tuple[str, ...] = ("gateway", "scheduler", "postgres"),
+) -> Json:
+    """CPU milliseconds per job, by process, over a phase that made (or ran) `jobs`."""
     return {
-        name: round((after[name] - before[name]) * 1000 / max(creates, 1), 3)
+        name: round((after[name] - before[name]) * 1000 / max(jobs, 1), 3)
         for name in wanted
         if name in before
     }
@@ -337,7 +341,7 @@ def phases(
     creates = wrk(url, seconds, WRK_SCRIPT, [f"wrk-{before_id}"], tmp)
     made = int(db.one("SELECT count(*) FROM jobs WHERE id > %s", (before_id,)))
     creates["jobs_in_table"] = made
-    creates["cpu_ms_per_create"] = cpu_per_create(cpu_before, watcher.cpu(), made)
+    creates["cpu_ms_per_create"] = cpu_per_job(cpu_before, watcher.cpu(), made)
     results["wrk_create"] = creates
     rate = args.rate
     print(f"open loop: /healthz at {rate}/s for {seconds:.0f}s...", flush=True)
@@ -353,8 +357,13 @@ def phases(
         system.start_runner(index)
     with rest(system) as http:
         wait_runners(http, RUNNERS)
+    watcher.pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
     print(f"drain: {args.drain_jobs} true jobs from {DRAIN_CLIENTS} clients...", flush=True)
-    results["drain"] = measure_drain(db, system, args.drain_jobs, ceiling)
+    cpu_before = watcher.cpu()
+    drain = measure_drain(db, system, args.drain_jobs, ceiling)
+    after = watcher.cpu()
+    drain["cpu_ms_per_job"] = cpu_per_job(cpu_before, after, drain["completed"], tuple(after))
+    results["drain"] = drain
 
 
 def table(results: Json) -> str:
@@ -392,6 +401,14 @@ def table(results: Json) -> str:
                 f"REST-fed drain ({d['jobs']:,} jobs, {d['clients']} clients)",
                 f"{d['jobs_per_s']:,.0f} jobs/s = {d['ratio_to_single_process_ceiling']:.2f} of "
                 f"{d['single_process_ceiling_per_s']:,.0f} spawns/s  completed {d['completed']:,}",
+            )
+        )
+        cpu = d["cpu_ms_per_job"]
+        rows.append(
+            (
+                "  CPU ms per job",
+                "  ".join(f"{name} {ms:.2f}" for name, ms in cpu.items())
+                + f"  (sum {sum(cpu.values()):.2f})",
             )
         )
     load = meta["load_average_at_start"][0]

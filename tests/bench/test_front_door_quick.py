@@ -49,6 +49,10 @@ def test_front_door_bench_measures_creates_latency_and_the_drain(tmp_path: Path)
     assert isinstance(drain, dict)
     assert drain["completed"] == drain["created"] == 100 and not drain["timed_out"], drain
     assert _positive(drain["ratio_to_single_process_ceiling"]), drain
+    split = drain["cpu_ms_per_job"]
+    expected = {"gateway", "scheduler", "postgres", "runner-1", "runner-2", "job shells"}
+    assert expected <= set(split), split
+    assert all(_positive(split[name]) for name in expected), split
 
 
 @pytest.mark.e2e

@@ -116,11 +116,13 @@ class CgroupContainment:
         return boundary
 
     def release(self, key: Key, boundary: CgroupBoundary, tries: int = REMOVE_TRIES) -> None:
-        boundary.job.kill()
+        """The job has ended and been killed: its cgroup goes once empty. Whatever is
+        still in it is killed again before each further try."""
         if boundary.job.remove() or tries <= 1:
             self.live.pop(key, None)
             self.reaper.forget(f"c{boundary.job.path}")
             return
+        boundary.job.kill()
         loop = asyncio.get_running_loop()
         loop.call_later(REMOVE_RETRY_SECONDS, self.release, key, boundary, tries - 1)
 
