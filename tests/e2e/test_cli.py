@@ -288,3 +288,32 @@ def test_submit_many_reads_json_lines_in_requests_of_a_thousand(
     assert refused.returncode == 2 and "line 2: a job is a JSON object" in refused.stderr
     missing = jobsctl(live_system.gateway_url, "submit-many", str(tmp_path / "none.jsonl"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_submit_many_each_alone_creates_what_it_can_and_names_what_it_refused(
+    live_system: LiveSystem, tmp_path: Path
+) -> None:
+    ok(live_system, "submit", "alone-taken", "true")
+    jobs = [
+        {"name": "alone-taken", "command": "true"},
+        {"name": "alone-1", "command": "echo 1"},
+        {"name": "alone-bad", "command": "true", "max_attempts": 0},
+        {"name": "alone-2", "command": "echo 2"},
+    ]
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    done = jobsctl(live_system.gateway_url, "submit-many", "--each-alone", str(jobs_file))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "submitted 2 jobs, 2 refused\n"
+    assert "job 1 ('alone-taken'): job name 'alone-taken' already exists" in done.stderr
+    assert "job 3 ('alone-bad'): max_attempts:" in done.stderr
+    names = {name for (name,) in live_system.sql("SELECT name FROM jobs")}
+    assert {"alone-1", "alone-2"} <= names and "alone-bad" not in names
+
+    again = jobsctl(
+        live_system.gateway_url, "--json", "submit-many", "--each-alone", str(jobs_file)
+    )
+    assert again.returncode == 1, again.stderr
+    results = json.loads(again.stdout)
+    assert [sorted(result) for result in results] == [["error"]] * 4
+    assert [result["error"]["status"] for result in results] == [409, 409, 422, 409]

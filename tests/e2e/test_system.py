@@ -341,7 +341,7 @@ def test_a_finished_job_can_be_retried(live_system: LiveSystem) -> None:
     assert live_system.api("POST", "/api/jobs/999999/retry").status_code == 404
 
 
-def test_bulk_create_is_all_or_none_and_keeps_the_order(live_system: LiveSystem) -> None:
+def test_bulk_create_is_all_or_none_or_each_alone_in_order(live_system: LiveSystem) -> None:
     jobs: list[dict[str, str | int]] = [
         {"name": f"bulk-{i}", "command": f"echo {i}"} for i in range(50)
     ]
@@ -375,3 +375,12 @@ def test_bulk_create_is_all_or_none_and_keeps_the_order(live_system: LiveSystem)
         assert detail in str(reply.json()["detail"]), reply.text
     # Nothing of a refused request was inserted.
     assert live_system.sql("SELECT count(*) FROM jobs")[0][0] == before
+    # Each alone: what can be created is, and each refusal answers for its own job.
+    body = {"jobs": [*taken, {"name": "bulk-bad", "command": "true", "max_attempts": 0}]}
+    reply = live_system.api("POST", "/api/jobs/bulk", {**body, "each_alone": True})
+    assert reply.status_code == 200, reply.text
+    fresh, taken_again, bad = reply.json()
+    assert fresh["job"]["name"] == "bulk-fresh" and "error" not in fresh
+    assert taken_again["error"] == {"status": 409, "detail": "job name 'bulk-3' already exists"}
+    assert bad["error"]["status"] == 422 and bad["error"]["detail"].startswith("max_attempts:")
+    assert live_system.sql("SELECT count(*) FROM jobs")[0][0] == before + 1

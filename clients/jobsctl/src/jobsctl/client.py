@@ -88,9 +88,11 @@ class Client:
         job: Json = self._json("POST", "/api/jobs/create", json=body)
         return job
 
-    def create_jobs(self, jobs: list[Json]) -> list[Json]:
-        """Up to 1000 jobs in one request, all or none."""
-        created: list[Json] = self._json("POST", "/api/jobs/bulk", json={"jobs": jobs})
+    def create_jobs(self, jobs: list[Json], each_alone: bool = False) -> list[Json]:
+        """Up to 1000 jobs in one request, all or none: the jobs. With `each_alone`, each
+        job is created or refused on its own: one `{job}` or `{error}` a job."""
+        body: Json = {"jobs": jobs, "each_alone": True} if each_alone else {"jobs": jobs}
+        created: list[Json] = self._json("POST", "/api/jobs/bulk", json=body)
         return created
 
     def list_jobs(

@@ -1,7 +1,8 @@
 """jobsctl: the command line, wired to the gateway's REST API.
 
 Exit status: 0 on success; 2 when the API refused or could not be reached (or the
-command line was wrong); `submit --wait` exits with the job's own exit code.
+command line was wrong); `submit --wait` exits with the job's own exit code;
+`submit-many --each-alone` exits 1 when some of its jobs were refused.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def cmd_submit_many(api: Client, args: argparse.Namespace) -> int:
             jobs = read_jobs(source)
     except OSError as exc:
         raise ApiError(f"cannot read {args.file}: {exc.strerror}") from None
+    if args.each_alone:
+        return submit_each_alone(api, jobs, args.json)
     created: list[Json] = []
     for start in range(0, len(jobs), BULK_LIMIT):
         try:
@@ -116,6 +119,23 @@ def cmd_submit_many(api: Client, args: argparse.Namespace) -> int:
     else:
         say("no jobs to submit")
     return 0
+
+
+def submit_each_alone(api: Client, jobs: list[Json], as_json: bool) -> int:
+    """Each job created or refused on its own; exit 1 if any was refused."""
+    results: list[Json] = []
+    for start in range(0, len(jobs), BULK_LIMIT):
+        results += api.create_jobs(jobs[start : start + BULK_LIMIT], each_alone=True)
+    if as_json:
+        say(output.as_json(results))
+    created = [r["job"] for r in results if "job" in r]
+    for number, result in enumerate(results, 1):
+        if "error" in result:
+            error = result["error"]
+            note(f"job {number} ({jobs[number - 1].get('name')!r}): {error['detail']}")
+    if not as_json:
+        say(f"submitted {len(created)} jobs, {len(results) - len(created)} refused")
+    return 0 if len(created) == len(results) else 1
 
 
 def cmd_list(api: Client, args: argparse.Namespace) -> int:
@@ -243,6 +263,12 @@ def parser() -> argparse.ArgumentParser:
     )
     many.add_argument(
         "file", help='one job a line: {"name": ..., "command": ...}; - reads standard input'
+    )
+    many.add_argument(
+        "--each-alone",
+        action="store_true",
+        help="create or refuse each job on its own (a taken name fails only its job); "
+        "exit 1 if any was refused",
     )
 
     listing = command("list", cmd_list, "list jobs, newest first")

@@ -1,13 +1,14 @@
 """The REST shapes of search and of actions on many jobs: which jobs (ids or a filter),
-and how many changed."""
+how many changed, and the answer to each job of a bulk create with `each_alone`."""
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import MAX_JOBS_PER_BATCH, Status
 from pydantic import BaseModel, Field, model_validator
 
-from .schemas import STATUS_TO_PB, Int64, Text, schema_only
+from .scheduler import http_status, status_code
+from .schemas import STATUS_TO_PB, Int64, Job, Text, job_json, schema_only
 
 MAX_SEARCH_CHARS = 255
 SearchText = Annotated[
@@ -52,3 +53,22 @@ class BulkJobs(BaseModel):
 
 class BulkResult(BaseModel):
     changed: int = Field(description="How many jobs the action changed.")
+
+
+class CreateRefusal(BaseModel):
+    status: int = Field(description="The HTTP status the job's own create would have had.")
+    detail: str
+
+
+class CreateOutcome(BaseModel):
+    """One job of a bulk create with `each_alone`: the job, or why it was refused."""
+
+    job: Job | None = None
+    error: CreateRefusal | None = None
+
+
+def outcome_json(result: pb.CreateJobResult) -> dict[str, Any]:
+    if result.WhichOneof("outcome") == "job":
+        return {"job": job_json(result.job)}
+    status = http_status(status_code(result.refusal.code))
+    return {"error": {"status": status, "detail": result.refusal.message}}

@@ -20,12 +20,13 @@ from fastapi import Request
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import MAX_JOBS_PER_BATCH
 
+from .scheduler import status_code
+
 # Calls in flight at once for one caller: one batch forms while another is answered.
 FLIGHTS = 2
 # A batch ends before this many bytes of requests (unless one alone is larger), far
 # below the scheduler's message limit.
 BATCH_BYTES = 1 << 20
-STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class Caller(Protocol):
@@ -116,8 +117,8 @@ def _outcome(result: pb.CreateJobResult) -> pb.Job | grpc.aio.AioRpcError:
     """One create's answer: its job, or the error its own CreateJob would have raised."""
     if result.WhichOneof("outcome") == "job":
         return result.job
-    code = STATUS_CODES.get(result.refusal.code, grpc.StatusCode.UNKNOWN)
     empty = grpc.aio.Metadata()
+    code = status_code(result.refusal.code)
     return grpc.aio.AioRpcError(code, empty, empty, details=result.refusal.message)
 
 

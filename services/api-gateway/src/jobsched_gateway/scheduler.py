@@ -40,6 +40,18 @@ HTTP_STATUS = {
 }
 
 
+STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(number: int) -> grpc.StatusCode:
+    """A gRPC status code from its number, as a Refusal carries it."""
+    return STATUS_CODES.get(number, grpc.StatusCode.UNKNOWN)
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    return HTTP_STATUS.get(code, 502)
+
+
 @dataclass(frozen=True)
 class SchedulerClient:
     """The scheduler's stubs, the deadline the gateway gives each unary call, and the
@@ -100,7 +112,7 @@ def describe(exc: grpc.aio.AioRpcError) -> str:
 
 async def grpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
     """The exception handler for a failed call: its status and the scheduler's message."""
-    status = HTTP_STATUS.get(exc.code(), 502)
+    status = http_status(exc.code())
     detail = describe(exc) if status == 503 else exc.details() or exc.code().name
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": detail}, status, headers=headers)

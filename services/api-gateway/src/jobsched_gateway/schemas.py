@@ -162,9 +162,15 @@ class JobCreate(BaseModel):
 
 class JobsCreate(BaseModel):
     jobs: Annotated[list[JobCreate], schema_only(minItems=1, maxItems=MAX_JOBS_PER_BATCH)]
+    each_alone: bool = Field(
+        False,
+        description="Each job created or refused on its own (200, one result a job) "
+        "instead of all or none (201).",
+    )
 
     def to_pb(self) -> pb.CreateJobsRequest:
-        return pb.CreateJobsRequest(jobs=[job.to_pb() for job in self.jobs])
+        jobs = [job.to_pb() for job in self.jobs]
+        return pb.CreateJobsRequest(jobs=jobs, each_alone=self.each_alone)
 
 
 class Job(BaseModel):

@@ -1,13 +1,13 @@
 """`/api/jobs`: create, list, read, cancel and retry jobs, their attempts and output."""
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Response
 from jobsched.v1 import jobs_pb2 as pb
 from jobsched_common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Status
 
-from ..bulk_schemas import BulkJobs, BulkResult, SearchText
+from ..bulk_schemas import BulkJobs, BulkResult, CreateOutcome, SearchText, outcome_json
 from ..create_coalesce import CreateCoalescer, coalescer
 from ..scheduler import Scheduler
 from ..schemas import (
@@ -79,11 +79,20 @@ async def create_job(scheduler: Scheduler, creates: Creates, body: JobCreate) ->
     return JsonBody(job_json(job), status_code=201)
 
 
-@router.post("/api/jobs/bulk", status_code=201, response_model=list[Job])
+EACH_ALONE: dict[int | str, dict[str, Any]] = {
+    200: {"model": list[CreateOutcome], "description": "With `each_alone`."}
+}
+
+
+@router.post("/api/jobs/bulk", status_code=201, response_model=list[Job], responses=EACH_ALONE)
 async def create_jobs(scheduler: Scheduler, body: JobsCreate) -> JsonBody:
     """Up to 1000 jobs in one insert, all or none: a name that is taken fails the
-    whole request (409). The jobs come back in the order given."""
+    whole request (409). The jobs come back in the order given. With `each_alone`,
+    each job is created or refused on its own: 200, and one `{job}` or `{error:
+    {status, detail}}` a job, in the order given."""
     reply = await scheduler.call("CreateJobs", body.to_pb())
+    if body.each_alone:
+        return JsonBody([outcome_json(result) for result in reply.results])
     return JsonBody([job_json(j) for j in reply.jobs], status_code=201)
 
 
