@@ -84,7 +84,7 @@ def test_creates_waiting_behind_calls_in_flight_share_one_call_each_answered_alo
         for refused, name in ((taken_1, "taken-1"), (taken_2, "taken-2")):
             assert isinstance(refused, grpc.aio.AioRpcError)
             assert refused.code() == EXISTS and refused.details() == f"'{name}' exists"
-        assert len(scheduler.calls) == 2 and not coalescer._queues
+        assert len(scheduler.calls) == 2 and not coalescer._batchers
 
     asyncio.run(scenario())
 
