@@ -3,13 +3,11 @@ restart every runner in turn. The commands' own log is the witness."""
 
 import os
 import signal
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobsched_launcher import embedded_postgres, free_port, wait_for
+from jobsched_launcher import free_port, wait_for
 
 from tests.checker import History, logged_command
 from tests.conftest import LiveSystem, start_live_system
@@ -86,17 +84,6 @@ def test_kill_9_of_a_scheduler_loses_nothing_and_starts_nothing_twice(
     assert history.duplicate_starts() == []
     assert history.never_started(tags) == []
     assert history.peak_concurrency() <= 4
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[object]:
-    """A server of this test's own, so that it may be stopped and started."""
-    with tempfile.TemporaryDirectory(prefix="jobsched-pg-restart-") as tmp:
-        server = embedded_postgres(Path(tmp) / "data")
-        try:
-            yield server
-        finally:
-            server.cleanup()
 
 
 def test_a_postgres_restart_under_load_loses_nothing(own_postgres: object, tmp_path: Path) -> None:

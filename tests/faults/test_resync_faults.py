@@ -4,32 +4,19 @@ gateway's event stream say `resync`, after which re-reading shows the job comple
 
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from jobsched_launcher import embedded_postgres, wait_for
+from jobsched_launcher import wait_for
 
 from tests.checker import History, logged_command
 from tests.conftest import start_live_system
 from tests.faults.test_faults import create
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-def restartable_postgres() -> Iterator[object]:
-    """A server of this test's own, so that it may be stopped and started."""
-    with tempfile.TemporaryDirectory(prefix="jobsched-pg-resync-") as tmp:
-        server = embedded_postgres(Path(tmp) / "data")
-        try:
-            yield server
-        finally:
-            server.cleanup()
 
 
 # A WatchEvents client in a process of its own: gRPC threads in this one would break
@@ -104,9 +91,9 @@ class SseWatcher:
 
 
 def test_a_postgres_restart_while_a_watched_job_finishes_brings_a_resync(
-    restartable_postgres: object, tmp_path: Path
+    own_postgres: object, tmp_path: Path
 ) -> None:
-    server: object = restartable_postgres
+    server: object = own_postgres
     system = start_live_system(server.get_uri(), tmp_path, runners=1)  # type: ignore[attr-defined]
     log = tmp_path / "history.log"
     watchers: list[GrpcWatcher | SseWatcher] = []

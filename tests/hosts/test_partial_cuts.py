@@ -22,6 +22,16 @@ def everything_on_scheduler_a(hosts: HostSystem) -> None:
     wait_for(lambda: hosts.runners_connected("scheduler-a") == len(RUNNERS), 20, "runners on a")
 
 
+def start_victim(hosts: HostSystem, witness: Path, limit: int, seconds: int) -> int:
+    """With every runner on scheduler a and the limit set, a job that runs `seconds`
+    and logs its lives in `witness`, once it has started."""
+    everything_on_scheduler_a(hosts)
+    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": limit})
+    victim = hosts.create("victim", witnessed(witness, "victim", seconds), max_attempts=2)
+    wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
+    return victim
+
+
 def queue_work(hosts: HostSystem, log: Path, count: int) -> list[str]:
     """Jobs that may be retried once: one given to a runner that never got it (its
     stream was already dead) ends "not acknowledged" and runs on its second attempt."""
@@ -55,11 +65,8 @@ def assert_one_end(runs: list[Life]) -> None:
 def test_a_runner_cut_off_from_one_scheduler_moves_to_the_other(
     hosts: HostSystem, tmp_path: Path
 ) -> None:
-    everything_on_scheduler_a(hosts)
-    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 4})
     witness, history = tmp_path / "lives.log", tmp_path / "history.log"
-    victim = hosts.create("victim", witnessed(witness, "victim", 8), max_attempts=2)
-    wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
+    victim = start_victim(hosts, witness, limit=4, seconds=8)
     moved = hosts.runner_of(victim)
 
     hosts.net.block(moved, "scheduler-a")
@@ -77,11 +84,8 @@ def test_a_runner_cut_off_from_one_scheduler_moves_to_the_other(
 def test_a_scheduler_cut_off_from_postgres_leaves_the_work_to_the_other(
     hosts: HostSystem, tmp_path: Path
 ) -> None:
-    everything_on_scheduler_a(hosts)
-    hosts.api("PUT", "/api/config", {"max_concurrent_jobs": 1})
     witness, history = tmp_path / "lives.log", tmp_path / "history.log"
-    victim = hosts.create("victim", witnessed(witness, "victim", 6), max_attempts=2)
-    wait_for(lambda: lives(witness, "victim"), 15, "the job to start")
+    victim = start_victim(hosts, witness, limit=1, seconds=6)
     # Queued behind the limit of 1 when the cut comes.
     tags = queue_work(hosts, history, 8)
 

@@ -34,6 +34,19 @@ def watched(store: MemoryStore, clock: Clock) -> Dispatcher:
     return Dispatcher(store, check_interval=60, liveness=liveness)
 
 
+async def one_sent(
+    name: str, jobs: int = 1, max_attempts: int = 1
+) -> tuple[MemoryStore, Clock, Dispatcher, Runner, AttemptKey]:
+    """A runner of one slot, attached, and the one assignment a claim sent it."""
+    store, clock = await store_with(jobs=jobs, max_attempts=max_attempts), Clock()
+    dispatcher = watched(store, clock)
+    runner = Runner(name, 1)
+    dispatcher.attach(runner.link)
+    await dispatcher.dispatch_once()
+    [key] = runner.delivered
+    return store, clock, dispatcher, runner, key
+
+
 def test_a_runner_silent_for_two_heartbeats_gets_no_work_until_heard_again() -> None:
     async def scenario() -> None:
         store, clock = await store_with(jobs=2), Clock()
@@ -95,12 +108,7 @@ def test_a_runner_whose_leases_just_expired_gets_no_work_until_it_heartbeats() -
 
 def test_an_unacknowledged_assignment_ends_at_the_ack_timeout_and_runs_elsewhere() -> None:
     async def scenario() -> None:
-        store, clock = await store_with(jobs=1, max_attempts=2), Clock()
-        dispatcher = watched(store, clock)
-        deaf = Runner("deaf", 1)
-        dispatcher.attach(deaf.link)
-        await dispatcher.dispatch_once()
-        [key] = deaf.delivered
+        store, clock, dispatcher, deaf, key = await one_sent("deaf", max_attempts=2)
         clock.now += ACK_TIMEOUT - 0.1
         await dispatcher.liveness.check()
         assert store.jobs[key.job_id].status == "running" and deaf.killed == []
@@ -128,12 +136,8 @@ def test_an_unacknowledged_assignment_ends_at_the_ack_timeout_and_runs_elsewhere
 
 def test_only_the_runner_it_was_sent_to_acknowledges_an_assignment() -> None:
     async def scenario() -> None:
-        store, clock = await store_with(jobs=1), Clock()
-        dispatcher = watched(store, clock)
-        a, b = Runner("a", 1), Runner("b", 1)
-        dispatcher.attach(a.link)
-        await dispatcher.dispatch_once()
-        [key] = a.delivered
+        store, clock, dispatcher, a, key = await one_sent("a")
+        b = Runner("b", 1)
         dispatcher.attach(b.link)
         dispatcher.acknowledged(b.link, [key])
         dispatcher.heartbeat(b.link, [key])
@@ -148,12 +152,7 @@ def test_only_the_runner_it_was_sent_to_acknowledges_an_assignment() -> None:
 @pytest.mark.parametrize("how", ["started", "output", "heartbeat", "finished"])
 def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
     async def scenario() -> None:
-        store, clock = await store_with(jobs=1), Clock()
-        dispatcher = watched(store, clock)
-        a = Runner("a", 1)
-        dispatcher.attach(a.link)
-        await dispatcher.dispatch_once()
-        [key] = a.delivered
+        store, clock, dispatcher, a, key = await one_sent("a")
         if how == "heartbeat":
             dispatcher.heartbeat(a.link, [key])
         elif how == "finished":
@@ -171,12 +170,7 @@ def test_any_message_naming_an_assignment_acknowledges_it(how: str) -> None:
 
 def test_a_stall_of_the_scheduler_itself_is_no_runner_s_fault() -> None:
     async def scenario() -> None:
-        store, clock = await store_with(jobs=2), Clock()
-        dispatcher = watched(store, clock)
-        a = Runner("a", 1)
-        dispatcher.attach(a.link)
-        await dispatcher.dispatch_once()
-        [key] = a.delivered
+        store, clock, dispatcher, a, key = await one_sent("a", jobs=2)
         # Frozen past the ack timeout and the runner's silence limit: the runner's
         # messages of that time wait to be read.
         clock.now += HANG_UP + 1
@@ -195,12 +189,7 @@ def test_a_stall_of_the_scheduler_itself_is_no_runner_s_fault() -> None:
 
 def test_a_failed_end_is_tried_again_at_the_next_check() -> None:
     async def scenario() -> None:
-        store, clock = await store_with(jobs=1), Clock()
-        dispatcher = watched(store, clock)
-        a = Runner("a", 1)
-        dispatcher.attach(a.link)
-        await dispatcher.dispatch_once()
-        [key] = a.delivered
+        store, clock, dispatcher, a, key = await one_sent("a")
         clock.now += ACK_TIMEOUT + 1
         store.failures["end_attempts"] = 1
         with pytest.raises(Exception, match="unavailable"):
