@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import signal
+import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from jobsched_launcher.backoff import Backoff
+from jobsched_launcher.probes import free_port
 from jobsched_launcher.supervisor import Supervisor, describe_exit
 from jobsched_launcher.system import LocalSystem
 
@@ -168,3 +171,18 @@ def test_jobsched_tls_gives_each_service_its_files(mode: str) -> None:
             assert "TLS_CERT_FILE" not in client
     with pytest.raises(SystemExit, match="JOBSCHED_TLS"):
         LocalSystem({"JOBSCHED_TLS": "yes"}).env_for("jobsched-runner", {})
+
+
+def _pick_ports(count: int) -> list[int]:
+    return [free_port() for _ in range(count)]
+
+
+def test_free_ports_never_repeat_across_processes_and_skip_ports_in_use() -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        picks = [port for ports in pool.map(_pick_ports, [25] * 4) for port in ports]
+    assert len(set(picks)) == len(picks) == 100
+    assert all(20000 <= port < 32768 for port in picks)
+    with socket.socket() as held:
+        next_port = free_port() + 1
+        held.bind(("127.0.0.1", next_port))
+        assert free_port() != next_port

@@ -3,10 +3,14 @@ and a poll with a deadline."""
 
 from __future__ import annotations
 
+import fcntl
+import random
 import socket
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 
 def wait_for(check: Callable[..., object], timeout: float, what: str) -> None:
@@ -18,11 +22,37 @@ def wait_for(check: Callable[..., object], timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
+# Ports handed out come from below the kernel's ephemeral range (32768 and up on Linux),
+# so an outgoing connection cannot take one between the pick and the service's bind, and
+# in turn from one counter shared by every process on the machine, so parallel test
+# workers, or two picks in one process, never get the same port.
+_PORTS = range(20000, 32768)
+_COUNTER = Path(tempfile.gettempdir()) / "jobsched-free-port"
+
+
 def free_port() -> int:
+    with open(_COUNTER, "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        text = counter.read().strip()
+        last = int(text) if text.isdigit() else random.choice(_PORTS)
+        for step in range(1, len(_PORTS) + 1):
+            port = _PORTS[(last - _PORTS.start + step) % len(_PORTS)]
+            if _bindable(port):
+                counter.seek(0)
+                counter.truncate()
+                counter.write(str(port))
+                return port
+    raise OSError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def port_open(address: str) -> bool:
