@@ -260,6 +260,33 @@ def test_retention_deletes_only_what_expired_in_batches(database_url: str) -> No
     run(scenario())
 
 
+def test_audit_retention_deletes_old_entries_past_a_young_one_among_them(
+    database_url: str,
+) -> None:
+    # Old entries, then one written late by a transaction that began early (so young, and
+    # with an id among old ones), more old ones, and a few young ones at the end.
+    entry = (
+        "INSERT INTO audit (at, actor, action, target) "
+        "SELECT now() - %s::interval, 'a', 'x', t FROM generate_series(1, %s) t"
+    )
+    for age, count in (("10 days", 10), ("1 hour", 1), ("10 days", 12), ("1 hour", 4)):
+        sql(database_url, entry, (age, count))
+
+    async def scenario() -> None:
+        async for _, bulk in _stores(database_url):
+            retention = Retention({"audit": 2})
+            assert await sweep_once(bulk, retention, batch=5) == {"audit": 22}
+            ages = "SELECT count(*) FROM audit WHERE action = 'x' AND at < now() - interval '1 day'"
+            assert sql(database_url, ages) == [(0,)]
+            assert sql(database_url, "SELECT count(*) FROM audit WHERE action = 'x'") == [(5,)]
+            runs = "SELECT after->'deleted' FROM audit WHERE action = 'retention.run'"
+            assert sql(database_url, runs) == [({"audit": 22},)]
+            assert await sweep_once(bulk, retention, batch=5) == {"audit": 0}
+            assert len(sql(database_url, runs)) == 1
+
+    run(scenario())
+
+
 def test_batched_creates_answer_each_caller(database_url: str) -> None:
     async def scenario() -> None:
         async for store, _ in _stores(database_url):

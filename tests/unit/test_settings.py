@@ -89,3 +89,13 @@ def test_the_k8s_placeholders_are_refused_where_the_manifests_send_them() -> Non
         SchedulerSettings(DB_PASSWORD=password, DATABASE_URL=None)
     with pytest.raises(ValidationError, match="API_TOKEN"):
         GatewaySettings(API_TOKEN=secrets["gateway-api-token"]["API_TOKEN"])
+
+
+def test_retention_is_kept_by_status_and_for_the_audit_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SchedulerSettings().retention_days == {}
+    monkeypatch.setenv("RETENTION_FAILED_DAYS", "30")
+    monkeypatch.setenv("RETENTION_AUDIT_DAYS", "0.5")
+    assert SchedulerSettings().retention_days == {"failed": 30, "audit": 0.5}
+    monkeypatch.setenv("RETENTION_AUDIT_DAYS", "0")
+    with pytest.raises(ValidationError, match="RETENTION_AUDIT_DAYS"):
+        SchedulerSettings()

@@ -211,8 +211,8 @@ class PgBulk:
                 return count
 
     async def record_retention(self, deleted: dict[str, int], cutoffs: dict[str, str]) -> None:
-        """The audit entry of one retention run: how many jobs of each status it deleted,
-        and the time each had to have finished before."""
+        """The audit entry of one retention run: how many jobs of each status (and audit
+        entries, as `audit`) it deleted, and the time each had to be from before."""
         after = {"deleted": deleted, "finished_before": cutoffs}
         async with self._transaction() as conn:
             await record_audit(conn, RETENTION, "retention.run", "jobs", None, after)
@@ -223,4 +223,11 @@ class PgBulk:
         params = {"status": status, "cutoff": cutoff, "batch": batch}
         async with self._transaction() as conn:
             cur = await conn.execute(q("delete_expired"), params)
+            return len(await cur.fetchall())
+
+    async def delete_expired_audit(self, cutoff: datetime, batch: int) -> int:
+        """Deletes the entries written before `cutoff` among the `batch` oldest of the
+        audit log; returns how many."""
+        async with self._transaction() as conn:
+            cur = await conn.execute(q("delete_expired_audit"), {"cutoff": cutoff, "batch": batch})
             return len(await cur.fetchall())

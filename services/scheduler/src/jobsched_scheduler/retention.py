@@ -1,8 +1,9 @@
 """The retention sweep: finished jobs older than their status's retention are deleted,
 with their attempts and output, a small batch to a transaction, so that the sweep never
 holds many rows nor long (rows another transaction holds are left for the next run).
-The counters lose the jobs by trigger, as with any delete. A run that deleted jobs is
-recorded in the audit log (actor `retention`) once it is done."""
+The counters lose the jobs by trigger, as with any delete. Entries of the audit log
+older than its retention go the same way. A run that deleted anything is recorded in
+the audit log (actor `retention`) once it is done."""
 
 import asyncio
 import logging
@@ -16,9 +17,14 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
+# The key of Retention.days for the audit log's own entries.
+AUDIT = "audit"
+
+
 @dataclass(frozen=True)
 class Retention:
-    """Days each finished status is kept; a status left out is kept for good."""
+    """Days each finished status (and the audit log, as AUDIT) is kept; one left out is
+    kept for good."""
 
     days: dict[str, float]
 
@@ -36,17 +42,24 @@ async def sweep_once(bulk: PgBulk, retention: Retention, batch: int = BATCH) -> 
         cutoffs[status] = cutoff.isoformat()
         total = 0
         while True:
-            count = await bulk.delete_expired(status, cutoff, batch)
+            if status == AUDIT:
+                count = await bulk.delete_expired_audit(cutoff, batch)
+                what = "audit log entries written"
+            else:
+                count = await bulk.delete_expired(status, cutoff, batch)
+                what = f"{status} jobs finished"
             total += count
             if count:
                 log.info(
-                    "Retention: deleted %d %s jobs finished before %s (%d so far)",
+                    "Retention: deleted %d %s before %s (%d so far)",
                     count,
-                    status,
+                    what,
                     f"{cutoff:%Y-%m-%d %H:%M:%S} UTC",
                     total,
                 )
-            if count < batch:
+            # A short batch of jobs is the last; one of audit entries may be a window that
+            # reaches entries still young, so only none deleted ends those.
+            if count == 0 or (count < batch and status != AUDIT):
                 break
         deleted[status] = total
     if any(deleted.values()):

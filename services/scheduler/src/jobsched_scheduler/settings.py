@@ -11,6 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .retention import AUDIT
 from .runner_auth import RunnerToken, parse_tokens
 
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings, ApiTokenSettings):
     RETENTION_COMPLETED_DAYS: float | None = Field(default=None, gt=0)
     RETENTION_FAILED_DAYS: float | None = Field(default=None, gt=0)
     RETENTION_CANCELLED_DAYS: float | None = Field(default=None, gt=0)
+    # Days an entry of the audit log is kept; unset: kept for good.
+    RETENTION_AUDIT_DAYS: float | None = Field(default=None, gt=0)
     # Seconds between runs of the retention sweep (it also runs at start).
     RETENTION_INTERVAL_SECONDS: float = Field(default=600.0, gt=0)
     LOG_LEVEL: LogLevel = "INFO"
@@ -105,11 +108,13 @@ class Settings(BaseSettings, ApiTokenSettings):
 
     @property
     def retention_days(self) -> dict[str, float]:
-        """Days kept by status, of the statuses that are not kept for good."""
+        """Days kept by status (and of the audit log, as `audit`), of those not kept
+        for good."""
         days = {
             "completed": self.RETENTION_COMPLETED_DAYS,
             "failed": self.RETENTION_FAILED_DAYS,
             "cancelled": self.RETENTION_CANCELLED_DAYS,
+            AUDIT: self.RETENTION_AUDIT_DAYS,
         }
         return {status: value for status, value in days.items() if value is not None}
 

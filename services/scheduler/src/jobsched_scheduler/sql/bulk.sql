@@ -131,3 +131,12 @@ DELETE FROM jobs WHERE id IN (
     ORDER BY finished_at LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
+
+-- name: delete_expired_audit
+-- Deletes, of the `batch` oldest entries of the audit log (by id, which follows time;
+-- no index on `at` to keep up on every write), those written before the cutoff. The
+-- sweep repeats it until one deletes none: the oldest entries go first, and a run
+-- stops at the first window of entries still young.
+DELETE FROM audit WHERE at < %(cutoff)s::timestamptz AND id IN (
+    SELECT id FROM audit ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+RETURNING id;
