@@ -1,6 +1,7 @@
 """Liveness faults with real processes: a frozen runner (its stream silent) gets no new
-work and its job runs elsewhere, never two at once; a runner that never acknowledges
-what it is sent has its job re-queued within the ack timeout."""
+work and its job runs elsewhere, never two at once, even when the runner froze and its
+job did not (its reaper kills the job); a runner that never acknowledges what it is sent
+has its job re-queued within the ack timeout."""
 
 import os
 import queue
@@ -116,6 +117,44 @@ def test_a_frozen_runner_gets_no_work_and_its_job_runs_elsewhere_never_twice_at_
     ticks = ticks_by_attempt(log)
     assert set(ticks) == {1, 2}
     assert max(ticks[1]) < min(ticks[2]), "the two attempts ran at once"
+    assert system.wait_for_job(job_id, {"completed"})["attempt"] == 2
+
+
+def test_a_runner_frozen_alone_has_its_job_killed_by_its_reaper_before_the_lease_ends(
+    short_leases: LiveSystem, tmp_path: Path
+) -> None:
+    system = short_leases
+    system.stop("runner-2")
+    log, pidfile = tmp_path / "ticks.log", tmp_path / "job.pid"
+    # The first attempt would tick for a minute; the second is short.
+    long_then_short = ticking(log, pidfile, 600).replace(
+        "-lt 600", '-lt $([ "$JOBSCHED_ATTEMPT" = 1 ] && echo 600 || echo 20)'
+    )
+    job_id = create(system, "frozen-alone", long_then_short, max_attempts=2)
+    wait_for(lambda: log.exists() and len(log.read_text().split("\n")) > 3, 15, "first ticks")
+    pgid = int(pidfile.read_text())
+    frozen = system.procs["runner-1"]
+    # The runner alone stops (a debugger, a blocked event loop): its job would run on.
+    frozen.send_signal(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    wait_for(lambda: not alive(pgid), LEASE_TTL + DETECTION_SECONDS, "the job to be killed")
+    assert time.monotonic() - frozen_at < LEASE_TTL, "killed only after its lease could end"
+    system.start_runner(2)
+    job = system.wait_for_job(job_id, {"completed"}, timeout=40)
+    assert job["attempt"] == 2
+    assert attempts(system, job_id) == [(1, "runner-1", "runner lost"), (2, "runner-2", None)]
+    ticks = ticks_by_attempt(log)
+    assert max(ticks[1]) < min(ticks[2]), "the two attempts ran at once"
+    assert system.log_dir is not None
+    runner_log = (system.log_dir / "runner-1.log").read_text(errors="replace")
+    assert "kept its jobs past their leases without a word: killing" in runner_log
+    # Thawed, the runner rejoins; its stale attempt's result changes nothing.
+    frozen.send_signal(signal.SIGCONT)
+    wait_for(
+        lambda: len(re.findall("Runner runner-1 connected", scheduler_log(system))) == 2,
+        15,
+        "runner-1 to rejoin",
+    )
     assert system.wait_for_job(job_id, {"completed"})["attempt"] == 2
 
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from jobsched.v1 import runner_pb2 as pb
 from jobsched_runner.attempts import Key
-from jobsched_runner.jobs import LEASE_SAFETY, Jobs
+from jobsched_runner.jobs import LEASE_SAFETY, REAPER_LEASE_SHARE, Jobs
 
 from tests.unit.runner_fakes import (
     FakeLauncher,
@@ -165,5 +165,52 @@ def test_a_crash_of_the_executor_is_reported_as_a_failure() -> None:
         result = h.jobs.unacked[(1, 1)]
         assert (result.exit_code, result.reason) == (1, "runner error: boom")
         assert h.jobs.running_keys() == []
+
+    run(scenario)
+
+
+class ReaperTimes:
+    """The reaper as the jobs tell it when to kill them."""
+
+    def __init__(self) -> None:
+        self.times: list[float | None] = []
+
+    def watch(self, entry: str) -> None:
+        pass
+
+    def forget(self, entry: str) -> None:
+        pass
+
+    def kill_at(self, deadline: float | None) -> None:
+        self.times.append(deadline)
+
+
+def test_the_reaper_is_told_to_kill_the_jobs_a_share_of_a_lease_after_the_last_renewal() -> None:
+    async def scenario(h: Harness) -> None:
+        reaper = ReaperTimes()
+        h.jobs = Jobs(settings(), h.sent.append, reaper, launch=h.launcher, clock=h.time)
+        ttl, start = 10.0, h.time.now
+        h.jobs.set_terms(ttl, 0)
+        assert LEASE_SAFETY < REAPER_LEASE_SHARE < 1  # after the runner would, before the end
+        h.jobs.tell_reaper()
+        assert reaper.times == []  # nothing runs
+        h.jobs.start(assignment((1, 1)))
+        assert reaper.times == [start + ttl * REAPER_LEASE_SHARE]  # the first job: at once
+        h.time.now = start + 1
+        h.jobs.start(assignment((2, 1)))
+        h.jobs.tell_reaper()
+        assert reaper.times[-1] == start + 1 + ttl * REAPER_LEASE_SHARE
+        h.jobs.renewed([(1, 1), (2, 1)], start + 4)
+        h.jobs.tell_reaper()
+        assert reaper.times[-1] == start + 4 + ttl * REAPER_LEASE_SHARE
+        told = len(reaper.times)
+        h.jobs.renewed([(1, 1), (2, 1)], start + 4.05)
+        h.jobs.tell_reaper()
+        assert len(reaper.times) == told  # moved too little to write
+        for key in [(1, 1), (2, 1)]:
+            h.launcher.of(key).end(0)
+        await until(lambda: sorted(h.finished()) == [(1, 1), (2, 1)], "finished")
+        h.jobs.tell_reaper()
+        assert reaper.times[-1] is None
 
     run(scenario)

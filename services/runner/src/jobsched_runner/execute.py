@@ -30,11 +30,14 @@ class Limits:
 
 
 class ProcessGroups(Protocol):
-    """Told of every job process group (`g<pgid>`), to kill them if the runner dies."""
+    """Told of every job process group (`g<pgid>`), to kill them if the runner dies, or
+    at a time given (`kill_at`) if the runner stops answering."""
 
     def watch(self, entry: str) -> None: ...
 
     def forget(self, entry: str) -> None: ...
+
+    def kill_at(self, deadline: float | None) -> None: ...
 
 
 @dataclass

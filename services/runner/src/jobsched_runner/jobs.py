@@ -29,6 +29,9 @@ STARTED_REPORT_DELAY = 0.05
 # A runner cut off from every scheduler stops its jobs this far into their lease, before
 # a scheduler may hand them to another runner.
 LEASE_SAFETY = 0.7
+# Should the runner itself be stuck (stopped, its event loop blocked), its reaper kills
+# its jobs this far into their lease: later than the runner would, still before the end.
+REAPER_LEASE_SHARE = 0.85
 LEASE_CHECK_INTERVAL = 0.2
 # How often the processes of each job are counted.
 CENSUS_INTERVAL = 0.25
@@ -82,6 +85,7 @@ class Jobs:
         self._output_limit = 1024 * 1024
         # When each running attempt's lease last surely counted from (on `clock`).
         self._lease_from: dict[Key, float] = {}
+        self._reaper_told: float | None = None  # the kill time the reaper holds
         self._limits = Limits(
             memory_bytes=settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
             max_processes=settings.JOB_MAX_PROCESSES,
@@ -141,6 +145,8 @@ class Jobs:
         self.running[key] = execution
         # The lease began at the claim, moments ago: the safety margin covers the delivery.
         self._lease_from[key] = self._clock()
+        if self._reaper_told is None:
+            self.tell_reaper()
         task = asyncio.create_task(self._run(key, execution))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -157,6 +163,23 @@ class Jobs:
         while True:
             await asyncio.sleep(LEASE_CHECK_INTERVAL)
             self.kill_unrenewed()
+            self.tell_reaper()
+
+    def tell_reaper(self) -> None:
+        """Tells the reaper when to kill the jobs should this process stop answering: a
+        share of a lease after the latest renewal (or start) of a running job, at no time
+        with none. A job whose lease alone lapses is the runner's to kill (Kill, or
+        `kill_unrenewed`); the reaper acts when they all do, the runner being stuck. A
+        new time goes only once it moved, which renewals do a few times a lease."""
+        if self._groups is None:
+            return
+        held = [self._lease_from[k] for k in self.running if k in self._lease_from]
+        at = max(held) + self._lease_ttl * REAPER_LEASE_SHARE if held else None
+        told = self._reaper_told
+        if at == told or (at is not None and told is not None and abs(at - told) < 0.1):
+            return
+        self._reaper_told = at
+        self._groups.kill_at(at)
 
     def kill_unrenewed(self) -> None:
         """Kills a job whose lease has gone unrenewed for most of a TTL (the scheduler is

@@ -1,16 +1,22 @@
 """A watchdog process beside the runner: if the runner dies (even by SIGKILL), every job
 process it had running is killed, so that no orphaned command keeps a slot the scheduler
-will soon give to another job. The runner watches it in turn and starts another if it dies.
+will soon give to another job. The same if the runner is alive but stuck (stopped by a
+signal, or its event loop blocked) past its jobs' leases: the scheduler hands those jobs
+to another runner, and a job must never run twice at once. The runner watches the
+reaper in turn and starts another if it dies.
 
 The runner writes lines to the reaper's stdin, `+` to watch and `-` to forget:
 `g<pgid>` a job's process group, `c<path>` a job's cgroup (killed, then removed),
 `p<pid>:<start time>` a process that left its job's group, `r<path>` the runner's cgroup
-of jobs (removed last). End of input means the runner is gone."""
+of jobs (removed last); and `@<time>`: kill what is watched at that time (on the
+machine's monotonic clock) unless a later `@` comes first, `@` alone for no such time.
+End of input means the runner is gone."""
 
 import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -29,18 +35,48 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     entries: dict[str, None] = {}  # ordered: cgroups are removed in the order given
-    for line in sys.stdin:
-        entry = line[1:].rstrip("\n")
-        if line.startswith("+"):
-            entries[entry] = None
-        else:
-            entries.pop(entry, None)
+    deadline: float | None = None
+    stdin, pending = sys.stdin.fileno(), b""
+    while True:
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not select.select([stdin], [], [], wait)[0]:
+            sys.stderr.write(
+                f"reaper: the runner (pid {os.getppid()}) kept its jobs past their leases "
+                f"without a word: killing {len(entries)} watched\n"
+            )
+            kill(list(entries))
+            deadline = None
+            continue
+        chunk = os.read(stdin, 65536)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            deadline = _apply(line.decode(), entries, deadline)
     reap(list(entries))
+
+
+def _apply(line: str, entries: dict[str, None], deadline: float | None) -> float | None:
+    kind, entry = line[:1], line[1:]
+    if kind == "@":
+        return float(entry) if entry else None
+    if kind == "+":
+        entries[entry] = None
+    else:
+        entries.pop(entry, None)
+    return deadline
 
 
 def reap(entries: list[str]) -> None:
     """Kills everything `entries` name, then removes their cgroups."""
+    kill(entries)
     cgroups = [Path(e[1:]) for e in entries if e.startswith("c")]
+    deadline = time.monotonic() + CGROUP_EMPTY_WAIT_SECONDS
+    for path in [*cgroups, *(Path(e[1:]) for e in entries if e.startswith("r"))]:
+        remove_cgroup(path, deadline)
+
+
+def kill(entries: list[str]) -> None:
     for entry in entries:
         kind, what = entry[:1], entry[1:]
         with contextlib.suppress(OSError, ValueError):
@@ -50,9 +86,6 @@ def reap(entries: list[str]) -> None:
                 kill_process(*map(int, what.split(":")))
             elif kind == "c":
                 (Path(what) / "cgroup.kill").write_text("1")
-    deadline = time.monotonic() + CGROUP_EMPTY_WAIT_SECONDS
-    for path in [*cgroups, *(Path(e[1:]) for e in entries if e.startswith("r"))]:
-        remove_cgroup(path, deadline)
 
 
 def kill_process(pid: int, start_time: int) -> None:
@@ -92,6 +125,7 @@ class Reaper:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._entries: dict[str, None] = {}
+        self._deadline = ""
         self._flush_at: float | None = None  # when the next write is scheduled
         self._pidfd = -1
         self._closed = False
@@ -135,7 +169,8 @@ class Reaper:
             log.exception("Could not start a reaper: trying again")
             self._loop.call_later(RESTART_DELAY_SECONDS, self._restart)
             return
-        self._write("".join(f"+{entry}\n" for entry in self._entries), 0)
+        told = "".join(f"+{entry}\n" for entry in self._entries)
+        self._write(f"{told}@{self._deadline}\n", 0)
         log.info("Reaper restarted (pid %d), told %d entries", self._proc.pid, len(self._entries))
 
     def _write(self, lines: str, within: float) -> None:
@@ -166,6 +201,12 @@ class Reaper:
     def forget(self, entry: str) -> None:
         self._entries.pop(entry, None)
         self._write(f"-{entry}\n", FORGET_WITHIN_SECONDS)
+
+    def kill_at(self, deadline: float | None) -> None:
+        """Everything watched is killed at `deadline` (time.monotonic()) unless told a
+        later one first; None: at no time."""
+        self._deadline = "" if deadline is None else f"{deadline:.3f}"
+        self._write(f"@{self._deadline}\n", 0)
 
     def close(self) -> None:
         self._closed = True
