@@ -46,9 +46,9 @@ def short_leases(database_url: str, tmp_path: Path) -> Iterator[LiveSystem]:
         system.stop_all()
 
 
-def ticking(log: Path, pidfile: Path, ticks: int) -> str:
+def ticking(log: Path, pidfile: Path, ticks: int | str) -> str:
     """A command that writes its pid, then a line with its attempt every 0.1 s: while it
-    is frozen or dead it writes none."""
+    is frozen or dead it writes none. `ticks` may be a shell expression."""
     return (
         f"echo $$ > {pidfile}; i=0; while [ $i -lt {ticks} ]; do "
         f'echo "$JOBSCHED_ATTEMPT $(date +%s.%N)" >> {log}; sleep 0.1; i=$((i+1)); done'
@@ -76,15 +76,23 @@ def attempts(system: LiveSystem, job_id: int) -> list[tuple[int, str, str | None
     return [(a, r, why) for a, r, why in rows]
 
 
+def ticking_on_runner_1(
+    system: LiveSystem, tmp_path: Path, ticks: int | str
+) -> tuple[int, Path, int]:
+    """A ticking job of two attempts run by runner-1 alone, once it ticks: its id, the
+    log of its ticks and its process group."""
+    system.stop("runner-2")
+    log, pidfile = tmp_path / "ticks.log", tmp_path / "job.pid"
+    job_id = create(system, "ticking", ticking(log, pidfile, ticks), max_attempts=2)
+    wait_for(lambda: log.exists() and len(log.read_text().split("\n")) > 3, 15, "first ticks")
+    return job_id, log, int(pidfile.read_text())
+
+
 def test_a_frozen_runner_gets_no_work_and_its_job_runs_elsewhere_never_twice_at_once(
     short_leases: LiveSystem, tmp_path: Path
 ) -> None:
     system = short_leases
-    system.stop("runner-2")
-    log, pidfile = tmp_path / "ticks.log", tmp_path / "job.pid"
-    job_id = create(system, "frozen", ticking(log, pidfile, 40), max_attempts=2)
-    wait_for(lambda: log.exists() and len(log.read_text().split("\n")) > 3, 15, "first ticks")
-    pgid = int(pidfile.read_text())
+    job_id, log, pgid = ticking_on_runner_1(system, tmp_path, 40)
     frozen = system.procs["runner-1"]
     # The runner and its job stop as a frozen host would: the stream goes silent.
     frozen.send_signal(signal.SIGSTOP)
@@ -124,15 +132,9 @@ def test_a_runner_frozen_alone_has_its_job_killed_by_its_reaper_before_the_lease
     short_leases: LiveSystem, tmp_path: Path
 ) -> None:
     system = short_leases
-    system.stop("runner-2")
-    log, pidfile = tmp_path / "ticks.log", tmp_path / "job.pid"
     # The first attempt would tick for a minute; the second is short.
-    long_then_short = ticking(log, pidfile, 600).replace(
-        "-lt 600", '-lt $([ "$JOBSCHED_ATTEMPT" = 1 ] && echo 600 || echo 20)'
-    )
-    job_id = create(system, "frozen-alone", long_then_short, max_attempts=2)
-    wait_for(lambda: log.exists() and len(log.read_text().split("\n")) > 3, 15, "first ticks")
-    pgid = int(pidfile.read_text())
+    long_then_short = '$([ "$JOBSCHED_ATTEMPT" = 1 ] && echo 600 || echo 20)'
+    job_id, log, pgid = ticking_on_runner_1(system, tmp_path, long_then_short)
     frozen = system.procs["runner-1"]
     # The runner alone stops (a debugger, a blocked event loop): its job would run on.
     frozen.send_signal(signal.SIGSTOP)
