@@ -496,9 +496,9 @@ class MemoryStore:
             if key.job_id == job_id
         ]
 
-    async def get_max_concurrent(self) -> int:
-        await self._call("get_max_concurrent")
-        return self.max_concurrent
+    async def get_config(self) -> tuple[int, bool]:
+        await self._call("get_config")
+        return self.max_concurrent, self.paused
 
     async def set_max_concurrent(self, value: int, caller: Caller = LOCAL) -> int:
         await self._call("set_max_concurrent")
@@ -506,10 +506,6 @@ class MemoryStore:
         field = "max_concurrent_jobs"
         self._record(caller, "config.update", "config", {field: before}, {field: value})
         return value
-
-    async def get_paused(self) -> bool:
-        await self._call("get_paused")
-        return self.paused
 
     async def set_paused(self, paused: bool, caller: Caller = LOCAL) -> bool:
         await self._call("set_paused")

@@ -331,7 +331,7 @@ def test_migrations_are_idempotent_and_adopt_the_original_schema(pg_server: str)
 
         async def check() -> None:
             async for store in _store(url):
-                assert await store.get_max_concurrent() == 5
+                assert await store.get_config() == (5, False)
                 claimed = await store.claim({"r": 1})
                 assert claimed.claimed == 1
                 # The original's times have no zone: they still convert, as UTC.

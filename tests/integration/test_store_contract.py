@@ -383,7 +383,7 @@ def test_pages_and_counts(run_on_store: Callable[[Scenario], None]) -> None:
             "scheduled": 0,
         }
         assert await h.store.set_max_concurrent(7) == 7
-        assert await h.store.get_max_concurrent() == 7
+        assert await h.store.get_config() == (7, False)
         batch = [NewJob("batch-a", "a", 2, 9), NewJob("batch-b", "b", 1, None)]
         rows = await h.store.create_jobs(batch)
         assert [(r.id, r.name, r.command, r.max_attempts, r.timeout_seconds) for r in rows] == [
@@ -474,10 +474,10 @@ def test_dependencies_hold_a_job_and_a_failure_cancels_the_chain(
 def test_a_pause_holds_new_starts(run_on_store: Callable[[Scenario], None]) -> None:
     async def scenario(h: Harness) -> None:
         await h.store.create_job(NewJob("held", "true", 1, None))
-        assert await h.store.get_paused() is False
+        assert (await h.store.get_config())[1] is False
         assert await h.store.set_paused(True) is True
         held = await h.store.claim({"r1": 2})
-        assert (held.claimed, held.queued, await h.store.get_paused()) == (0, 1, True)
+        assert (held.claimed, held.queued, (await h.store.get_config())[1]) == (0, 1, True)
         await h.store.set_paused(False)
         assert (await h.store.claim({"r1": 2})).claimed == 1
 

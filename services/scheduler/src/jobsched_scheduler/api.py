@@ -207,14 +207,13 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
         return await self._config()
 
     async def _config(self) -> pb.Config:
-        return pb.Config(
-            max_concurrent_jobs=await self.store.get_max_concurrent(),
-            paused=await self.store.get_paused(),
-        )
+        limit, paused = await self.store.get_config()
+        return pb.Config(max_concurrent_jobs=limit, paused=paused)
 
     @rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.Stats:
         counts = await self.store.count_by_status()
+        limit, paused = await self.store.get_config()
         return pb.Stats(
             queued=counts["queued"],
             running=counts["running"],
@@ -223,8 +222,8 @@ class JobApi(jobs_pb2_grpc.JobServiceServicer):
             cancelled=counts["cancelled"],
             scheduled=counts["scheduled"],
             total=sum(counts.values()),
-            max_concurrent_jobs=await self.store.get_max_concurrent(),
-            paused=await self.store.get_paused(),
+            max_concurrent_jobs=limit,
+            paused=paused,
             runners_connected=len(self.dispatcher.runners),
         )
 

@@ -209,9 +209,12 @@ class PgStore:
     async def get_output(self, job_id: int, attempt: int = 0) -> Row | None:
         return await self._one("get_output", {"id": job_id, "attempt": attempt})
 
-    async def get_max_concurrent(self) -> int:
-        row = await self._one("get_max_concurrent")
-        return int(row["value"]) if row else DEFAULT_MAX_CONCURRENT_JOBS
+    async def get_config(self) -> tuple[int, bool]:
+        """The concurrency limit and whether new starts are held, in one read."""
+        row = await self._one("get_config")
+        assert row is not None
+        limit = row["max_concurrent"]
+        return (DEFAULT_MAX_CONCURRENT_JOBS if limit is None else int(limit)), bool(row["paused"])
 
     async def set_max_concurrent(self, value: int, caller: Caller = LOCAL) -> int:
         async with self._connection() as conn, conn.transaction():
@@ -229,10 +232,6 @@ class PgStore:
                 {"max_concurrent_jobs": after},
             )
         return after
-
-    async def get_paused(self) -> bool:
-        row = await self._one("get_paused")
-        return bool(row and row["paused"])
 
     async def set_paused(self, paused: bool, caller: Caller = LOCAL) -> bool:
         async with self._connection() as conn, conn.transaction():

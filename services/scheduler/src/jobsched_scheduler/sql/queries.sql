@@ -92,6 +92,13 @@ SELECT job_id, attempt, output, output_truncated FROM job_attempts
 WHERE job_id = %(id)s AND (%(attempt)s = 0 OR attempt = %(attempt)s)
 ORDER BY attempt DESC LIMIT 1;
 
+-- name: get_config
+-- The concurrency limit (NULL: never set) and whether new starts are held, in one read.
+SELECT (SELECT value::integer FROM scheduler_config WHERE key = 'max_concurrent_jobs')
+           AS max_concurrent,
+       coalesce((SELECT value = 'true' FROM scheduler_config WHERE key = 'paused'), false)
+           AS paused;
+
 -- name: get_paused
 -- Whether new starts are held.
 SELECT value = 'true' AS paused FROM scheduler_config WHERE key = 'paused';
