@@ -4,6 +4,7 @@ and a poll with a deadline."""
 from __future__ import annotations
 
 import fcntl
+import os
 import random
 import socket
 import tempfile
@@ -24,10 +25,11 @@ def wait_for(check: Callable[..., object], timeout: float, what: str) -> None:
 
 # Ports handed out come from below the kernel's ephemeral range (32768 and up on Linux),
 # so an outgoing connection cannot take one between the pick and the service's bind, and
-# in turn from one counter shared by every process on the machine, so parallel test
-# workers, or two picks in one process, never get the same port.
+# in turn from one counter shared by every process of the user (a file in the temp
+# directory: another user's could not be written), so parallel test workers, or two
+# picks in one process, never get the same port.
 _PORTS = range(20000, 32768)
-_COUNTER = Path(tempfile.gettempdir()) / "jobsched-free-port"
+_COUNTER = Path(tempfile.gettempdir()) / f"jobsched-free-port-{os.getuid()}"
 
 
 def free_port() -> int:
