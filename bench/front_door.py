@@ -352,10 +352,7 @@ def phases(
     results["open_loop_create"] = asyncio.run(
         open_loop(system, rate, seconds, "POST", "/api/jobs/create", f"open-{db.max_id()}")
     )
-    # The queued creates would join the drain; and the drain starts on a vacuumed table,
-    # as in a system of its own, not with autovacuum sweeping their dead rows meanwhile.
-    db.conn.execute("DELETE FROM jobs")
-    db.conn.execute("VACUUM ANALYZE")
+    db.conn.execute("DELETE FROM jobs")  # the queued creates would join the drain
     for index in range(1, RUNNERS + 1):
         system.start_runner(index)
     with rest(system) as http:
@@ -372,6 +369,9 @@ def drain_rounds(args: argparse.Namespace, db: Db, system: LocalSystem, watcher:
     rounds: list[Json] = []
     ceilings = [spawn_rate(args.ceiling_seconds)]
     for index in range(args.drain_rounds):
+        # Each round starts on a vacuumed table, as in a system of its own, not with
+        # autovacuum sweeping the dead rows of what came before during it.
+        db.conn.execute("VACUUM ANALYZE")
         print(
             f"drain {index + 1}/{args.drain_rounds}: {args.drain_jobs} true jobs from "
             f"{DRAIN_CLIENTS} clients...",
@@ -383,11 +383,11 @@ def drain_rounds(args: argparse.Namespace, db: Db, system: LocalSystem, watcher:
         drain["cpu_ms_per_job"] = cpu_per_job(cpu_before, after, drain["completed"], tuple(after))
         ceilings.append(spawn_rate(args.ceiling_seconds))
         around = (ceilings[-2], ceilings[-1])
+        ceiling = sum(around) / 2
         drain["single_process_ceilings_per_s"] = around
-        drain["single_process_ceiling_per_s"] = sum(around) / 2
-        drain["ratio_to_single_process_ceiling"] = drain["jobs_per_s"] / (sum(around) / 2)
+        drain["single_process_ceiling_per_s"] = ceiling
+        drain["ratio_to_single_process_ceiling"] = drain["jobs_per_s"] / ceiling
         rounds.append(drain)
-        db.conn.execute("VACUUM ANALYZE")  # the next round starts as this one did
     by_ratio = sorted(rounds, key=lambda d: float(d["ratio_to_single_process_ceiling"]))
     return {**by_ratio[len(by_ratio) // 2], "rounds": rounds}
 
