@@ -16,8 +16,10 @@ R = TypeVar("R")
 # Sends a batch; answers each item in order with its result, or the exception its
 # caller gets. Raising fails every item of the batch.
 Send = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
-# Batches in flight at once: one forms while another is answered.
-FLIGHTS = 2
+# Batches in flight at once. One: the next batch forms while one is answered. With two,
+# the same load went out in more, smaller batches, and the REST-fed drain was 9% slower
+# (docs/performance.md, "The front door, fourth pass").
+FLIGHTS = 1
 
 
 class Batcher(Generic[T, R]):

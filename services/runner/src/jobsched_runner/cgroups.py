@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-from .attempts import Key
-
 # Controllers that bound a whole job, where the hierarchy offers them to the runner.
 BOUNDING_CONTROLLERS = ("pids", "memory")
 
@@ -54,7 +52,7 @@ def _unescape(field: str) -> str:
 
 @dataclass
 class CgroupJob:
-    """One attempt's cgroup. Before anything else the job's shell moves itself in, or,
+    """A job's cgroup. Before anything else the job's shell moves itself in, or,
     run as another user who may not, waits until the runner has moved it: nothing it
     forks can start outside."""
 
@@ -85,8 +83,12 @@ class CgroupJob:
 
     def kill(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            if b"populated 1" in (self.path / "cgroup.events").read_bytes():
+            if not self.empty():
                 (self.path / "cgroup.kill").write_text("1")
+
+    def empty(self) -> bool:
+        """No process is left in it (the kernel's count: one that has exited is out)."""
+        return b"populated 0" in (self.path / "cgroup.events").read_bytes()
 
     def count(self) -> int:
         try:
@@ -105,7 +107,7 @@ class CgroupJob:
 
 
 class CgroupTree:
-    """The runner's own cgroup of jobs, one child cgroup per attempt."""
+    """The runner's own cgroup of jobs, a child cgroup for each job running."""
 
     def __init__(self, root: Path, shown_as: str, memory_bytes: int, max_processes: int):
         self.root = root
@@ -136,8 +138,9 @@ class CgroupTree:
         bounds = ", ".join(self.controllers) or "none of pids, memory"
         return f"a cgroup v2 per job under {self.root} (controllers: {bounds})"
 
-    def open(self, key: Key, moves_itself: bool = True) -> CgroupJob:
-        leaf = f"job-{key[0]}-{key[1]}-{next(self._serial)}"
+    def make(self, moves_itself: bool = True) -> CgroupJob:
+        """A new, empty cgroup for jobs, with the bounds every job gets."""
+        leaf = f"job-{next(self._serial)}"
         job = CgroupJob(self.root / leaf, f"{self.shown_as}/{leaf}", moves_itself)
         job.path.mkdir()
         # One more than the census allows: it sees the job cross its limit and kills it,

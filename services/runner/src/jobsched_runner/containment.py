@@ -97,34 +97,60 @@ class CgroupBoundary:
 
 
 class CgroupContainment:
-    def __init__(self, tree: CgroupTree, reaper: Watchdog, jobs_move_themselves: bool = True):
+    """A cgroup for each job running. An emptied one is kept for the next job, up to
+    `keep` of them: making and removing a cgroup for every job cost the kernel a tenth
+    of a millisecond (docs/performance.md, "The front door, fourth pass")."""
+
+    def __init__(
+        self,
+        tree: CgroupTree,
+        reaper: Watchdog,
+        keep: int,
+        jobs_move_themselves: bool = True,
+    ):
         self.tree = tree
         self.reaper = reaper
+        self.keep = keep
         # A job run as another user may not write to the runner's cgroups.
         self.jobs_move_themselves = jobs_move_themselves
         self.live: dict[Key, CgroupBoundary] = {}
+        self.idle: list[CgroupJob] = []  # empty, each watched by the reaper as it was
         reaper.watch(f"r{tree.root}")
 
     def describe(self) -> str:
         return self.tree.describe()
 
     def open(self, key: Key) -> Boundary:
-        job = self.tree.open(key, self.jobs_move_themselves)
+        job = self.idle.pop() if self.idle else self._make()
         boundary = CgroupBoundary(job, self, key)
-        self.reaper.watch(f"c{boundary.job.path}")
         self.live[key] = boundary
         return boundary
 
+    def _make(self) -> CgroupJob:
+        job = self.tree.make(self.jobs_move_themselves)
+        self.reaper.watch(f"c{job.path}")
+        return job
+
     def release(self, key: Key, boundary: CgroupBoundary, tries: int = REMOVE_TRIES) -> None:
-        """The job has ended and been killed: its cgroup goes once empty. Whatever is
-        still in it is killed again before each further try."""
-        if boundary.job.remove() or tries <= 1:
-            self.live.pop(key, None)
-            self.reaper.forget(f"c{boundary.job.path}")
+        """The job has ended and been killed: once its cgroup is empty, it is kept for the
+        next job or removed. Whatever is still in it is killed again before each further
+        try; after the last, it is left behind, never given to another job."""
+        job = boundary.job
+        try:
+            emptied = job.empty()
+        except FileNotFoundError:  # removed from outside: nothing to wait for or keep
+            emptied, tries = False, 1
+        if not emptied and tries > 1:
+            job.kill()
+            loop = asyncio.get_running_loop()
+            loop.call_later(REMOVE_RETRY_SECONDS, self.release, key, boundary, tries - 1)
             return
-        boundary.job.kill()
-        loop = asyncio.get_running_loop()
-        loop.call_later(REMOVE_RETRY_SECONDS, self.release, key, boundary, tries - 1)
+        self.live.pop(key, None)
+        if emptied and len(self.idle) < self.keep:
+            self.idle.append(job)
+            return
+        job.remove()
+        self.reaper.forget(f"c{job.path}")
 
     def wants_census(self) -> bool:
         return False
@@ -134,9 +160,9 @@ class CgroupContainment:
         return await asyncio.to_thread(lambda: {pid: job.count() for pid, job in jobs})
 
     def close(self) -> None:
-        for boundary in list(self.live.values()):
-            boundary.job.kill()
-            boundary.job.remove()
+        for job in [*(b.job for b in self.live.values()), *self.idle]:
+            job.kill()
+            job.remove()
         self.tree.remove()
 
 
@@ -219,7 +245,9 @@ def choose_containment(
                 settings.JOB_MEMORY_LIMIT_MB * 1024 * 1024,
                 settings.JOB_MAX_PROCESSES,
             )
-            return CgroupContainment(tree, reaper, jobs_move_themselves=not as_other_user)
+            return CgroupContainment(
+                tree, reaper, settings.RUNNER_CAPACITY, jobs_move_themselves=not as_other_user
+            )
         except OSError as exc:
             if mode == "cgroup":
                 raise
