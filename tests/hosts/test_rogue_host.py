@@ -28,18 +28,19 @@ def test_a_rogue_host_gets_nothing_and_a_runner_cannot_act_for_another(
     attempt = f"{job_id}:1"
     acts = ("--finish", attempt, "--renew", attempt)
 
+    # `--token=` in one word: a generated token may begin with `-`.
     for token in ("", "not-a-runner-token", hosts.token):
-        reply = hosts.rogue("runner", "--token", token, "--runner-id", owner, *acts)
+        reply = hosts.rogue("runner", f"--token={token}", "--runner-id", owner, *acts)
         assert (reply["code"], reply["heard"]) == ("UNAUTHENTICATED", []), (token, reply)
     for token in ("", "not-an-api-token", hosts.runner_token(owner)):
-        reply = hosts.rogue("api", "--token", token)
+        reply = hosts.rogue("api", f"--token={token}")
         assert reply == {"list": "UNAUTHENTICATED", "create": "UNAUTHENTICATED"}, (token, reply)
 
     other = next(r for r in RUNNERS if r != owner)
     token = hosts.runner_token(other)
-    posing = hosts.rogue("runner", "--token", token, "--runner-id", owner, *acts)
+    posing = hosts.rogue("runner", f"--token={token}", "--runner-id", owner, *acts)
     assert "registered" not in posing["heard"], posing
-    reply = hosts.rogue("runner", "--token", token, "--runner-id", f"{other}/rogue", *acts)
+    reply = hosts.rogue("runner", f"--token={token}", "--runner-id", f"{other}/rogue", *acts)
     assert "registered" in reply["heard"] and reply["renewed"] == [], reply
 
     assert hosts.wait_for_job_sql(job_id, timeout=30) == "completed"
