@@ -15,7 +15,8 @@ runners and the gateway as processes (`LocalSystem`), then measures:
    started, 16 clients each create their share of 2,000 `true` jobs one request at a
    time; first create to last finish, as a ratio of how fast one plain Python process
    spawns `/bin/sh -c true` (bench/run.py's ceiling), measured just before and just
-   after the drain (their mean); three rounds, the median shown.
+   after the drain (their mean); three rounds, the median shown. `--drain-only` runs
+   just these rounds, on a fresh system: alternate two versions' runs to compare them.
 
 It reaches the system only through the REST API and the SQL schema. Prints one table
 and writes the figures as JSON (`--out`). Run it with another checkout's Python to
@@ -333,6 +334,26 @@ def phases(
     watcher: Watcher,
     seconds: float,
 ) -> None:
+    if not args.drain_only:
+        front_door_phases(args, tmp, results, db, system, watcher, seconds)
+    for index in range(1, RUNNERS + 1):
+        system.start_runner(index)
+    with rest(system) as http:
+        wait_runners(http, RUNNERS)
+    watcher.pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
+    results["drain"] = drain_rounds(args, db, system, watcher)
+
+
+def front_door_phases(
+    args: argparse.Namespace,
+    tmp: Path,
+    results: Json,
+    db: Db,
+    system: LocalSystem,
+    watcher: Watcher,
+    seconds: float,
+) -> None:
+    """wrk and the open loop, with no runner connected."""
     url = system.gateway_url
     print(f"wrk: /healthz for {seconds:.0f}s...", flush=True)
     results["wrk_healthz"] = wrk(f"{url}/healthz", seconds, "", [], tmp)
@@ -353,12 +374,6 @@ def phases(
         open_loop(system, rate, seconds, "POST", "/api/jobs/create", f"open-{db.max_id()}")
     )
     db.conn.execute("DELETE FROM jobs")  # the queued creates would join the drain
-    for index in range(1, RUNNERS + 1):
-        system.start_runner(index)
-    with rest(system) as http:
-        wait_runners(http, RUNNERS)
-    watcher.pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
-    results["drain"] = drain_rounds(args, db, system, watcher)
 
 
 def drain_rounds(args: argparse.Namespace, db: Db, system: LocalSystem, watcher: Watcher) -> Json:
@@ -453,6 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-jobs", type=int, default=2000)
     parser.add_argument("--drain-rounds", type=int, default=3, help="the median is shown")
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--drain-only",
+        action="store_true",
+        help="only the drain's rounds, on a fresh system: for comparing two versions",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "front_door.json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args(argv)

@@ -62,6 +62,17 @@ def test_front_door_bench_measures_creates_latency_and_the_drain(tmp_path: Path)
 
 
 @pytest.mark.e2e
+def test_the_drain_alone_runs_on_a_fresh_system(tmp_path: Path) -> None:
+    args = ["--drain-only", "--drain-jobs", "50", "--ceiling-seconds", "1", "--drain-rounds", "1"]
+    results = _bench("front_door.py", *args, out=tmp_path / "fd.json", timeout=240)
+    assert not {"wrk_healthz", "wrk_create", "open_loop_create"} & set(results), results
+    drain = results["drain"]
+    assert isinstance(drain, dict) and len(drain["rounds"]) == 1
+    assert drain["completed"] == drain["created"] == 50 and not drain["timed_out"], drain
+    assert _positive(drain["ratio_to_single_process_ceiling"]), drain
+
+
+@pytest.mark.e2e
 def test_search_bench_times_every_search_with_its_plan(tmp_path: Path) -> None:
     args = ["--rows", "20000", "--requests", "5"]
     results = _bench("search.py", *args, out=tmp_path / "search.json", timeout=240)
