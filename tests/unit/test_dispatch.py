@@ -115,6 +115,29 @@ def test_attach_wakes_the_loop() -> None:
     asyncio.run(scenario())
 
 
+def test_an_ended_job_wakes_dispatch_only_when_the_last_cycle_left_jobs_waiting() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=3)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 2)
+        attached(dispatcher, a)
+        dispatcher._wake.clear()
+        await dispatcher.dispatch_once()  # claims 2 of 3: one left waiting for a slot
+        dispatcher.slots_freed()
+        assert dispatcher._wake.is_set()
+        dispatcher._wake.clear()
+        dispatcher.release(a.link, a.delivered[:1])
+        await dispatcher.dispatch_once()  # claims the last: nothing left waiting
+        dispatcher.slots_freed()
+        assert not dispatcher._wake.is_set()
+        # No free slot, so no claim to tell what waits: an ended job wakes it.
+        assert await dispatcher.dispatch_once() is None
+        dispatcher.slots_freed()
+        assert dispatcher._wake.is_set()
+
+    asyncio.run(scenario())
+
+
 def test_a_claim_for_a_runner_that_left_meanwhile_is_not_delivered() -> None:
     async def scenario() -> None:
         store = await store_with(jobs=1)

@@ -13,7 +13,7 @@ from jobsched_common.timestamps import EPOCH, from_timestamp, to_timestamp
 from jobsched_gateway.settings import Settings as GatewaySettings
 from jobsched_runner.execute import CapturedOutput
 from jobsched_runner.link import _drain_queue
-from jobsched_scheduler.events import EventHub, parse_payload, wakes_dispatch
+from jobsched_scheduler.events import EventHub, new_work, parse_payload, slots_freed
 from jobsched_scheduler.messages import event_message
 from jobsched_scheduler.model import ClaimResult, slot_order
 from jobsched_scheduler.queries import migrations, parse, queries
@@ -43,9 +43,10 @@ def test_notification_payloads() -> None:
         (1, "queued", 0),
         (2, "completed", 1),
     ]
-    assert wakes_dispatch(events)
+    assert new_work(events) and slots_freed(events)
+    assert (new_work(events[1:]), slots_freed(events[1:])) == (False, True)
     running, _ = parse_payload('[[3, "running", 1]]')
-    assert not wakes_dispatch(running)
+    assert not new_work(running) and not slots_freed(running)
     assert parse_payload('"config"') == ([], True)
 
 
@@ -158,6 +159,16 @@ def test_timestamp_conversions_agree_with_protobufs_own() -> None:
         theirs.FromDatetime(instant)
         assert to_timestamp(instant) == theirs
         assert from_timestamp(theirs) == theirs.ToDatetime(tzinfo=UTC) == instant
+
+
+def test_new_work_wakes_dispatch_and_ended_jobs_tell_it_slots_were_freed() -> None:
+    told: list[str] = []
+    hub = EventHub("", lambda: told.append("wake"), on_slots_freed=lambda: told.append("freed"))
+    hub._handle('[[1, "completed", 1], [2, "failed", 3]]')
+    hub._handle('[[3, "running", 1]]')
+    hub._handle('[[4, "cancelled", 0], [5, "queued", 0]]')
+    hub._handle('[[6, "scheduled", 0]]')
+    assert told == ["freed", "wake", "wake"]
 
 
 def test_a_config_change_reaches_watchers_as_an_event_of_no_job() -> None:

@@ -52,10 +52,13 @@ def parse_payload(payload: str) -> tuple[list[JobEvent], bool]:
     return [JobEvent(int(i), str(s), int(a), now) for i, s, a in data], False
 
 
-def wakes_dispatch(events: list[JobEvent]) -> bool:
-    """A queued job may be waiting, a finished one freed a slot, or a scheduled one falls
-    due before dispatch would otherwise wake."""
-    return any(e.status in WAITING_STATUSES or e.status in TERMINAL_STATUSES for e in events)
+def new_work(events: list[JobEvent]) -> bool:
+    """A job was queued, or scheduled to fall due before dispatch would otherwise wake."""
+    return any(e.status in WAITING_STATUSES for e in events)
+
+
+def slots_freed(events: list[JobEvent]) -> bool:
+    return any(e.status in TERMINAL_STATUSES for e in events)
 
 
 @dataclass(eq=False)  # identity: each watcher is its own subscription
@@ -71,10 +74,14 @@ class EventHub:
         database_url: str,
         on_wake: Callable[[], None],
         on_schedules: Callable[[], None] = lambda: None,
+        on_slots_freed: Callable[[], None] | None = None,
     ):
+        """`on_wake` for new work or a changed config, `on_slots_freed` (by default the
+        same) for jobs that ended, `on_schedules` for changed schedules."""
         self.database_url = database_url
         self.on_wake = on_wake
         self.on_schedules = on_schedules
+        self.on_slots_freed = on_slots_freed or on_wake
         self._watchers: set[Watcher] = set()
 
     def subscribe(self) -> Watcher:
@@ -135,8 +142,10 @@ class EventHub:
         except (ValueError, TypeError) as exc:
             log.warning("Ignoring malformed notification %r: %s", payload[:200], exc)
             return
-        if config_changed or wakes_dispatch(events):
+        if config_changed or new_work(events):
             self.on_wake()
+        elif slots_freed(events):
+            self.on_slots_freed()
         if config_changed:
             events = [config_event()]
         if events:

@@ -168,7 +168,9 @@ async def _serve_with(
     dispatcher = Dispatcher(store, settings.CHECK_INTERVAL, liveness)
     schedules = PgSchedules(pool)
     fire_loop = FireLoop(schedules, settings.CHECK_INTERVAL)
-    events = EventHub(settings.database_url, dispatcher.wake, fire_loop.wake)
+    events = EventHub(
+        settings.database_url, dispatcher.wake, fire_loop.wake, dispatcher.slots_freed
+    )
     links = RunnerLinks(
         store,
         dispatcher,
