@@ -312,7 +312,6 @@ def set_config(system: LocalSystem, **body: Any) -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path, results: Json) -> None:
-    seconds: float = args.seconds
     env = {"RUNNER_CAPACITY": str(CAPACITY), "RUNNER_DRAIN_SECONDS": "5"}
     with throwaway_system(tmp, runners=0, **env) as (system, server):
         set_config(system, max_concurrent_jobs=CAPACITY)
@@ -320,28 +319,20 @@ def run(args: argparse.Namespace, tmp: Path, results: Json) -> None:
         watcher = Watcher(pids, server.get_pid())
         db = Db(server.get_uri())
         try:
-            phases(args, tmp, results, db, system, watcher, seconds)
+            if not args.drain_only:
+                front_door_phases(args, tmp, results, db, system, watcher)
+            start_runners(system, watcher)
+            results["drain"] = drain_rounds(args, db, system, watcher)
         finally:
             db.close()
 
 
-def phases(
-    args: argparse.Namespace,
-    tmp: Path,
-    results: Json,
-    db: Db,
-    system: LocalSystem,
-    watcher: Watcher,
-    seconds: float,
-) -> None:
-    if not args.drain_only:
-        front_door_phases(args, tmp, results, db, system, watcher, seconds)
+def start_runners(system: LocalSystem, watcher: Watcher) -> None:
     for index in range(1, RUNNERS + 1):
         system.start_runner(index)
     with rest(system) as http:
         wait_runners(http, RUNNERS)
     watcher.pids = service_processes({name: proc.pid for name, proc in system.procs.items()})
-    results["drain"] = drain_rounds(args, db, system, watcher)
 
 
 def front_door_phases(
@@ -351,10 +342,9 @@ def front_door_phases(
     db: Db,
     system: LocalSystem,
     watcher: Watcher,
-    seconds: float,
 ) -> None:
     """wrk and the open loop, with no runner connected."""
-    url = system.gateway_url
+    url, seconds = system.gateway_url, args.seconds
     print(f"wrk: /healthz for {seconds:.0f}s...", flush=True)
     results["wrk_healthz"] = wrk(f"{url}/healthz", seconds, "", [], tmp)
     print(f"wrk: creates for {seconds:.0f}s (no runner connected)...", flush=True)
