@@ -211,14 +211,12 @@ class PgStore:
 
     async def get_config(self) -> tuple[int, bool]:
         """The concurrency limit and whether new starts are held, in one read."""
-        row = await self._one("get_config")
-        assert row is not None
-        limit = row["max_concurrent"]
-        return (DEFAULT_MAX_CONCURRENT_JOBS if limit is None else int(limit)), bool(row["paused"])
+        async with self._connection() as conn:
+            return await _config_on(conn)
 
     async def set_max_concurrent(self, value: int, caller: Caller = LOCAL) -> int:
         async with self._connection() as conn, conn.transaction():
-            before = await _max_concurrent_on(conn)
+            before, _ = await _config_on(conn)
             cur = await conn.execute(q("set_max_concurrent"), {"value": value})
             row = await cur.fetchone()
             assert row is not None
@@ -235,8 +233,7 @@ class PgStore:
 
     async def set_paused(self, paused: bool, caller: Caller = LOCAL) -> bool:
         async with self._connection() as conn, conn.transaction():
-            row = await (await conn.execute(q("get_paused"))).fetchone()
-            before = bool(row and row[0])
+            _, before = await _config_on(conn)
             row = await (await conn.execute(q("set_paused"), {"paused": paused})).fetchone()
             assert row is not None
             after = bool(row[0])
@@ -462,9 +459,12 @@ class PgStore:
             return _lost(await cur.fetchall())
 
 
-async def _max_concurrent_on(conn: psycopg.AsyncConnection[Any]) -> int:
-    row = await (await conn.execute(q("get_max_concurrent"))).fetchone()
-    return int(row[0]) if row else DEFAULT_MAX_CONCURRENT_JOBS
+async def _config_on(conn: psycopg.AsyncConnection[Any]) -> tuple[int, bool]:
+    """The concurrency limit and whether new starts are held, as `conn` sees them."""
+    row = await (await conn.execute(q("get_config"))).fetchone()
+    assert row is not None
+    limit, paused = row
+    return (DEFAULT_MAX_CONCURRENT_JOBS if limit is None else int(limit)), bool(paused)
 
 
 class Change(NamedTuple):

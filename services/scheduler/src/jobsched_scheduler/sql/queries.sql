@@ -99,10 +99,6 @@ SELECT (SELECT value::integer FROM scheduler_config WHERE key = 'max_concurrent_
        coalesce((SELECT value = 'true' FROM scheduler_config WHERE key = 'paused'), false)
            AS paused;
 
--- name: get_paused
--- Whether new starts are held.
-SELECT value = 'true' AS paused FROM scheduler_config WHERE key = 'paused';
-
 -- name: set_paused
 -- Holds or releases new starts; the trigger wakes every scheduler.
 INSERT INTO scheduler_config (key, value) VALUES ('paused', %(paused)s::boolean::text)
@@ -112,10 +108,6 @@ RETURNING value = 'true' AS paused;
 -- name: job_status_for_change
 -- A job's status, locked for the change that follows in the same transaction.
 SELECT status FROM jobs WHERE id = %(id)s FOR UPDATE;
-
--- name: get_max_concurrent
--- The concurrency limit, read fresh on every dispatch cycle.
-SELECT value::integer AS value FROM scheduler_config WHERE key = 'max_concurrent_jobs';
 
 -- name: set_max_concurrent
 -- Sets the concurrency limit; the trigger wakes every scheduler.
