@@ -216,8 +216,6 @@ class MemoryStore:
     async def renew_leases(
         self, runner_id: str, keys: list[AttemptKey]
     ) -> tuple[set[AttemptKey], set[AttemptKey]]:
-        if not keys:
-            return set(), set()
         await self._call("renew_leases")
         current, cancelled = set(), set()
         for key in keys:

@@ -90,9 +90,9 @@ def test_a_scheduler_cut_off_from_postgres_leaves_the_work_to_the_other(
     tags = queue_work(hosts, history, 8)
 
     hosts.net.block("scheduler-a", "postgres")
-    # The victim's runner leaves the scheduler that answers its heartbeats no more (idle
-    # runners' heartbeats renew nothing, and are answered without the database).
-    wait_for(lambda: hosts.runners_connected("scheduler-b") >= 1, 30, "a runner on b")
+    # The runners leave the scheduler that answers their heartbeats no more, busy or idle:
+    # even the victim's, should it have killed its job for the lease before it left.
+    wait_for(lambda: hosts.runners_connected("scheduler-b") == len(RUNNERS), 30, "runners on b")
     assert_all_once(hosts, history, tags, total=len(tags) + 1, limit=1)
     assert_one_end(lives(witness, "victim"))
     assert hosts.sql("SELECT status FROM jobs WHERE id = %s", (victim,)) == [("completed",)]

@@ -370,6 +370,25 @@ def test_a_heartbeat_the_store_could_not_renew_goes_unanswered() -> None:
     asyncio.run(scenario())
 
 
+def test_an_idle_runners_heartbeat_goes_unanswered_while_the_store_fails() -> None:
+    """A scheduler that cannot reach its database is no use to a runner, busy or not:
+    its silence sends the runner to another scheduler."""
+
+    async def scenario() -> None:
+        s = await scheduler(jobs=0)
+        stream = s.connect("r1", 1)
+        await stream.expect("registered")
+        s.store.failures["renew_leases"] = 1
+        stream.send(heartbeat=pb.Heartbeat(seq=1))
+        stream.send(heartbeat=pb.Heartbeat(seq=2))
+        await stream.expect("renewed")
+        assert [r.seq for r in stream.of("renewed")] == [2]
+        await stream.hang_up()
+        await s.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_stale_report_changes_nothing() -> None:
     async def scenario() -> None:
         s = await scheduler(jobs=2)

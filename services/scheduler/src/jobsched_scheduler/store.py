@@ -412,9 +412,9 @@ class PgStore:
         self, runner_id: str, keys: list[AttemptKey]
     ) -> tuple[set[AttemptKey], set[AttemptKey]]:
         """Returns the attempts that are still current (and now renewed), and those of
-        them that were asked to stop."""
-        if not keys:
-            return set(), set()
+        them that were asked to stop. An idle runner's heartbeat (no keys) goes to the
+        database too: its answer says this scheduler can reach it, and the silence of one
+        that cannot sends the runner to another."""
         rows = await self._all(
             "renew_leases",
             {
