@@ -1,7 +1,8 @@
 """The headers every answer carries, so that a browser runs only the gateway's own
 code, in no other site's frame, and sends no URL of it elsewhere."""
 
-from starlette.datastructures import MutableHeaders
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -35,6 +36,16 @@ HEADERS = {
 }
 
 
+RAW_HEADERS = [(name.encode(), value.encode()) for name, value in HEADERS.items()]
+
+
+def with_policy(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The answer's raw headers and those of HEADERS it does not set itself."""
+    headers = list(headers)
+    own = {name.lower() for name, _ in headers}
+    return headers + [header for header in RAW_HEADERS if header[0] not in own]
+
+
 class SecurityHeaders:
     """Adds HEADERS to every answer; one that sets its own policy keeps it."""
 
@@ -48,9 +59,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers.setdefault(name, value)
+                message["headers"] = with_policy(message.get("headers", ()))
             await send(message)
 
         await self.app(scope, receive, with_headers)
