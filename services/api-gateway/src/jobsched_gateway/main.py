@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
-from jobsched_common.lifecycle import shutdown_event
+from jobsched_common.lifecycle import settle_heap, shutdown_event
 from jobsched_common.logs import setup_logging
 
 from .app import create_app
@@ -51,6 +51,7 @@ def main() -> None:
     settings.check_safe()
     log.info("Starting web dashboard on http://%s:%d", settings.GATEWAY_HOST, settings.GATEWAY_PORT)
     app = create_app(settings)
+    settle_heap()
     config = uvicorn.Config(
         app,
         host=settings.GATEWAY_HOST,
