@@ -3,14 +3,22 @@ only to them."""
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from jobsched_scheduler import dispatch
 from jobsched_scheduler.dispatch import ConnectedRunner, Dispatcher
-from jobsched_scheduler.model import AttemptKey, AttemptReport, Claimed, Finish, NewJob
+from jobsched_scheduler.model import (
+    AttemptKey,
+    AttemptReport,
+    Claimed,
+    ClaimResult,
+    Finish,
+    NewJob,
+)
 
-from tests.fakes.memory_store import MemoryStore
+from tests.fakes.memory_store import MemoryStore, StoreDown
 from tests.unit.waiting import until
 
 
@@ -133,6 +141,50 @@ def test_an_ended_job_wakes_dispatch_only_when_the_last_cycle_left_jobs_waiting(
         # No free slot, so no claim to tell what waits: an ended job wakes it.
         assert await dispatcher.dispatch_once() is None
         dispatcher.slots_freed()
+        assert dispatcher._wake.is_set()
+
+    asyncio.run(scenario())
+
+
+def claiming_while(store: MemoryStore, meanwhile: Callable[[], None]) -> None:
+    """Makes `meanwhile` happen while the store's claim is under way."""
+    claim = store.claim
+
+    async def claim_meanwhile(free_by_runner: dict[str, int]) -> ClaimResult:
+        meanwhile()
+        return await claim(free_by_runner)
+
+    store.claim = claim_meanwhile  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(("jobs", "woken"), [(2, False), (3, True)])
+def test_a_job_ended_during_a_claim_wakes_dispatch_only_if_that_claim_left_jobs_waiting(
+    jobs: int, woken: bool
+) -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=jobs)
+        dispatcher = Dispatcher(store, check_interval=60)
+        a = Runner("a", 2)
+        attached(dispatcher, a)
+        dispatcher._wake.clear()
+        claiming_while(store, dispatcher.slots_freed)
+        await dispatcher.dispatch_once()  # claims two: all, or two of three
+        assert len(a.delivered) == 2
+        assert dispatcher._wake.is_set() is woken
+
+    asyncio.run(scenario())
+
+
+def test_a_job_ended_during_a_failed_claim_wakes_dispatch() -> None:
+    async def scenario() -> None:
+        store = await store_with(jobs=1)
+        dispatcher = Dispatcher(store, check_interval=60)
+        attached(dispatcher, Runner("a", 1))
+        dispatcher._wake.clear()
+        store.failures["claim"] = 1
+        claiming_while(store, dispatcher.slots_freed)
+        with pytest.raises(StoreDown):
+            await dispatcher.dispatch_once()
         assert dispatcher._wake.is_set()
 
     asyncio.run(scenario())

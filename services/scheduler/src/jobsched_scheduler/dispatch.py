@@ -9,7 +9,9 @@ hand, arrives as a notification (events.py) and wakes it once; so does a runner 
 connects. Nothing else calls wake(), so that one change costs one claim cycle. A job
 that ended wakes it only when the last cycle left queued jobs unclaimed: the slot is
 of use to nobody else, and a job queued since wakes it by itself. Under a stream of
-single creates that spares a quarter of the claims.
+single creates that spares a quarter of the claims. A job that ends while a claim is
+under way counts against that claim's answer, not the last one's: told at once, it
+made a claim of nothing after the claim a third of the time.
 
 Only runners that liveness.py finds alive get work; a claim that cannot be delivered
 ends at once ("not delivered", retried by the normal rule) instead of a lease later."""
@@ -62,6 +64,8 @@ class Dispatcher:
         self._untold = 0  # jobs assigned since, in cycles logged at DEBUG
         # The last cycle left queued jobs unclaimed, or made no claim to tell.
         self._left_waiting = True
+        self._claiming = False
+        self._freed_while_claiming = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -69,7 +73,9 @@ class Dispatcher:
     def slots_freed(self) -> None:
         """A job ended somewhere. Only a job the last cycle left waiting (for a slot, the
         limit, a key's room or a dependency) can use what it freed."""
-        if self._left_waiting:
+        if self._claiming:
+            self._freed_while_claiming = True
+        elif self._left_waiting:
             self.wake()
 
     def attach(self, runner: ConnectedRunner) -> None:
@@ -144,8 +150,7 @@ class Dispatcher:
                 log.info("No free runner capacity (%d runner(s) connected)", len(self.runners))
             if not (timer or self._due()):
                 return None
-        result = await self.store.claim(free)
-        self._left_waiting = result.queued > result.claimed
+        result = await self._claim(free)
         self._next_due_at = result.next_due_at
         metrics.QUEUE_DEPTH.set(result.queued - result.claimed)
         metrics.RUNNING.set(result.running + result.claimed)
@@ -160,6 +165,19 @@ class Dispatcher:
         if undelivered:
             await self._end_undelivered(undelivered)
         return result
+
+    async def _claim(self, free: dict[str, int]) -> ClaimResult:
+        """The store's claim; a job that ended meanwhile wakes the next cycle if this
+        claim left jobs waiting (or failed)."""
+        self._claiming, self._freed_while_claiming = True, False
+        try:
+            result = await self.store.claim(free)
+            self._left_waiting = result.queued > result.claimed
+            return result
+        finally:
+            self._claiming = False
+            if self._freed_while_claiming and self._left_waiting:
+                self.wake()
 
     def offered(self) -> dict[str, int]:
         """The free slots the claim may fill, by runner: none of a runner that is not
