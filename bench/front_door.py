@@ -15,8 +15,11 @@ runners and the gateway as processes (`LocalSystem`), then measures:
    started, 16 clients each create their share of 2,000 `true` jobs one request at a
    time; first create to last finish, as a ratio of how fast one plain Python process
    spawns `/bin/sh -c true` (bench/run.py's ceiling), measured just before and just
-   after the drain (their mean); three rounds, the median shown. `--drain-only` runs
-   just these rounds, on a fresh system: alternate two versions' runs to compare them.
+   after the drain (their mean); three rounds, the median shown, after a warm-up drain
+   of 500 jobs that is shown but not counted (the first drain after the runners start
+   makes their job cgroups, and fills the prepared statements and plan caches: it ran
+   a tenth slower than the next ones). `--drain-only` runs just these drains, on a
+   fresh system: alternate two versions' runs to compare them.
 
 It reaches the system only through the REST API and the SQL schema. Prints one table
 and writes the figures as JSON (`--out`). Run it with another checkout's Python to
@@ -371,6 +374,10 @@ def drain_rounds(args: argparse.Namespace, db: Db, system: LocalSystem, watcher:
     after it (their mean): on a shared machine spawning can be a third slower a minute
     later, and one drain of a few seconds can fall in a neighbour's burst. The median
     round, by ratio, with every round's figures."""
+    warmup = None
+    if args.warmup_jobs:
+        print(f"warm-up drain: {args.warmup_jobs} true jobs...", flush=True)
+        warmup = measure_drain(db, system, args.warmup_jobs)
     rounds: list[Json] = []
     ceilings = [spawn_rate(args.ceiling_seconds)]
     for index in range(args.drain_rounds):
@@ -394,7 +401,7 @@ def drain_rounds(args: argparse.Namespace, db: Db, system: LocalSystem, watcher:
         drain["ratio_to_single_process_ceiling"] = drain["jobs_per_s"] / ceiling
         rounds.append(drain)
     by_ratio = sorted(rounds, key=lambda d: float(d["ratio_to_single_process_ceiling"]))
-    return {**by_ratio[len(by_ratio) // 2], "rounds": rounds}
+    return {**by_ratio[len(by_ratio) // 2], "rounds": rounds, "warmup": warmup}
 
 
 def table(results: Json) -> str:
@@ -438,6 +445,13 @@ def table(results: Json) -> str:
         )
         ratios = ", ".join(f"{r['ratio_to_single_process_ceiling']:.2f}" for r in d["rounds"])
         rows.append((f"  every round ({len(d['rounds'])}, the median above)", ratios))
+        if w := d.get("warmup"):
+            rows.append(
+                (
+                    "  warm-up before them, not counted",
+                    f"{w['jobs']:,} jobs at {w['jobs_per_s']:,.0f}/s",
+                )
+            )
         cpu = d["cpu_ms_per_job"]
         rows.append(
             (
@@ -457,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=500, help="open-loop requests/s")
     parser.add_argument("--drain-jobs", type=int, default=2000)
     parser.add_argument("--drain-rounds", type=int, default=3, help="the median is shown")
+    parser.add_argument("--warmup-jobs", type=int, default=500, help="a drain not counted")
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
     parser.add_argument(
         "--drain-only",

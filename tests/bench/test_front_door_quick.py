@@ -31,7 +31,7 @@ def _positive(value: object) -> bool:
 @pytest.mark.e2e
 def test_front_door_bench_measures_creates_latency_and_the_drain(tmp_path: Path) -> None:
     args = ["--seconds", "1", "--rate", "50", "--drain-jobs", "100", "--ceiling-seconds", "1"]
-    args += ["--drain-rounds", "2"]
+    args += ["--drain-rounds", "2", "--warmup-jobs", "30"]
     results = _bench("front_door.py", *args, out=tmp_path / "fd.json", timeout=240)
     healthz, creates = results["wrk_healthz"], results["wrk_create"]
     assert isinstance(healthz, dict) and isinstance(creates, dict)
@@ -49,6 +49,7 @@ def test_front_door_bench_measures_creates_latency_and_the_drain(tmp_path: Path)
     drain = results["drain"]
     assert isinstance(drain, dict)
     assert len(drain["rounds"]) == 2
+    assert drain["warmup"]["completed"] == drain["warmup"]["created"] == 30, drain["warmup"]
     for round_ in drain["rounds"]:
         assert round_["completed"] == round_["created"] == 100, round_
         assert not round_["timed_out"] and _positive(round_["ratio_to_single_process_ceiling"])
@@ -64,11 +65,13 @@ def test_front_door_bench_measures_creates_latency_and_the_drain(tmp_path: Path)
 @pytest.mark.e2e
 def test_the_drain_alone_runs_on_a_fresh_system(tmp_path: Path) -> None:
     args = ["--drain-only", "--drain-jobs", "50", "--ceiling-seconds", "1", "--drain-rounds", "1"]
+    args += ["--warmup-jobs", "0"]
     results = _bench("front_door.py", *args, out=tmp_path / "fd.json", timeout=240)
     assert not {"wrk_healthz", "wrk_create", "open_loop_create"} & set(results), results
     drain = results["drain"]
     assert isinstance(drain, dict) and len(drain["rounds"]) == 1
     assert drain["completed"] == drain["created"] == 50 and not drain["timed_out"], drain
+    assert drain["warmup"] is None
     assert _positive(drain["ratio_to_single_process_ceiling"]), drain
 
 
