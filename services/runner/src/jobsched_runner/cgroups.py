@@ -87,8 +87,13 @@ class CgroupJob:
                 (self.path / "cgroup.kill").write_text("1")
 
     def empty(self) -> bool:
-        """No process is left in it (the kernel's count: one that has exited is out)."""
-        return b"populated 0" in (self.path / "cgroup.events").read_bytes()
+        """No process is left in it (the kernel's count: one that has exited is out).
+        Read twice a job: a bare read costs half of a Python file's."""
+        fd = os.open(self.path / "cgroup.events", os.O_RDONLY)
+        try:
+            return b"populated 0" in os.read(fd, 4096)
+        finally:
+            os.close(fd)
 
     def count(self) -> int:
         try:
