@@ -12,7 +12,7 @@ T = TypeVar("T")
 # The collector looks at the youngest objects once this many more were allocated than
 # freed. Python's 700 is reached by the objects of a few requests in flight at once,
 # freed soon after: at 700 the gateway spent a tenth of its CPU in the collector during
-# a REST-fed drain (docs/performance.md), at 7,000 none.
+# a REST-fed drain (docs/performance.md), at 10,000 none.
 YOUNG_OBJECTS_BEFORE_COLLECTION = 10_000
 
 

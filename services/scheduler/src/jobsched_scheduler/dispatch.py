@@ -10,8 +10,8 @@ connects. Nothing else calls wake(), so that one change costs one claim cycle. A
 that ended wakes it only when the last cycle left queued jobs unclaimed: the slot is
 of use to nobody else, and a job queued since wakes it by itself. Under a stream of
 single creates that spares a quarter of the claims. A job that ends while a claim is
-under way counts against that claim's answer, not the last one's: told at once, it
-made a claim of nothing after the claim a third of the time.
+under way is weighed against that claim's answer, not the last one's: waking dispatch
+at once, such jobs made three claims in ten claims of nothing.
 
 Only runners that liveness.py finds alive get work; a claim that cannot be delivered
 ends at once ("not delivered", retried by the normal rule) instead of a lease later."""
