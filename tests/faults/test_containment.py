@@ -17,19 +17,12 @@ import pytest
 from jobsched_launcher import clean_env, wait_for
 
 from tests.conftest import LiveSystem, _print_logs, start_live_system
+from tests.faults.test_faults import alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 MODES = ["cgroup", "subreaper"]
 GONE_WITHIN = 10.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def escaping(marks: Path, then: str) -> str:
