@@ -50,6 +50,17 @@ def attached(dispatcher: Dispatcher, *runners: Runner) -> None:
         dispatcher.attach(runner.link)
 
 
+async def woken_by_nothing_yet(jobs: int, capacity: int) -> tuple[MemoryStore, Dispatcher, Runner]:
+    """`jobs` queued and one runner "a" of `capacity` attached, with the wake its attach
+    set cleared: whatever wakes dispatch from here is the test's."""
+    store = await store_with(jobs=jobs)
+    dispatcher = Dispatcher(store, check_interval=60)
+    a = Runner("a", capacity)
+    attached(dispatcher, a)
+    dispatcher._wake.clear()
+    return store, dispatcher, a
+
+
 def running(store: MemoryStore) -> set[AttemptKey]:
     return {job.key for job in store.jobs.values() if job.status == "running"}
 
@@ -125,11 +136,7 @@ def test_attach_wakes_the_loop() -> None:
 
 def test_an_ended_job_wakes_dispatch_only_when_the_last_cycle_left_jobs_waiting() -> None:
     async def scenario() -> None:
-        store = await store_with(jobs=3)
-        dispatcher = Dispatcher(store, check_interval=60)
-        a = Runner("a", 2)
-        attached(dispatcher, a)
-        dispatcher._wake.clear()
+        _, dispatcher, a = await woken_by_nothing_yet(jobs=3, capacity=2)
         await dispatcher.dispatch_once()  # claims 2 of 3: one left waiting for a slot
         dispatcher.slots_freed()
         assert dispatcher._wake.is_set()
@@ -162,11 +169,7 @@ def test_a_job_ended_during_a_claim_wakes_dispatch_only_if_that_claim_left_jobs_
     jobs: int, woken: bool
 ) -> None:
     async def scenario() -> None:
-        store = await store_with(jobs=jobs)
-        dispatcher = Dispatcher(store, check_interval=60)
-        a = Runner("a", 2)
-        attached(dispatcher, a)
-        dispatcher._wake.clear()
+        store, dispatcher, a = await woken_by_nothing_yet(jobs=jobs, capacity=2)
         claiming_while(store, dispatcher.slots_freed)
         await dispatcher.dispatch_once()  # claims two: all, or two of three
         assert len(a.delivered) == 2
@@ -177,10 +180,7 @@ def test_a_job_ended_during_a_claim_wakes_dispatch_only_if_that_claim_left_jobs_
 
 def test_a_job_ended_during_a_failed_claim_wakes_dispatch() -> None:
     async def scenario() -> None:
-        store = await store_with(jobs=1)
-        dispatcher = Dispatcher(store, check_interval=60)
-        attached(dispatcher, Runner("a", 1))
-        dispatcher._wake.clear()
+        store, dispatcher, _ = await woken_by_nothing_yet(jobs=1, capacity=1)
         store.failures["claim"] = 1
         claiming_while(store, dispatcher.slots_freed)
         with pytest.raises(StoreDown):
